@@ -1,0 +1,164 @@
+"""One `Settings` class for the whole service, read from the environment and `.env`.
+
+Every variable is prefixed ``SWITCHBOARD_`` (e.g. ``SWITCHBOARD_REDIS_URL``). Every
+timeout and limit the service uses lives here with a default that suits real phone
+traffic. Outside ``env=dev`` the class refuses default secrets: production needs a
+Twilio auth token, an https public base URL and a Realtime API key.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Auth token used in dev so the simulator and the server agree without configuration.
+DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"
+#: Account SID used in dev (``AC`` + 32 hex digits, the Twilio shape).
+DEV_TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    dev = "dev"
+    test = "test"
+    production = "production"
+
+
+class RealtimeDialect(StrEnum):
+    """Which Realtime wire dialect to speak (protocols.md §1 "Connecting")."""
+
+    openai_ga = "openai-ga"
+    openai_beta = "openai-beta"
+    azure_ga = "azure-ga"
+    azure_beta = "azure-beta"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Environment = Environment.dev
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # --- HTTP server -----------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Base URL Twilio reaches us on. Webhook signatures are checked against URLs
+    #: rebuilt from this, never from the Host header a proxy forwards.
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # --- Twilio ----------------------------------------------------------------------
+    twilio_account_sid: str = DEV_TWILIO_ACCOUNT_SID
+    twilio_auth_token: SecretStr = SecretStr(DEV_TWILIO_AUTH_TOKEN)
+    #: Twilio REST base URL; point at the carrier simulator offline.
+    twilio_api_base_url: str | None = None
+    #: Validate ``X-Twilio-Signature``. May be turned off only in dev.
+    validate_signatures: bool = True
+    #: Also validate the signature on the media WebSocket handshake (unconfirmed
+    #: upstream, protocols.md §2 "Request validation"); the per-call token is always checked.
+    validate_ws_signature: bool = False
+
+    # --- Realtime --------------------------------------------------------------------
+    realtime_dialect: RealtimeDialect = RealtimeDialect.openai_ga
+    #: Full WebSocket URL. Default: OpenAI when a key is set, else the local engine.
+    realtime_url: str | None = None
+    realtime_api_key: SecretStr | None = None
+    realtime_model: str = "gpt-realtime"
+    azure_api_version: str = "2025-04-01-preview"
+    azure_deployment: str | None = None
+    realtime_connect_timeout_ms: int = Field(5000, ge=100)
+    #: Seconds a call may run before it is ended (Realtime sessions are capped by the service).
+    max_call_duration_s: int = Field(3600, ge=10)
+
+    # --- Local engine ----------------------------------------------------------------
+    engine_host: str = "127.0.0.1"
+    engine_port: int = 8765
+    #: Scripted scenario the engine replies from (issue 2); None: the built-in demo.
+    engine_scenario: Path | None = None
+
+    # --- Redis -----------------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Prefix for every key (see README "Redis key scheme"); tests use their own.
+    redis_prefix: str = "sb:"
+    retention_days: int = Field(30, ge=1)
+    #: Per-call store writes queued before the writer; beyond it writes are counted as dropped.
+    store_queue_max: int = Field(10_000, ge=100)
+    store_flush_timeout_ms: int = Field(3000, ge=100)
+
+    # --- Media stream ----------------------------------------------------------------
+    #: Lifetime of the one-time stream token handed out in TwiML.
+    stream_token_ttl_s: int = Field(30, ge=1)
+    #: Largest carrier WebSocket message accepted (bytes); larger frames are dropped.
+    carrier_max_message_bytes: int = Field(64 * 1024, ge=1024)
+    #: Time allowed between WebSocket accept and a valid ``start`` message.
+    stream_start_timeout_ms: int = Field(5000, ge=100)
+    #: Inbound audio buffered while the Realtime leg connects (ms of 8 kHz μ-law).
+    inbound_buffer_ms: int = Field(2000, ge=100)
+    #: Outbound messages queued to the carrier before the call is considered stalled.
+    carrier_send_queue_max: int = Field(2000, ge=10)
+    realtime_send_queue_max: int = Field(2000, ge=10)
+    #: Deadline for a pending hang-up/transfer when no playback mark comes back.
+    call_action_grace_ms: int = Field(10_000, ge=100)
+    #: Deadline for closing one call's tasks once it ends.
+    call_close_timeout_ms: int = Field(3000, ge=100)
+    #: Shutdown: how long live calls may drain before they are cut.
+    shutdown_drain_s: float = Field(20.0, ge=0)
+
+    # --- Tools -----------------------------------------------------------------------
+    tool_timeout_ms: int = Field(5000, ge=10)
+    flows_dir: Path = PROJECT_ROOT / "flows"
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env is Environment.dev
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Self:
+        if self.env is Environment.dev:
+            return self
+        problems: list[str] = []
+        if self.twilio_auth_token.get_secret_value() in ("", DEV_TWILIO_AUTH_TOKEN):
+            problems.append("SWITCHBOARD_TWILIO_AUTH_TOKEN must be set")
+        if not self.validate_signatures:
+            problems.append("SWITCHBOARD_VALIDATE_SIGNATURES may be false only in dev")
+        if self.env is Environment.production:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme != "https" or parts.hostname in (None, "127.0.0.1", "localhost"):
+                problems.append("SWITCHBOARD_PUBLIC_BASE_URL must be a public https URL")
+            if self.realtime_api_key is None or not self.realtime_api_key.get_secret_value():
+                problems.append("SWITCHBOARD_REALTIME_API_KEY must be set")
+            if self.twilio_account_sid == DEV_TWILIO_ACCOUNT_SID:
+                problems.append("SWITCHBOARD_TWILIO_ACCOUNT_SID must be set")
+        if problems:
+            raise ValueError(f"refusing to start in {self.env} mode: " + "; ".join(problems))
+        return self
+
+    @property
+    def media_stream_url(self) -> str:
+        """``wss://HOST/twilio/media`` built from the public base URL (no query string)."""
+        parts = urlsplit(self.public_base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/twilio/media"
+
+    def public_url(self, path: str) -> str:
+        """Absolute public URL of ``path`` (used for signature checks and callbacks)."""
+        return self.public_base_url.rstrip("/") + path
+
+    @property
+    def uses_local_engine(self) -> bool:
+        return self.realtime_url is None and self.realtime_api_key is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

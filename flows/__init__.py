@@ -1,0 +1,191 @@
+"""Flows: what an agent says and may do on a call, one YAML file per flow.
+
+A flow names the numbers it answers, the Realtime instructions and voice, the
+``server_vad`` settings, the tools it may call and how tool waits are filled.
+``FlowCatalog.load(dir)`` reads ``*.yaml`` from a folder; ``route(to_number)``
+picks a flow for a called number and says why (the routing decision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+FLOWS_DIR = Path(__file__).resolve().parent
+
+
+class VadSettings(BaseModel):
+    """``server_vad`` turn detection (protocols.md §1 "Session")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    prefix_padding_ms: int = Field(300, ge=0, le=5000)
+    silence_duration_ms: int = Field(500, ge=100, le=10_000)
+    create_response: bool = True
+    interrupt_response: bool = True
+    idle_timeout_ms: int | None = Field(None, ge=5000, le=30_000)
+
+
+class TranscriptionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "whisper-1"
+    language: str | None = "en"
+    prompt: str | None = None
+
+
+class FillerSettings(BaseModel):
+    """Short lines spoken while a tool runs longer than ``delay_ms``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delay_ms: int = Field(1000, ge=0, le=30_000)
+    lines: list[str] = Field(default_factory=lambda: ["One moment while I check that."])
+
+
+class ToolHints(BaseModel):
+    """What a flow can say about a tool to help the local engine (examples, synonyms)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples: list[str] = Field(default_factory=list)
+    synonyms: dict[str, list[str]] = Field(default_factory=dict)
+    reply: str | None = None
+
+
+class Flow(BaseModel):
+    """One flow file. Unknown keys are errors so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    description: str = ""
+    direction: Literal["inbound", "outbound", "any"] = "any"
+    #: Called numbers (E.164) this flow answers.
+    numbers: list[str] = Field(default_factory=list)
+    default: bool = False
+    instructions: str
+    voice: str = "alloy"
+    #: When set the agent speaks first with this line.
+    greeting: str | None = None
+    vad: VadSettings = Field(default_factory=VadSettings)
+    transcription: TranscriptionSettings | None = Field(default_factory=TranscriptionSettings)
+    tools: list[str] = Field(default_factory=list)
+    tool_hints: dict[str, ToolHints] = Field(default_factory=dict)
+    #: Per-tool timeouts in ms; others use the service default.
+    tool_timeouts_ms: dict[str, int] = Field(default_factory=dict)
+    #: Named transfer targets (E.164), e.g. ``{"sales": "+15550001111"}``.
+    transfer_targets: dict[str, str] = Field(default_factory=dict)
+    filler: FillerSettings = Field(default_factory=FillerSettings)
+    max_output_tokens: int | Literal["inf"] = "inf"
+    temperature: float | None = None
+
+    @field_validator("numbers")
+    @classmethod
+    def _e164(cls, v: list[str]) -> list[str]:
+        from app.phone import is_e164
+
+        bad = [n for n in v if not is_e164(n)]
+        if bad:
+            raise ValueError(f"numbers must be E.164: {bad}")
+        return v
+
+
+class FlowFileError(ValueError):
+    """A flow file failed to parse or validate; ``errors`` lists ``(line, message)``."""
+
+    def __init__(self, path: str, errors: list[tuple[int | None, str]]) -> None:
+        self.path = path
+        self.errors = errors
+        text = "; ".join(f"line {ln}: {msg}" if ln else msg for ln, msg in errors)
+        super().__init__(f"{path}: {text}")
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (a pydantic error location)."""
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_flow(text: str, source: str = "<flow>") -> Flow:
+    """Parse and validate one flow's YAML text.
+
+    Raises ``FlowFileError`` with line numbers for YAML syntax and schema errors.
+    """
+    try:
+        node = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise FlowFileError(source, [(mark.line + 1 if mark else None, str(exc))]) from exc
+    if not isinstance(data, dict):
+        raise FlowFileError(source, [(1, "a flow file must be a mapping")])
+    try:
+        return Flow.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            (_line_of(node, tuple(err["loc"])), f"{'.'.join(map(str, err['loc']))}: {err['msg']}")
+            for err in exc.errors()
+        ]
+        raise FlowFileError(source, errors) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    """Which flow answers a call and why. ``reason``: ``number_match`` or ``default``."""
+
+    flow: str
+    reason: str
+    number: str
+
+
+class FlowCatalog:
+    """The loaded flows, indexed by called number, with one default."""
+
+    def __init__(self, flows: dict[str, Flow]) -> None:
+        if not flows:
+            raise ValueError("no flows loaded")
+        self.flows = flows
+        self._by_number = {n: f for f in flows.values() for n in f.numbers}
+        defaults = [f for f in flows.values() if f.default]
+        if len(defaults) > 1:
+            raise ValueError(f"more than one default flow: {[f.name for f in defaults]}")
+        self.default = defaults[0] if defaults else next(iter(flows.values()))
+
+    @classmethod
+    def load(cls, directory: Path = FLOWS_DIR) -> FlowCatalog:
+        """Load every ``*.yaml`` in ``directory``. Raises ``FlowFileError`` on the first bad file."""
+        flows: dict[str, Flow] = {}
+        for path in sorted(directory.glob("*.yaml")):
+            flow = parse_flow(path.read_text(), str(path))
+            if flow.name in flows:
+                raise FlowFileError(str(path), [(None, f"duplicate flow name {flow.name!r}")])
+            flows[flow.name] = flow
+        return cls(flows)
+
+    def get(self, name: str) -> Flow | None:
+        return self.flows.get(name)
+
+    def route(self, to_number: str) -> tuple[Flow, RoutingDecision]:
+        """Pick the flow for a called number: exact E.164 match, else the default."""
+        flow = self._by_number.get(to_number)
+        if flow is not None:
+            return flow, RoutingDecision(flow.name, "number_match", to_number)
+        return self.default, RoutingDecision(self.default.name, "default", to_number)
