@@ -1,0 +1,458 @@
+"""Call records in Redis: the call hash, its event streams and the by-time index.
+
+Key scheme: ``app.store.keys``. Every write is one ``MULTI``/``EXEC`` pipeline that
+also refreshes the retention ``EXPIRE`` on each key it touches (and on the call hash),
+so a record is never half-written and a call's keys expire together.
+Raw phone numbers are never written: only ``app.phone.mask`` output and
+``phone_hash`` of the E.164 form.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+
+from app.errors import StoreError
+from app.phone import mask, normalize
+from app.store.keys import Keys, phone_hash
+
+log = logging.getLogger(__name__)
+
+#: Call hash fields read back as ``int``.
+INT_FIELDS = frozenset(
+    {
+        "created_at_ms",
+        "started_at_ms",
+        "ended_at_ms",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "input_audio_tokens",
+        "output_audio_tokens",
+        "cached_tokens",
+        "responses",
+    }
+)
+
+#: Usage counters kept on the call hash, in the order ``add_usage`` writes them.
+USAGE_FIELDS = (
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "cached_tokens",
+)
+
+#: Fields ``create_call`` owns; ``extra`` may not override them.
+_CREATE_FIELDS = frozenset(
+    {
+        "call_sid",
+        "direction",
+        "from_masked",
+        "to_masked",
+        "from_hash",
+        "to_hash",
+        "flow",
+        "status",
+        "created_at_ms",
+    }
+)
+
+#: Raw-number field names refused by ``update_call``/``extra`` so numbers never land in Redis.
+_FORBIDDEN_FIELDS = frozenset({"from", "to", "from_number", "to_number", "caller", "called"})
+
+HashValue = str | int | float | bool | None
+_Entry = dict[FieldT, EncodableT]
+
+
+def _encode(field: str, value: HashValue) -> str | int | float:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, str | int | float):
+        return value
+    raise StoreError(f"field {field!r}: cannot store a {type(value).__name__} in a call hash")
+
+
+def _hash_number(number: str) -> str:
+    """``phone_hash`` of the E.164 form; non-numbers (``anonymous``, ``client:x``) as given."""
+    try:
+        return phone_hash(normalize(number))
+    except ValueError:
+        return phone_hash(number.strip())
+
+
+def _int(value: Any, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"field {field!r} is not an integer: {value!r}") from exc
+
+
+def _usage_int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+class CallStore:
+    """Reads and writes call records.
+
+    ``retention_s`` (seconds, ≥ 1) is the TTL refreshed on every write and the age
+    beyond which ``calls:by_time`` members are trimmed. ``stream_maxlen`` bounds each
+    per-call stream (approximate ``MAXLEN ~``). Every method raises ``StoreError`` when
+    Redis fails (the ``RedisError`` is chained) or holds malformed data.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        retention_s: int,
+        *,
+        stream_maxlen: int = 10_000,
+    ) -> None:
+        if retention_s < 1:
+            raise ValueError("retention_s must be at least 1 second")
+        self.redis = redis
+        self.keys = keys
+        self.retention_s = retention_s
+        self.stream_maxlen = stream_maxlen
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def create_call(
+        self,
+        *,
+        call_sid: str,
+        direction: str,
+        from_number: str,
+        to_number: str,
+        flow: str,
+        status: str,
+        created_at_ms: int,
+        extra: Mapping[str, HashValue] | None = None,
+    ) -> None:
+        """Write the call hash and index it in ``calls:by_time``.
+
+        ``from_number``/``to_number`` are stored only as ``from_masked``/``to_masked``
+        and ``from_hash``/``to_hash`` (SHA-256 of the E.164 form). Usage counters start
+        at 0. ``extra`` adds fields (e.g. ``campaign``, ``stream_sid``); it may not
+        override the fields above nor carry raw numbers (``StoreError``). Index members
+        older than the retention are trimmed in the same transaction.
+        """
+        fields: _Entry = {}
+        for name, value in (extra or {}).items():
+            if name in _CREATE_FIELDS or name in _FORBIDDEN_FIELDS:
+                raise StoreError(f"create_call: extra may not set {name!r}")
+            if value is not None:
+                fields[name] = _encode(name, value)
+        fields.update(
+            {
+                "call_sid": call_sid,
+                "direction": direction,
+                "from_masked": mask(from_number),
+                "to_masked": mask(to_number),
+                "from_hash": _hash_number(from_number),
+                "to_hash": _hash_number(to_number),
+                "flow": flow,
+                "status": status,
+                "created_at_ms": created_at_ms,
+                "responses": 0,
+            }
+        )
+        for name in USAGE_FIELDS:
+            fields[name] = 0
+        key = self.keys.call(call_sid)
+        by_time = self.keys.calls_by_time
+        oldest_ms = created_at_ms - self.retention_s * 1000
+        await self._exec(
+            "create_call",
+            lambda p: (
+                p.hset(key, mapping=fields),
+                p.expire(key, self.retention_s),
+                p.zadd(by_time, {call_sid: created_at_ms}),
+                p.zremrangebyscore(by_time, "-inf", f"({oldest_ms}"),
+            ),
+        )
+
+    async def update_call(self, call_sid: str, **fields: HashValue) -> None:
+        """Set fields on the call hash (``status="live"``, ``ended_at_ms=...``).
+
+        ``bool`` is stored as ``"1"``/``"0"``; ``None`` deletes the field. Raw-number
+        field names (``from_number``...) and other value types raise ``StoreError``.
+        """
+        bad = _FORBIDDEN_FIELDS.intersection(fields)
+        if bad:
+            raise StoreError(f"update_call: refusing raw-number fields {sorted(bad)}")
+        to_set: _Entry = {k: _encode(k, v) for k, v in fields.items() if v is not None}
+        to_del = [k for k, v in fields.items() if v is None]
+        if not to_set and not to_del:
+            return
+        key = self.keys.call(call_sid)
+
+        def ops(p: Pipeline) -> None:
+            if to_set:
+                p.hset(key, mapping=to_set)
+            if to_del:
+                p.hdel(key, *to_del)
+            p.expire(key, self.retention_s)
+
+        await self._exec("update_call", ops)
+
+    async def add_usage(self, call_sid: str, usage: Mapping[str, Any] | None) -> None:
+        """Add one Realtime ``response.done`` ``response.usage`` object to the call's counters.
+
+        Reads ``total_tokens``, ``input_tokens``, ``output_tokens``,
+        ``input_token_details.audio_tokens``/``cached_tokens`` and
+        ``output_token_details.audio_tokens`` (missing or non-integer values count 0)
+        and adds 1 to ``responses``; all with ``HINCRBY`` in one transaction.
+        """
+        usage = usage or {}
+        in_details = usage.get("input_token_details") or {}
+        out_details = usage.get("output_token_details") or {}
+        if not isinstance(in_details, Mapping):
+            in_details = {}
+        if not isinstance(out_details, Mapping):
+            out_details = {}
+        amounts = {
+            "total_tokens": _usage_int(usage.get("total_tokens")),
+            "input_tokens": _usage_int(usage.get("input_tokens")),
+            "output_tokens": _usage_int(usage.get("output_tokens")),
+            "input_audio_tokens": _usage_int(in_details.get("audio_tokens")),
+            "output_audio_tokens": _usage_int(out_details.get("audio_tokens")),
+            "cached_tokens": _usage_int(in_details.get("cached_tokens")),
+        }
+        key = self.keys.call(call_sid)
+
+        def ops(p: Pipeline) -> None:
+            for name, amount in amounts.items():
+                p.hincrby(key, name, amount)
+            p.hincrby(key, "responses", 1)
+            p.expire(key, self.retention_s)
+
+        await self._exec("add_usage", ops)
+
+    async def append_transcript(
+        self,
+        call_sid: str,
+        *,
+        role: Literal["user", "assistant"],
+        text: str,
+        item_id: str,
+        offset_ms: int,
+        interrupted: bool,
+    ) -> str:
+        """Append one transcript line; ``offset_ms`` is from the start of the call.
+
+        Returns the stream entry id. Raises ``ValueError`` for another ``role``.
+        """
+        if role not in ("user", "assistant"):
+            raise ValueError(f"role must be 'user' or 'assistant', not {role!r}")
+        entry: _Entry = {
+            "role": role,
+            "text": text,
+            "item_id": item_id,
+            "offset_ms": int(offset_ms),
+            "interrupted": "1" if interrupted else "0",
+        }
+        return await self._append("append_transcript", call_sid, self.keys.transcript, entry)
+
+    async def append_routing(
+        self, call_sid: str, *, flow: str, reason: str, target: str, at_ms: int
+    ) -> str:
+        """Append a routing decision (flow picked and why, or a transfer and its target).
+
+        ``target`` is stored as given: pass business numbers or names, never the
+        caller's number. Returns the stream entry id.
+        """
+        entry: _Entry = {
+            "flow": flow,
+            "reason": reason,
+            "target": target,
+            "at_ms": int(at_ms),
+        }
+        return await self._append("append_routing", call_sid, self.keys.routing, entry)
+
+    async def append_tool_call(
+        self,
+        call_sid: str,
+        *,
+        name: str,
+        call_id: str,
+        arguments: str,
+        result: Mapping[str, Any],
+        error: str | None,
+        duration_ms: float,
+        at_ms: int,
+    ) -> str:
+        """Append one tool invocation; ``result`` is stored as JSON, ``error`` "" when None.
+
+        ``arguments`` is the raw JSON string the model sent. Raises ``StoreError`` when
+        ``result`` is not JSON-serialisable. Returns the stream entry id.
+        """
+        try:
+            result_json = orjson.dumps(result).decode()
+        except TypeError as exc:
+            raise StoreError(f"tool result for {name!r} is not JSON-serialisable") from exc
+        entry: _Entry = {
+            "name": name,
+            "call_id": call_id,
+            "arguments": arguments,
+            "result": result_json,
+            "error": error or "",
+            "duration_ms": round(float(duration_ms), 3),
+            "at_ms": int(at_ms),
+        }
+        return await self._append("append_tool_call", call_sid, self.keys.tools, entry)
+
+    async def append_status(
+        self,
+        call_sid: str,
+        *,
+        status: str,
+        at_ms: int,
+        extra: Mapping[str, HashValue] | None = None,
+    ) -> str:
+        """Append a status change; ``extra`` fields (not ``status``/``at_ms``) are added.
+
+        Only the stream is written; set the hash's ``status`` with ``update_call``.
+        Returns the stream entry id.
+        """
+        entry: _Entry = {}
+        for name, value in (extra or {}).items():
+            if name in ("status", "at_ms") or name in _FORBIDDEN_FIELDS:
+                raise StoreError(f"append_status: extra may not set {name!r}")
+            if value is not None:
+                entry[name] = _encode(name, value)
+        entry["status"] = status
+        entry["at_ms"] = int(at_ms)
+        return await self._append("append_status", call_sid, self.keys.status, entry)
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def get_call(self, call_sid: str) -> dict[str, Any] | None:
+        """The call hash, or None. ``INT_FIELDS`` are ``int``, every other field ``str``."""
+        raw = await self._read("get_call", self.redis.hgetall(self.keys.call(call_sid)))
+        if not raw:
+            return None
+        return {k: (_int(v, k) if k in INT_FIELDS else v) for k, v in raw.items()}
+
+    async def transcript(self, call_sid: str) -> list[dict[str, Any]]:
+        """Transcript lines in order: ``{id, role, text, item_id, offset_ms: int,
+        interrupted: bool}``."""
+        out = []
+        for entry_id, f in await self._range("transcript", self.keys.transcript(call_sid)):
+            out.append(
+                {
+                    "id": entry_id,
+                    "role": f.get("role", ""),
+                    "text": f.get("text", ""),
+                    "item_id": f.get("item_id", ""),
+                    "offset_ms": _int(f.get("offset_ms", 0), "offset_ms"),
+                    "interrupted": f.get("interrupted") == "1",
+                }
+            )
+        return out
+
+    async def routing(self, call_sid: str) -> list[dict[str, Any]]:
+        """Routing decisions in order: ``{id, flow, reason, target, at_ms: int}``."""
+        out = []
+        for entry_id, f in await self._range("routing", self.keys.routing(call_sid)):
+            out.append(
+                {
+                    "id": entry_id,
+                    "flow": f.get("flow", ""),
+                    "reason": f.get("reason", ""),
+                    "target": f.get("target", ""),
+                    "at_ms": _int(f.get("at_ms", 0), "at_ms"),
+                }
+            )
+        return out
+
+    async def tool_calls(self, call_sid: str) -> list[dict[str, Any]]:
+        """Tool invocations in order: ``{id, name, call_id, arguments: str, result: dict,
+        error: str | None, duration_ms: float, at_ms: int}``."""
+        out = []
+        for entry_id, f in await self._range("tool_calls", self.keys.tools(call_sid)):
+            try:
+                result = orjson.loads(f.get("result", "null"))
+                duration = float(f.get("duration_ms", 0))
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                raise StoreError(f"malformed tool call entry {entry_id} for {call_sid}") from exc
+            out.append(
+                {
+                    "id": entry_id,
+                    "name": f.get("name", ""),
+                    "call_id": f.get("call_id", ""),
+                    "arguments": f.get("arguments", ""),
+                    "result": result,
+                    "error": f.get("error") or None,
+                    "duration_ms": duration,
+                    "at_ms": _int(f.get("at_ms", 0), "at_ms"),
+                }
+            )
+        return out
+
+    async def statuses(self, call_sid: str) -> list[dict[str, Any]]:
+        """Status changes in order: ``{id, status, at_ms: int, **extra (str)}``."""
+        out = []
+        for entry_id, f in await self._range("statuses", self.keys.status(call_sid)):
+            item: dict[str, Any] = {"id": entry_id, **f}
+            item["at_ms"] = _int(f.get("at_ms", 0), "at_ms")
+            out.append(item)
+        return out
+
+    async def recent_calls(self, *, limit: int = 50, before_ms: int | None = None) -> list[str]:
+        """Call SIDs newest first from ``calls:by_time`` (created before ``before_ms``)."""
+        top: str | int = f"({before_ms}" if before_ms is not None else "+inf"
+        sids: list[str] = await self._read(
+            "recent_calls",
+            self.redis.zrevrangebyscore(self.keys.calls_by_time, top, "-inf", start=0, num=limit),
+        )
+        return sids
+
+    # --- helpers ------------------------------------------------------------------------
+
+    async def _append(
+        self,
+        op: str,
+        call_sid: str,
+        key_of: Callable[[str], str],
+        entry: _Entry,
+    ) -> str:
+        key = key_of(call_sid)
+        call_key = self.keys.call(call_sid)
+        results = await self._exec(
+            op,
+            lambda p: (
+                p.xadd(key, dict(entry), maxlen=self.stream_maxlen, approximate=True),
+                p.expire(key, self.retention_s),
+                p.expire(call_key, self.retention_s),
+            ),
+        )
+        return str(results[0])
+
+    async def _exec(self, op: str, build: Callable[[Pipeline], object]) -> list[Any]:
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                build(pipe)
+                results: list[Any] = await pipe.execute()
+                return results
+        except RedisError as exc:
+            raise StoreError(f"{op} failed: {exc}") from exc
+
+    async def _read(self, op: str, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except RedisError as exc:
+            raise StoreError(f"{op} failed: {exc}") from exc
+
+    async def _range(self, op: str, key: str) -> list[tuple[str, dict[str, str]]]:
+        entries: list[tuple[str, dict[str, str]]] = await self._read(op, self.redis.xrange(key))
+        return entries

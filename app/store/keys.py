@@ -1,0 +1,144 @@
+"""Every Redis key Switchboard uses, built from one prefix (default ``sb:``).
+
+Nothing outside ``app/store`` and ``migrations`` spells a key by hand: they ask
+``Keys``. ``{p}`` is the prefix; ``{sha}`` is ``phone_hash(e164)``, the hex SHA-256
+of an E.164 number, so numbers can be looked up without being stored.
+
+=====================================  ========  ================================================
+Key                                    Type      Contents
+=====================================  ========  ================================================
+``{p}call:{call_sid}``                 hash      call_sid, stream_sid, direction, from_masked,
+                                                 to_masked, from_hash, to_hash, flow, status,
+                                                 created_at_ms, started_at_ms, ended_at_ms,
+                                                 end_reason, input_tokens, output_tokens,
+                                                 total_tokens, input_audio_tokens,
+                                                 output_audio_tokens, cached_tokens, responses,
+                                                 campaign (optional). TTL: retention.
+``{p}call:{call_sid}:transcript``      stream    role (user|assistant), text, item_id,
+                                                 offset_ms, interrupted ("0"/"1"). TTL: retention.
+``{p}call:{call_sid}:routing``         stream    flow, reason, target, at_ms. TTL: retention.
+``{p}call:{call_sid}:tools``           stream    name, call_id, arguments, result (JSON), error,
+                                                 duration_ms, at_ms. TTL: retention.
+``{p}call:{call_sid}:status``          stream    status, at_ms, plus extra fields. TTL: retention.
+``{p}calls:by_time``                   zset      member call_sid, score created_at_ms; members
+                                                 older than the retention are trimmed on insert.
+``{p}token:{token}``                   string    call_sid; one-time media stream token (SET NX EX,
+                                                 redeemed with GETDEL).
+``{p}schema:version``                  string    integer: last migration applied (absent = 0).
+``{p}schema:lock``                     string    random owner id while a migration runs (PX).
+``{p}crm:customer:{account_id}``       hash      account_id, name, phone_masked, tier, email?
+``{p}crm:phone:{sha}``                 string    account_id of the customer with that phone.
+``{p}orders:{order_id}``               hash      order_id, account_id, item, quantity, status
+                                                 (processing|shipped|delivered|cancelled),
+                                                 delivery_date (ISO date), created_at_ms.
+``{p}orders:seq``                      string    counter; ``INCR`` allocates new order ids.
+=====================================  ========  ================================================
+
+All times are Unix epoch milliseconds (``*_ms``). Raw phone numbers are never stored:
+call records keep ``app.phone.mask`` output plus the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+DEFAULT_PREFIX = "sb:"
+
+
+def phone_hash(e164: str) -> str:
+    """Hex SHA-256 of an E.164 number (``+15555550123``): a lookup key that is not the number.
+
+    Unsalted on purpose so any process can compute it; it hides numbers from casual
+    reads of Redis, not from someone who can enumerate the number space.
+    """
+    return hashlib.sha256(e164.encode("utf-8")).hexdigest()
+
+
+class Keys:
+    """Key names under one prefix (see the module docstring for the scheme).
+
+    ``prefix`` must be non-empty and is normally ``Settings.redis_prefix`` (``"sb:"``);
+    tests use a prefix of their own. Raises ``ValueError`` for an empty prefix.
+    """
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        if not prefix:
+            raise ValueError("the Redis key prefix must not be empty")
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return f"Keys({self.prefix!r})"
+
+    # --- calls ------------------------------------------------------------------------
+
+    def call(self, call_sid: str) -> str:
+        """Hash with the call record."""
+        return f"{self.prefix}call:{call_sid}"
+
+    def transcript(self, call_sid: str) -> str:
+        """Stream of transcript lines."""
+        return f"{self.prefix}call:{call_sid}:transcript"
+
+    def routing(self, call_sid: str) -> str:
+        """Stream of routing decisions (flow chosen, transfers)."""
+        return f"{self.prefix}call:{call_sid}:routing"
+
+    def tools(self, call_sid: str) -> str:
+        """Stream of tool invocations."""
+        return f"{self.prefix}call:{call_sid}:tools"
+
+    def status(self, call_sid: str) -> str:
+        """Stream of status changes."""
+        return f"{self.prefix}call:{call_sid}:status"
+
+    def call_keys(self, call_sid: str) -> tuple[str, str, str, str, str]:
+        """Every per-call key: record, transcript, routing, tools, status."""
+        return (
+            self.call(call_sid),
+            self.transcript(call_sid),
+            self.routing(call_sid),
+            self.tools(call_sid),
+            self.status(call_sid),
+        )
+
+    @property
+    def calls_by_time(self) -> str:
+        """Sorted set of call SIDs scored by ``created_at_ms``."""
+        return f"{self.prefix}calls:by_time"
+
+    # --- media stream tokens ----------------------------------------------------------
+
+    def token(self, token: str) -> str:
+        """One-time stream token → call SID."""
+        return f"{self.prefix}token:{token}"
+
+    # --- schema -----------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> str:
+        return f"{self.prefix}schema:version"
+
+    @property
+    def schema_lock(self) -> str:
+        return f"{self.prefix}schema:lock"
+
+    # --- CRM and orders ---------------------------------------------------------------
+
+    def customer(self, account_id: str) -> str:
+        """Hash with one customer."""
+        return f"{self.prefix}crm:customer:{account_id}"
+
+    def customer_phone(self, e164: str) -> str:
+        """Phone index entry for an E.164 number (the key holds its hash, not the number)."""
+        return f"{self.prefix}crm:phone:{phone_hash(e164)}"
+
+    def order(self, order_id: str) -> str:
+        """Hash with one order."""
+        return f"{self.prefix}orders:{order_id}"
+
+    @property
+    def orders_seq(self) -> str:
+        """Counter allocating order ids."""
+        return f"{self.prefix}orders:seq"

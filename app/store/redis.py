@@ -1,0 +1,31 @@
+"""The Redis client factory used by the service."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+
+def create_redis(
+    url: str,
+    *,
+    socket_timeout_s: float = 2.0,
+    connect_timeout_s: float = 2.0,
+    health_check_interval_s: int = 30,
+    max_connections: int = 64,
+) -> aioredis.Redis:
+    """An asyncio Redis client for ``url`` (``redis://``, ``rediss://`` or ``unix://``).
+
+    Replies are decoded to ``str`` (``decode_responses=True``). Reads/writes give up
+    after ``socket_timeout_s`` and connects after ``connect_timeout_s`` (raising
+    ``redis.exceptions.TimeoutError``) so a stuck Redis never hangs a call; idle
+    connections are pinged every ``health_check_interval_s``. No I/O happens here.
+    """
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=connect_timeout_s,
+        socket_keepalive=True,
+        health_check_interval=health_check_interval_s,
+        max_connections=max_connections,
+    )
