@@ -1,0 +1,136 @@
+"""What the sans-I/O call session asks its I/O layer (the bridge) to do.
+
+The session never touches a socket, Redis or a clock of its own: every handler returns a
+list of these actions, executed in order by ``app.call.bridge``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SendCarrier:
+    """Send ``text`` on the carrier socket. ``control`` messages (``clear``) go first."""
+
+    text: str
+    control: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendRealtime:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """One ``function_call`` output item taken from ``response.done``."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunTools:
+    calls: tuple[FunctionCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Call ``session.on_timer(name)`` after ``delay_ms``; restarting replaces the old one."""
+
+    name: str
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """End the call through the carrier's REST API (audio already played)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Move the call to ``to_number`` with ``<Dial>`` (audio already played)."""
+
+    to_number: str
+    reason: str
+
+
+# --- store operations ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTranscript:
+    role: str
+    text: str
+    item_id: str
+    offset_ms: int
+    interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRouting:
+    flow: str
+    reason: str
+    target: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreToolCall:
+    name: str
+    call_id: str
+    arguments: str
+    result: dict[str, Any]
+    error: str | None
+    duration_ms: float
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUsage:
+    usage: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCallFields:
+    fields: dict[str, str | int | float]
+
+
+StoreOp = StoreTranscript | StoreRouting | StoreToolCall | StoreUsage | StoreCallFields
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    op: StoreOp
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """A line for the call's log (the bridge adds ``call_sid``); ``counter`` names a metric."""
+
+    level: str
+    message: str
+    counter: str | None = None
+
+
+Action = (
+    SendCarrier
+    | SendRealtime
+    | RunTools
+    | StartTimer
+    | CancelTimer
+    | Hangup
+    | Transfer
+    | Store
+    | Log
+)

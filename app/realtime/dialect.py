@@ -1,0 +1,121 @@
+"""Per-dialect connection details and ``session.update`` shapes (protocols.md §1).
+
+| dialect     | URL                                                        | auth header              |
+|-------------|------------------------------------------------------------|--------------------------|
+| openai-ga   | wss://api.openai.com/v1/realtime?model=M                   | Authorization: Bearer K  |
+| openai-beta | same, model e.g. gpt-4o-realtime-preview                   | + OpenAI-Beta: realtime=v1 |
+| azure-ga    | wss://RES.openai.azure.com/openai/v1/realtime?model=DEPLOY | api-key: K               |
+| azure-beta  | wss://RES.openai.azure.com/openai/realtime?api-version=V&deployment=D | api-key: K    |
+
+With no key and no URL configured the local engine (``switchboard engine``) is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from app.errors import ConfigError
+from app.settings import RealtimeDialect, Settings
+from flows import Flow
+
+OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+#: GA μ-law format object (``audio/pcmu`` = G.711 μ-law 8 kHz).
+GA_PCMU = {"type": "audio/pcmu"}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how to open a Realtime WebSocket. ``headers`` hold the secret: never log them."""
+
+    url: str
+    headers: dict[str, str]
+    beta: bool
+
+    def redacted_url(self) -> str:
+        return self.url.split("?", 1)[0]
+
+
+def endpoint(settings: Settings) -> Endpoint:
+    """The Realtime endpoint for ``settings``. Raises ``ConfigError`` when Azure lacks a URL."""
+    dialect = settings.realtime_dialect
+    beta = dialect in (RealtimeDialect.openai_beta, RealtimeDialect.azure_beta)
+    key = settings.realtime_api_key.get_secret_value() if settings.realtime_api_key else "local"
+    model = settings.realtime_model
+    if dialect in (RealtimeDialect.azure_ga, RealtimeDialect.azure_beta):
+        if not settings.realtime_url:
+            raise ConfigError(
+                "SWITCHBOARD_REALTIME_URL must name the Azure resource, e.g. "
+                "wss://RES.openai.azure.com/openai/v1/realtime?model=DEPLOYMENT"
+            )
+        return Endpoint(url=settings.realtime_url, headers={"api-key": key}, beta=beta)
+    if settings.realtime_url:
+        url = settings.realtime_url
+    elif settings.uses_local_engine:
+        url = f"ws://{settings.engine_host}:{settings.engine_port}/v1/realtime"
+        url += "?" + urlencode({"model": model})
+    else:
+        url = OPENAI_REALTIME_URL + "?" + urlencode({"model": model})
+    headers = {"Authorization": f"Bearer {key}"}
+    if beta:
+        headers["OpenAI-Beta"] = "realtime=v1"
+    return Endpoint(url=url, headers=headers, beta=beta)
+
+
+def _turn_detection(flow: Flow, beta: bool) -> dict[str, Any]:
+    vad = flow.vad
+    td: dict[str, Any] = {
+        "type": "server_vad",
+        "threshold": vad.threshold,
+        "prefix_padding_ms": vad.prefix_padding_ms,
+        "silence_duration_ms": vad.silence_duration_ms,
+        "create_response": vad.create_response,
+        "interrupt_response": vad.interrupt_response,
+    }
+    if vad.idle_timeout_ms is not None and not beta:
+        td["idle_timeout_ms"] = vad.idle_timeout_ms
+    return td
+
+
+def session_config(
+    flow: Flow, tools: list[dict[str, Any]], *, beta: bool, instructions: str | None = None
+) -> dict[str, Any]:
+    """The ``session`` object of ``session.update`` for ``flow``: μ-law in and out, the
+    flow's ``server_vad``, input transcription, voice, instructions and tools."""
+    text = instructions if instructions is not None else flow.instructions
+    transcription: dict[str, Any] | None = None
+    if flow.transcription is not None:
+        transcription = flow.transcription.model_dump(exclude_none=True)
+    if beta:
+        session: dict[str, Any] = {
+            "modalities": ["audio", "text"],
+            "instructions": text,
+            "voice": flow.voice,
+            "input_audio_format": "g711_ulaw",
+            "output_audio_format": "g711_ulaw",
+            "turn_detection": _turn_detection(flow, beta=True),
+            "tools": tools,
+            "tool_choice": "auto" if tools else "none",
+            "max_response_output_tokens": flow.max_output_tokens,
+        }
+        if transcription is not None:
+            session["input_audio_transcription"] = transcription
+        if flow.temperature is not None:
+            session["temperature"] = flow.temperature
+        return session
+    audio_input: dict[str, Any] = {
+        "format": GA_PCMU,
+        "turn_detection": _turn_detection(flow, beta=False),
+    }
+    if transcription is not None:
+        audio_input["transcription"] = transcription
+    return {
+        "type": "realtime",
+        "instructions": text,
+        "output_modalities": ["audio"],
+        "audio": {"input": audio_input, "output": {"format": GA_PCMU, "voice": flow.voice}},
+        "tools": tools,
+        "tool_choice": "auto" if tools else "none",
+        "max_output_tokens": flow.max_output_tokens,
+    }
