@@ -53,9 +53,7 @@ class Orders(Protocol):
     """Orders backend. The default lives in Redis; an HTTP backend implements the same."""
 
     async def get(self, order_id: str) -> dict[str, Any] | None: ...
-    async def create(
-        self, account_id: str, item: str, quantity: int
-    ) -> dict[str, Any]: ...
+    async def create(self, account_id: str, item: str, quantity: int) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
