@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 
 def create_redis(
@@ -12,6 +14,7 @@ def create_redis(
     connect_timeout_s: float = 2.0,
     health_check_interval_s: int = 30,
     max_connections: int = 64,
+    retries: int = 2,
 ) -> aioredis.Redis:
     """An asyncio Redis client for ``url`` (``redis://``, ``rediss://`` or ``unix://``).
 
@@ -28,4 +31,5 @@ def create_redis(
         socket_keepalive=True,
         health_check_interval=health_check_interval_s,
         max_connections=max_connections,
+        retry=Retry(ExponentialWithJitterBackoff(cap=0.25, base=0.02), retries),
     )

@@ -60,6 +60,7 @@ class StoreWriter:
         self._overflow_logged = False
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False
+        self._running = False
 
     @property
     def pending(self) -> int:
@@ -90,12 +91,16 @@ class StoreWriter:
     async def run(self) -> None:
         """Await queued ops in order until ``close()`` and the queue is empty.
 
-        Run it once, as a task of the call. Op failures are logged and counted, never
+        Run it once, as a task of the call (a second concurrent ``run`` just waits for
+        the first to finish). Op failures are logged and counted, never
         raised. Cancellation propagates, except the cancellation ``close()`` itself
         issues when its deadline passes (then ``run`` returns normally).
         """
-        if self._task is not None:
-            raise RuntimeError("StoreWriter.run() is already running")
+        if self._running or self._done.is_set():
+            # close() is draining inline (or already did): nothing left for us to do.
+            await self._done.wait()
+            return
+        self._running = True
         task = asyncio.current_task()
         self._task = task
         try:
@@ -128,7 +133,7 @@ class StoreWriter:
         self._wake.set()
         try:
             async with asyncio.timeout(timeout_s):
-                if self._task is None:
+                if not self._running:
                     await self.run()
                 else:
                     await self._done.wait()

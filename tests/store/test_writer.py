@@ -1,0 +1,149 @@
+"""StoreWriter with real Redis: ordering, non-blocking submit, retries, overflow, close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from functools import partial
+
+import pytest
+import redis.asyncio as aioredis
+
+from app.store.calls import CallStore
+from app.store.keys import Keys
+from app.store.writer import StoreWriter
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture
+def store(redis_client: aioredis.Redis, redis_prefix: str) -> CallStore:
+    return CallStore(redis_client, Keys(redis_prefix), 3600)
+
+
+def _line(store: CallStore, n: int) -> Awaitable[object]:
+    return store.append_transcript(
+        "CA1", role="user", text=f"line {n}", item_id=f"i{n}", offset_ms=n, interrupted=False
+    )
+
+
+async def test_writes_in_order_and_close_flushes(store: CallStore) -> None:
+    writer = StoreWriter("CA1")
+    runner = asyncio.create_task(writer.run())
+    await asyncio.sleep(0)  # run() is waiting for work
+    for n in range(50):
+        writer.submit(partial(_line, store, n))
+    await writer.close(timeout_s=5)
+    await runner
+    lines = await store.transcript("CA1")
+    assert [t["offset_ms"] for t in lines] == list(range(50))
+    assert (writer.written, writer.failed, writer.dropped) == (50, 0, 0)
+
+
+async def test_close_without_run_drains_inline(store: CallStore) -> None:
+    writer = StoreWriter("CA1")
+    writer.submit(lambda: _line(store, 1))
+    await writer.close(timeout_s=5)
+    assert writer.written == 1
+    assert len(await store.transcript("CA1")) == 1
+    writer.submit(lambda: _line(store, 2))
+    assert writer.dropped == 1
+
+
+async def test_submit_never_blocks_while_redis_is_paused(store: CallStore) -> None:
+    admin = aioredis.from_url(REDIS_URL, decode_responses=True)
+    writer = StoreWriter("CA1")
+    runner = asyncio.create_task(writer.run())
+    try:
+        await admin.client_pause(200, all=True)
+        writer.submit(lambda: _line(store, 0))
+        await asyncio.sleep(0)  # let run() start the first op; it now waits on Redis
+        started = time.perf_counter()
+        for n in range(1, 200):
+            writer.submit(partial(_line, store, n))
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.05, f"submit() took {elapsed:.3f}s"
+        assert writer.pending >= 199
+        assert writer.written == 0
+    finally:
+        await admin.client_unpause()
+        await admin.aclose()
+    await writer.close(timeout_s=5)
+    await runner
+    assert writer.written == 200
+    assert len(await store.transcript("CA1")) == 200
+
+
+async def test_failed_op_is_retried_once_then_counted(
+    store: CallStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: dict[str, int] = {"flaky": 0, "broken": 0}
+
+    async def flaky() -> None:
+        attempts["flaky"] += 1
+        if attempts["flaky"] == 1:
+            raise ConnectionError("boom")
+
+    async def broken() -> None:
+        attempts["broken"] += 1
+        raise ConnectionError("down")
+
+    writer = StoreWriter("CA1", retry_delay_s=0)
+    runner = asyncio.create_task(writer.run())
+    with caplog.at_level(logging.WARNING, logger="app.store.writer"):
+        writer.submit(flaky)
+        writer.submit(broken)
+        writer.submit(lambda: _line(store, 7))
+        await writer.close(timeout_s=5)
+    await runner
+    assert attempts == {"flaky": 2, "broken": 2}
+    assert (writer.written, writer.failed, writer.dropped) == (2, 1, 0)
+    assert any("broken" in r.getMessage() and "twice" in r.getMessage() for r in caplog.records)
+    assert len(await store.transcript("CA1")) == 1
+
+
+async def test_overflow_drops_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    done: list[int] = []
+
+    async def op(n: int) -> None:
+        done.append(n)
+
+    writer = StoreWriter("CA9", max_pending=3)
+    with caplog.at_level(logging.ERROR, logger="app.store.writer"):
+        for n in range(10):
+            writer.submit(partial(op, n))
+    assert writer.dropped == 7
+    assert len([r for r in caplog.records if "CA9" in r.getMessage()]) == 1
+    await writer.close(timeout_s=1)
+    assert done == [0, 1, 2]
+
+
+async def test_close_deadline_abandons_stuck_op() -> None:
+    never = asyncio.Event()
+
+    async def stuck() -> None:
+        await never.wait()
+
+    async def quick() -> None:
+        return None
+
+    writer = StoreWriter("CA1")
+    runner = asyncio.create_task(writer.run())
+    writer.submit(stuck)
+    writer.submit(quick)
+    await asyncio.sleep(0)
+    await writer.close(timeout_s=0.05)
+    await runner  # returned normally: close's own cancel is absorbed
+    assert not runner.cancelled()
+    assert writer.dropped == 2
+    assert writer.written == 0
+
+
+async def test_outer_cancel_propagates() -> None:
+    writer = StoreWriter("CA1")
+    runner = asyncio.create_task(writer.run())
+    await asyncio.sleep(0)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
