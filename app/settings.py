@@ -59,8 +59,11 @@ class Settings(BaseSettings):
     # --- Twilio ----------------------------------------------------------------------
     twilio_account_sid: str = DEV_TWILIO_ACCOUNT_SID
     twilio_auth_token: SecretStr = SecretStr(DEV_TWILIO_AUTH_TOKEN)
-    #: Twilio REST base URL; point at the carrier simulator offline.
+    #: Twilio REST base URL; point at the carrier simulator offline. In dev with the dev
+    #: account SID it defaults to the simulator on ``simulator_port``.
     twilio_api_base_url: str | None = None
+    #: Loopback port of the carrier simulator's fake Twilio REST API (`switchboard call`).
+    simulator_port: int = 8766
     #: Validate ``X-Twilio-Signature``. May be turned off only in dev.
     validate_signatures: bool = True
     #: Also validate the signature on the media WebSocket handshake (unconfirmed
@@ -152,6 +155,15 @@ class Settings(BaseSettings):
     def public_url(self, path: str) -> str:
         """Absolute public URL of ``path`` (used for signature checks and callbacks)."""
         return self.public_base_url.rstrip("/") + path
+
+    @property
+    def twilio_rest_base_url(self) -> str | None:
+        """Where Twilio REST calls go: the configured URL, the simulator in dev, else Twilio."""
+        if self.twilio_api_base_url:
+            return self.twilio_api_base_url
+        if self.is_dev and self.twilio_account_sid == DEV_TWILIO_ACCOUNT_SID:
+            return f"http://127.0.0.1:{self.simulator_port}"
+        return None
 
     @property
     def uses_local_engine(self) -> bool:

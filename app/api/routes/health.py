@@ -1,0 +1,74 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from app.api.deps import ServicesDep
+from app.realtime.dialect import endpoint
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    redis: bool
+    realtime: bool
+    live_calls: int
+
+
+@router.get("/healthz", summary="Process is up")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+async def _reachable(url: str, timeout_s: float = 1.0) -> bool:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout_s)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+@router.get(
+    "/readyz",
+    summary="Redis and the configured Realtime endpoint are reachable",
+    responses={503: {"model": Readiness, "description": "A dependency is unreachable"}},
+)
+async def readyz(services: ServicesDep, response: Response) -> Readiness:
+    try:
+        redis_ok = bool(await asyncio.wait_for(services.redis.ping(), 1.0))
+    except Exception:
+        redis_ok = False
+    realtime_ok = await _reachable(endpoint(services.settings).url)
+    ok = redis_ok and realtime_ok and services.accepting
+    if not ok:
+        response.status_code = 503
+    return Readiness(
+        status="ok" if ok else "unavailable",
+        redis=redis_ok,
+        realtime=realtime_ok,
+        live_calls=len(services.live.calls),
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def prometheus() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,177 @@
+"""The ``switchboard`` command line (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from app.settings import Settings, get_settings
+
+cli = typer.Typer(
+    name="switchboard",
+    help="Switchboard: a telephony voice agent bridging Twilio Media Streams and OpenAI Realtime.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: SWITCHBOARD_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default: SWITCHBOARD_PORT).")] = None,
+) -> None:
+    """Run the HTTP/WebSocket server: Twilio webhooks, the media stream and health endpoints."""
+    import uvicorn
+
+    from app import logs
+    from app.api.main import create_app
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        ws="websockets",
+        timeout_graceful_shutdown=int(settings.shutdown_drain_s) + 5,
+    )
+
+
+@cli.command()
+def migrate(
+    target: Annotated[
+        int | None, typer.Option(help="Stop at this version (default: latest).")
+    ] = None,
+    status: Annotated[bool, typer.Option("--status", help="Only show versions.")] = False,
+) -> None:
+    """Apply pending Redis migrations (versioned; the applied version is kept in Redis)."""
+    from app import migrate as m
+    from app.store.keys import Keys
+    from app.store.redis import create_redis
+
+    settings = _settings()
+
+    async def run() -> None:
+        redis = create_redis(settings.redis_url)
+        keys = Keys(settings.redis_prefix)
+        try:
+            current = await m.current_version(redis, keys)
+            latest = max((mig.version for mig in m.available()), default=0)
+            if status:
+                typer.echo(f"schema version {current}; latest available {latest}")
+                return
+            applied = await m.migrate(redis, keys, target)
+            for v in applied:
+                typer.echo(f"applied migration {v}")
+            typer.echo(f"schema version {await m.current_version(redis, keys)} (latest {latest})")
+        finally:
+            await redis.aclose()
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        typer.echo(f"error: migration failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@cli.command()
+def engine(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: SWITCHBOARD_ENGINE_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: SWITCHBOARD_ENGINE_PORT).")
+    ] = None,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Scripted scenario YAML (default: the built-in demo).")
+    ] = None,
+) -> None:
+    """Run the local Realtime engine (GA and beta protocol) on loopback: VAD, scripted replies, TTS."""
+    from app import logs
+    from app.engine.server import run
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_json)
+    run(
+        host or settings.engine_host,
+        port or settings.engine_port,
+        scenario or settings.engine_scenario,
+    )
+
+
+@cli.command()
+def call(
+    to: Annotated[
+        str, typer.Option("--to", help="Called number (E.164), picks the flow.")
+    ] = "+15550100000",
+    from_: Annotated[str, typer.Option("--from", help="Caller number (E.164).")] = "+15555550123",
+    wav: Annotated[
+        list[Path] | None,
+        typer.Option(help="Caller recording(s); each plays when the agent has finished speaking."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Save what the agent said as a WAV.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    server: Annotated[
+        str | None, typer.Option(help="Server base URL (default: SWITCHBOARD_PUBLIC_BASE_URL).")
+    ] = None,
+    max_seconds: Annotated[int, typer.Option(help="Hang up after this many seconds.")] = 60,
+) -> None:
+    """Place a simulated call exactly as Twilio would: signed webhook, Media Streams at
+    real-time pace, mark echoes after playback, stop. Prints a summary from Redis."""
+    from app.sim.summary import place_call
+
+    settings = _settings()
+    wavs = wav or []
+    if not wavs:
+        from app.sim.recordings import recording_path
+
+        wavs = [recording_path("order_status.wav"), recording_path("goodbye.wav")]
+    for w in wavs:
+        if not w.exists():
+            typer.echo(f"error: no such file: {w}", err=True)
+            raise typer.Exit(2)
+    summary: dict[str, Any] = asyncio.run(
+        place_call(
+            settings,
+            server=server or settings.public_base_url,
+            to=to,
+            from_=from_,
+            wavs=wavs,
+            out=out,
+            max_seconds=max_seconds,
+            progress=None if as_json else lambda line: typer.echo(line, err=True),
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        from app.sim.summary import render_text
+
+        typer.echo(render_text(summary))
+    if summary.get("errors"):
+        sys.exit(1)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The service's long-lived parts, built once at start-up and closed in a fixed order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+
+from app.carrier.rest import TwilioCalls
+from app.carrier.twiml import SignatureChecker
+from app.settings import Settings
+from app.store.backends import RedisCustomers, RedisOrders
+from app.store.calls import CallStore
+from app.store.keys import Keys
+from app.store.redis import create_redis
+from app.store.tokens import StreamTokens
+from flows import FlowCatalog
+from tools.base import Backends
+from tools.registry import ToolRegistry, default_registry
+
+if TYPE_CHECKING:
+    from app.call.bridge import CallBridge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveCalls:
+    """Calls bridged by this process, by ``CallSid``."""
+
+    calls: dict[str, CallBridge] = field(default_factory=dict)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, bridge: CallBridge) -> None:
+        self.calls[bridge.call_sid] = bridge
+        self.idle.clear()
+
+    def remove(self, call_sid: str) -> None:
+        self.calls.pop(call_sid, None)
+        if not self.calls:
+            self.idle.set()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: aioredis.Redis
+    keys: Keys
+    store: CallStore
+    tokens: StreamTokens
+    flows: FlowCatalog
+    registry: ToolRegistry
+    backends: Backends
+    calls_api: TwilioCalls
+    signatures: SignatureChecker
+    live: LiveCalls = field(default_factory=LiveCalls)
+    accepting: bool = True
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Build every part. Raises ``ConfigError``/``FlowFileError`` for bad flows or tools."""
+        redis = create_redis(settings.redis_url)
+        keys = Keys(settings.redis_prefix)
+        flows = FlowCatalog.load(settings.flows_dir)
+        registry = default_registry()
+        for flow in flows.flows.values():
+            registry.definitions(flow.tools)  # a flow naming an unknown tool fails here
+        token = settings.twilio_auth_token.get_secret_value()
+        live = LiveCalls()
+        live.idle.set()
+        return cls(
+            settings=settings,
+            redis=redis,
+            keys=keys,
+            store=CallStore(redis, keys, settings.retention_days * 86400),
+            tokens=StreamTokens(redis, keys),
+            flows=flows,
+            registry=registry,
+            backends=Backends(RedisCustomers(redis, keys), RedisOrders(redis, keys)),
+            calls_api=TwilioCalls(
+                settings.twilio_account_sid, token, settings.twilio_rest_base_url
+            ),
+            signatures=SignatureChecker(token),
+            live=live,
+        )
+
+    async def shutdown(self) -> None:
+        """Stop accepting calls, drain live calls within ``shutdown_drain_s``, then close Redis."""
+        self.accepting = False
+        if self.live.calls:
+            log.info("draining %d live call(s)", len(self.live.calls))
+            try:
+                await asyncio.wait_for(self.live.idle.wait(), self.settings.shutdown_drain_s)
+            except TimeoutError:
+                log.warning("drain deadline passed; ending %d call(s)", len(self.live.calls))
+                for bridge in list(self.live.calls.values()):
+                    bridge.abort("shutdown")
+                try:
+                    await asyncio.wait_for(self.live.idle.wait(), 5)
+                except TimeoutError:
+                    log.error("calls still open after abort")
+        await self.redis.aclose()

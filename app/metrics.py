@@ -1,0 +1,39 @@
+"""Prometheus metrics (``/metrics``), all prefixed ``switchboard_``.
+
+Counters are updated off the per-frame hot path where possible (malformed frames only on
+the error branch; audio frames counted in per-call totals added at call end).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ACTIVE_CALLS = Gauge("switchboard_active_calls", "Calls with a bridged media stream")
+CALLS = Counter("switchboard_calls_total", "Calls ended", ["direction", "outcome"])
+WEBHOOKS = Counter("switchboard_webhooks_total", "Carrier webhooks", ["endpoint", "result"])
+MALFORMED = Counter(
+    "switchboard_malformed_messages_total", "Malformed or oversized wire messages", ["leg"]
+)
+UNKNOWN_EVENTS = Counter("switchboard_unknown_events_total", "Unknown wire events", ["leg"])
+STREAM_REJECTED = Counter(
+    "switchboard_stream_rejected_total", "Media streams closed before bridging", ["reason"]
+)
+BARGE_INS = Counter("switchboard_barge_ins_total", "Caller interruptions (clear sent)")
+TOOL_CALLS = Counter("switchboard_tool_calls_total", "Tool invocations", ["tool", "result"])
+TOOL_LATENCY = Histogram(
+    "switchboard_tool_duration_seconds",
+    "Tool run time",
+    ["tool"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+TURN_LATENCY = Histogram(
+    "switchboard_turn_latency_seconds",
+    "End of caller speech to first agent audio sent to the carrier",
+    buckets=(0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2, 3, 5),
+)
+REALTIME_ERRORS = Counter("switchboard_realtime_errors_total", "Realtime `error` events")
+REALTIME_DISCONNECTS = Counter(
+    "switchboard_realtime_disconnects_total", "Realtime sockets lost mid-call"
+)
+FRAMES = Counter("switchboard_media_frames_total", "Media messages relayed", ["direction"])
+STORE_DROPPED = Counter("switchboard_store_dropped_total", "Store writes dropped (queue full)")
