@@ -1,0 +1,114 @@
+"""Migrations against real Redis: apply once, versions recorded, lock honoured."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from app.errors import StoreError
+from app.migrate import Migration, MigrationLocked, available, current_version, migrate
+from app.store.keys import Keys
+
+
+@pytest.fixture
+def keys(redis_prefix: str) -> Keys:
+    return Keys(redis_prefix)
+
+
+def test_available_lists_modules_in_order() -> None:
+    found = available()
+    assert [m.version for m in found][:1] == [1]
+    assert found[0].module == "migrations.m0001_seed_demo"
+    assert found[0].description
+    assert [m.version for m in found] == sorted(m.version for m in found)
+
+
+async def test_migrate_applies_once(redis_client: aioredis.Redis, keys: Keys) -> None:
+    assert await current_version(redis_client, keys) == 0
+    applied = await migrate(redis_client, keys)
+    newest = available()[-1].version
+    assert applied == [m.version for m in available()]
+    assert await current_version(redis_client, keys) == newest
+    assert await migrate(redis_client, keys) == []
+    assert await redis_client.exists(keys.schema_lock) == 0
+    # The seed is there.
+    assert await redis_client.hget(keys.customer("ACME-1001"), "name") == "Dana Whitaker"
+    assert await redis_client.hget(keys.order("1044"), "quantity") == "2"
+    assert await redis_client.get(keys.orders_seq) == "2000"
+
+
+async def test_seed_rerun_keeps_counter(redis_client: aioredis.Redis, keys: Keys) -> None:
+    migration = available()[0]
+    await migration.up(redis_client, keys)
+    await redis_client.set(keys.orders_seq, 2042)
+    await migration.up(redis_client, keys)
+    assert await redis_client.get(keys.orders_seq) == "2042"
+
+
+def _recording(log: list[int], version: int) -> Migration:
+    async def up(redis: aioredis.Redis, keys: Keys) -> None:
+        log.append(version)
+        await redis.set(keys.prefix + f"m{version}", "1")
+
+    return Migration(version, f"test {version}", up, f"test.m{version:04d}")
+
+
+async def test_target_and_order(redis_client: aioredis.Redis, keys: Keys) -> None:
+    ran: list[int] = []
+    plan = [_recording(ran, v) for v in (1, 2, 3)]
+    assert await migrate(redis_client, keys, 2, migrations=plan) == [1, 2]
+    assert await current_version(redis_client, keys) == 2
+    assert await migrate(redis_client, keys, migrations=plan) == [3]
+    assert ran == [1, 2, 3]
+    with pytest.raises(StoreError, match="cannot migrate down"):
+        await migrate(redis_client, keys, 1, migrations=plan)
+    with pytest.raises(StoreError, match="no migration with version 9"):
+        await migrate(redis_client, keys, 9, migrations=plan)
+
+
+async def test_failure_records_earlier_versions(redis_client: aioredis.Redis, keys: Keys) -> None:
+    ran: list[int] = []
+
+    async def broken(redis: aioredis.Redis, keys: Keys) -> None:
+        raise RuntimeError("bad migration")
+
+    plan = [_recording(ran, 1), Migration(2, "broken", broken, "test.m0002")]
+    with pytest.raises(RuntimeError, match="bad migration"):
+        await migrate(redis_client, keys, migrations=plan)
+    assert await current_version(redis_client, keys) == 1
+    assert await redis_client.exists(keys.schema_lock) == 0
+
+
+async def test_lock_refuses_concurrent_run(redis_client: aioredis.Redis, keys: Keys) -> None:
+    await redis_client.set(keys.schema_lock, "someone-else", px=10_000)
+    with pytest.raises(MigrationLocked, match="schema:lock"):
+        await migrate(redis_client, keys)
+    assert await current_version(redis_client, keys) == 0
+    # The other owner's lock is untouched.
+    assert await redis_client.get(keys.schema_lock) == "someone-else"
+
+
+async def test_lock_held_during_run(redis_client: aioredis.Redis, keys: Keys) -> None:
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(redis: aioredis.Redis, keys: Keys) -> None:
+        entered.set()
+        await release.wait()
+
+    plan = [Migration(1, "slow", slow, "test.m0001")]
+    first = asyncio.create_task(migrate(redis_client, keys, migrations=plan))
+    await entered.wait()
+    with pytest.raises(MigrationLocked):
+        await migrate(redis_client, keys, migrations=plan)
+    release.set()
+    assert await first == [1]
+    assert await redis_client.exists(keys.schema_lock) == 0
+
+
+async def test_malformed_version(redis_client: aioredis.Redis, keys: Keys) -> None:
+    await redis_client.set(keys.schema_version, "abc")
+    with pytest.raises(StoreError, match="not an integer"):
+        await current_version(redis_client, keys)
