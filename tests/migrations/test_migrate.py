@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from app.errors import StoreError
+from app.errors import ConfigError, StoreError
 from app.migrate import Migration, MigrationLocked, available, current_version, migrate
 from app.store.keys import Keys
 
@@ -112,3 +113,19 @@ async def test_malformed_version(redis_client: aioredis.Redis, keys: Keys) -> No
     await redis_client.set(keys.schema_version, "abc")
     with pytest.raises(StoreError, match="not an integer"):
         await current_version(redis_client, keys)
+
+
+def test_available_rejects_mismatched_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    root = tmp_path
+    pkg = root / "fake_migrations_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "m0002_wrong.py").write_text(
+        "VERSION = 3\nDESCRIPTION = 'x'\nasync def up(redis, keys):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    with pytest.raises(ConfigError, match="VERSION must match"):
+        available("fake_migrations_pkg")

@@ -56,7 +56,7 @@ async def test_submit_never_blocks_while_redis_is_paused(store: CallStore) -> No
     writer = StoreWriter("CA1")
     runner = asyncio.create_task(writer.run())
     try:
-        await admin.client_pause(200, all=True)
+        await admin.client_pause(200, all=False)  # WRITE mode: reads elsewhere go on
         writer.submit(lambda: _line(store, 0))
         await asyncio.sleep(0)  # let run() start the first op; it now waits on Redis
         started = time.perf_counter()
