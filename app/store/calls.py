@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from app.errors import StoreError
-from app.phone import mask, normalize
+from app.phone import is_e164, mask, normalize
 from app.store.keys import Keys, phone_hash
 
 log = logging.getLogger(__name__)
@@ -268,13 +268,13 @@ class CallStore:
     ) -> str:
         """Append a routing decision (flow picked and why, or a transfer and its target).
 
-        ``target`` is stored as given: pass business numbers or names, never the
-        caller's number. Returns the stream entry id.
+        ``target`` is a name or a number; an E.164 number is stored masked
+        (``+155****9999``) like every number in Redis. Returns the stream entry id.
         """
         entry: _Entry = {
             "flow": flow,
             "reason": reason,
-            "target": target,
+            "target": mask(target) if is_e164(target.strip()) else target,
             "at_ms": int(at_ms),
         }
         return await self._append("append_routing", call_sid, self.keys.routing, entry)

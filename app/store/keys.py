@@ -16,7 +16,8 @@ Key                                    Type      Contents
                                                  campaign (optional). TTL: retention.
 ``{p}call:{call_sid}:transcript``      stream    role (user|assistant), text, item_id,
                                                  offset_ms, interrupted ("0"/"1"). TTL: retention.
-``{p}call:{call_sid}:routing``         stream    flow, reason, target, at_ms. TTL: retention.
+``{p}call:{call_sid}:routing``         stream    flow, reason, target (numbers masked), at_ms.
+                                                 TTL: retention.
 ``{p}call:{call_sid}:tools``           stream    name, call_id, arguments, result (JSON), error,
                                                  duration_ms, at_ms. TTL: retention.
 ``{p}call:{call_sid}:status``          stream    status, at_ms, plus extra fields. TTL: retention.
