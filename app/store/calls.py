@@ -10,6 +10,7 @@ Raw phone numbers are never written: only ``app.phone.mask`` output and
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -87,6 +88,14 @@ def _hash_number(number: str) -> str:
         return phone_hash(normalize(number))
     except ValueError:
         return phone_hash(number.strip())
+
+
+_NUMBER_IN_TEXT = re.compile(r"\+[1-9][0-9]{6,14}(?![0-9])")
+
+
+def redact_numbers(text: str) -> str:
+    """``text`` with every E.164 number in it masked (``+15555550123`` → ``+155****0123``)."""
+    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
 
 
 def _int(value: Any, field: str) -> int:
@@ -293,17 +302,18 @@ class CallStore:
     ) -> str:
         """Append one tool invocation; ``result`` is stored as JSON, ``error`` "" when None.
 
-        ``arguments`` is the raw JSON string the model sent. Raises ``StoreError`` when
-        ``result`` is not JSON-serialisable. Returns the stream entry id.
+        ``arguments`` is the raw JSON string the model sent. E.164 numbers in
+        ``arguments`` and ``result`` are masked (``redact_numbers``). Raises ``StoreError``
+        when ``result`` is not JSON-serialisable. Returns the stream entry id.
         """
         try:
-            result_json = orjson.dumps(result).decode()
+            result_json = redact_numbers(orjson.dumps(result).decode())
         except TypeError as exc:
             raise StoreError(f"tool result for {name!r} is not JSON-serialisable") from exc
         entry: _Entry = {
             "name": name,
             "call_id": call_id,
-            "arguments": arguments,
+            "arguments": redact_numbers(arguments),
             "result": result_json,
             "error": error or "",
             "duration_ms": round(float(duration_ms), 3),

@@ -19,7 +19,8 @@ Key                                    Type      Contents
 ``{p}call:{call_sid}:routing``         stream    flow, reason, target (numbers masked), at_ms.
                                                  TTL: retention.
 ``{p}call:{call_sid}:tools``           stream    name, call_id, arguments, result (JSON), error,
-                                                 duration_ms, at_ms. TTL: retention.
+                                                 duration_ms, at_ms; E.164 numbers in arguments and
+                                                 result masked. TTL: retention.
 ``{p}call:{call_sid}:status``          stream    status, at_ms, plus extra fields. TTL: retention.
 ``{p}calls:by_time``                   zset      member call_sid, score created_at_ms; members
                                                  older than the retention are trimmed on insert.

@@ -72,6 +72,16 @@ async def _populate(store: CallStore) -> None:
         at_ms=1_000_900,
     )
     await store.append_status("CA1", status="live", at_ms=1_000_500, extra={"by": "carrier"})
+    await store.append_tool_call(
+        "CA1",
+        name="lookup_customer",
+        call_id="fc2",
+        arguments=f'{{"phone":"{CALLER}"}}',
+        result={"ok": True, "found": False, "echo": CALLER},
+        error=None,
+        duration_ms=1,
+        at_ms=1_000_950,
+    )
 
 
 async def test_call_round_trip(store: CallStore) -> None:
@@ -109,7 +119,9 @@ async def test_call_round_trip(store: CallStore) -> None:
         }
     ]
     tools = await store.tool_calls("CA1")
-    assert len(tools) == 1
+    assert len(tools) == 2
+    assert tools[1]["arguments"] == '{"phone":"+155****0123"}'
+    assert tools[1]["result"]["echo"] == "+155****0123"
     assert tools[0]["result"] == {"ok": True, "status": "shipped"}
     assert tools[0]["error"] is None
     assert tools[0]["duration_ms"] == 12.5
