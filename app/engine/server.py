@@ -57,6 +57,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Sessions kept in ``EngineServer.sessions`` for introspection (oldest dropped first).
 SESSIONS_KEPT = 256
 DEFAULT_MODEL = "gpt-realtime"
+#: Model reported on the Azure preview endpoint (the deployment name is not a model).
+AZURE_PREVIEW_MODEL = "gpt-4o-realtime-preview"
 
 
 def route(path: str, headers: Headers) -> tuple[Dialect, str] | None:
@@ -70,7 +72,8 @@ def route(path: str, headers: Headers) -> tuple[Dialect, str] | None:
     if p == "/openai/v1/realtime":
         return Dialect.ga, query.get("model") or query.get("deployment") or DEFAULT_MODEL
     if p == "/openai/realtime":
-        return Dialect.beta, query.get("deployment") or query.get("model") or DEFAULT_MODEL
+        # Azure reports the deployment's underlying model, not the deployment name.
+        return Dialect.beta, AZURE_PREVIEW_MODEL
     return None
 
 
