@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -145,7 +145,7 @@ class CallStore:
         flow: str,
         status: str,
         created_at_ms: int,
-        extra: Mapping[str, HashValue] | None = None,
+        extra: Mapping[Any, HashValue] | None = None,
     ) -> None:
         """Write the call hash and index it in ``calls:by_time``.
 
@@ -157,6 +157,8 @@ class CallStore:
         """
         fields: _Entry = {}
         for name, value in (extra or {}).items():
+            if not isinstance(name, str):
+                raise StoreError(f"field names must be str, not {name!r}")
             if name in _CREATE_FIELDS or name in _FORBIDDEN_FIELDS:
                 raise StoreError(f"create_call: extra may not set {name!r}")
             if value is not None:
@@ -251,7 +253,7 @@ class CallStore:
         self,
         call_sid: str,
         *,
-        role: Literal["user", "assistant"],
+        role: str,
         text: str,
         item_id: str,
         offset_ms: int,
@@ -327,7 +329,7 @@ class CallStore:
         *,
         status: str,
         at_ms: int,
-        extra: Mapping[str, HashValue] | None = None,
+        extra: Mapping[Any, HashValue] | None = None,
     ) -> str:
         """Append a status change; ``extra`` fields (not ``status``/``at_ms``) are added.
 
@@ -336,6 +338,8 @@ class CallStore:
         """
         entry: _Entry = {}
         for name, value in (extra or {}).items():
+            if not isinstance(name, str):
+                raise StoreError(f"field names must be str, not {name!r}")
             if name in ("status", "at_ms") or name in _FORBIDDEN_FIELDS:
                 raise StoreError(f"append_status: extra may not set {name!r}")
             if value is not None:
