@@ -944,17 +944,17 @@ class EngineSession:
                 "truncated.",
                 "item_id" if item.role != "assistant" else "content_index",
             )
-        actions: list[Action] = []
-        resp = self.active
-        if resp is not None and resp.message is item:
-            # The client cut an item still being generated: stop generating it.
-            actions += self._cancel(resp, "client_cancelled")
         if audio_end_ms > item.audio_ms:
             raise ClientError(
                 "invalid_value",
                 f"Audio content of {item.audio_ms}ms is already shorter than {audio_end_ms}ms.",
                 "audio_end_ms",
             )
+        actions: list[Action] = []
+        resp = self.active
+        if resp is not None and resp.message is item:
+            # The client cut an item still being generated: stop generating it.
+            actions += self._cancel(resp, "client_cancelled")
         generated = item.generated_ms
         if item.audio_ms > 0:
             item.text = _cut_words(item.text, audio_end_ms / item.audio_ms)
