@@ -120,6 +120,7 @@ class StoreWriter:
                 return
             raise
         finally:
+            self._running = False
             self._done.set()
 
     async def close(self, timeout_s: float) -> None:
@@ -133,10 +134,16 @@ class StoreWriter:
         self._wake.set()
         try:
             async with asyncio.timeout(timeout_s):
-                if not self._running:
-                    await self.run()
-                else:
+                if self._running:
                     await self._done.wait()
+                # Whatever is still queued (run() never started, or was cancelled with
+                # its task group) is drained here, in order.
+                while self._queue:
+                    factory = self._queue.popleft()
+                    self._in_flight = True
+                    await self._execute(factory)
+                    self._in_flight = False
+                self._done.set()
             return
         except TimeoutError:
             pass
