@@ -127,6 +127,9 @@ class CallBridge:
         self.tool_ctx = ToolContext(info, self.session, self.services.backends)
         self.services.live.add(self)
         metrics.ACTIVE_CALLS.inc()
+        # The store writer outlives the legs' task group: the call's last writes
+        # (end reason, unheard transcript) are made after the legs stopped.
+        self._writer_task = asyncio.create_task(self.writer.run(), name=f"{self.call_sid}:store")
         log.info(
             "call bridged: flow=%s from=%s to=%s",
             flow.name,
@@ -157,6 +160,8 @@ class CallBridge:
         ended = int(time.time() * 1000)
         writer.submit(lambda: store.update_call(sid, status="ended", ended_at_ms=ended))
         await writer.close(self.settings.store_flush_timeout_ms / 1000)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer_task
         if writer.dropped:
             metrics.STORE_DROPPED.inc(writer.dropped)
         metrics.FRAMES.labels("in").inc(self.frames_in)
@@ -238,7 +243,6 @@ class CallBridge:
         assert self.writer is not None
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            tg.create_task(self.writer.run(), name=f"{self.call_sid}:store")
             tg.create_task(self._carrier_reader(), name=f"{self.call_sid}:carrier")
             tg.create_task(self._realtime_leg(flow), name=f"{self.call_sid}:realtime")
             tg.create_task(self._deadline(), name=f"{self.call_sid}:deadline")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import orjson
 
@@ -272,9 +272,13 @@ class CallSession:
         if item.sent_bytes == 0:
             prev = self.playing
             start = now
-            if prev is not None and prev is not item and prev.play_start_ms is not None:
-                if not prev.interrupted:
-                    start = max(now, prev.play_start_ms + prev.sent_ms)
+            if (
+                prev is not None
+                and prev is not item
+                and prev.play_start_ms is not None
+                and not prev.interrupted
+            ):
+                start = max(now, prev.play_start_ms + prev.sent_ms)
             item.play_start_ms = start
             item.offset_ms = int(start - self.t0)
             self.playing = item
@@ -288,6 +292,13 @@ class CallSession:
             act.SendCarrier(encode_media(self.stream_sid, event.delta)),
             act.SendCarrier(encode_mark(self.stream_sid, name)),
         ]
+
+    def unplayed_ms(self) -> int:
+        """Estimated ms of sent audio the carrier has not played yet (items play in order)."""
+        item = self.playing
+        if item is None or item.interrupted or item.play_start_ms is None:
+            return 0
+        return max(0, int(item.play_start_ms + item.sent_ms - self.now_ms()))
 
     def _new_item(self, item_id: str, response_id: str) -> PlaybackItem:
         item = PlaybackItem(item_id=item_id, response_id=response_id)
@@ -334,7 +345,7 @@ class CallSession:
         heard_ms = int(min(heard, item.sent_ms))
         item.interrupted = True
         item.heard_final_ms = heard_ms
-        if 0 < heard_ms:
+        if heard_ms > 0:
             self.counters.truncates += 1
             self._realtime(self.client.truncate(item.item_id, heard_ms))
         self._log("info", f"barge-in: item {item.item_id} heard {heard_ms} ms", "barge_in")
@@ -355,12 +366,15 @@ class CallSession:
         if self._awaiting_action_response:
             self._action_response_seen = True
             self._awaiting_action_response = False
+            # The goodbye/transfer line is starting: the grace period now covers its
+            # playback, not the time it took to produce it.
+            self._out.append(act.StartTimer(ACTION_TIMER, self.call_action_grace_ms))
 
     def _on_output_item_added(self, event: ev.ResponseOutputItemAdded) -> None:
         item = event.item
-        if item.get("type") == "message" and isinstance(item.get("id"), str):
-            if item["id"] not in self.items:
-                self._new_item(item["id"], event.response_id)
+        item_id = item.get("id")
+        if item.get("type") == "message" and isinstance(item_id, str) and item_id not in self.items:
+            self._new_item(item_id, event.response_id)
 
     def _on_audio_done(self, event: ev.ResponseOutputAudioDone) -> None:
         item = self.items.get(event.item_id)
@@ -401,9 +415,14 @@ class CallSession:
             self._out.append(act.StartTimer(FILLER_TIMER, self.flow.filler.delay_ms))
         else:
             self._next_pending_create()
+        if self._action_response_seen and not self.action_done and self.response_id is None:
+            # Its audio is all sent: wait for the estimated end of playback, plus grace
+            # for the last mark's echo.
+            wait = self.unplayed_ms() + self.call_action_grace_ms
+            self._out.append(act.StartTimer(ACTION_TIMER, wait))
         self._check_action()
 
-    _HANDLERS: dict[type, Callable[[CallSession, Any], None]] = {
+    _HANDLERS: ClassVar[dict[type, Callable[[CallSession, Any], None]]] = {
         ev.SessionUpdated: _on_session_updated,
         ev.Error: _on_error,
         ev.InputAudioBufferSpeechStarted: _on_speech_started,
