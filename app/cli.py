@@ -49,7 +49,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
-        ws="websockets",
+        ws="websockets-sansio",
         timeout_graceful_shutdown=int(settings.shutdown_drain_s) + 5,
     )
 
@@ -103,7 +103,7 @@ def engine(
         Path | None, typer.Option(help="Scripted scenario YAML (default: the built-in demo).")
     ] = None,
 ) -> None:
-    """Run the local Realtime engine (GA and beta protocol) on loopback: VAD, scripted replies, TTS."""
+    """Run the local Realtime engine (GA and beta) on loopback: VAD, scripted replies, TTS."""
     from app import logs
     from app.engine.server import run
 
@@ -140,7 +140,7 @@ def call(
     settings = _settings()
     wavs = wav or []
     if not wavs:
-        from app.sim.recordings import recording_path
+        from app.sim.assets import recording_path
 
         wavs = [recording_path("order_status.wav"), recording_path("goodbye.wav")]
     for w in wavs:
