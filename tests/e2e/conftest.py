@@ -1,0 +1,123 @@
+"""A whole offline stack on loopback: Switchboard server (uvicorn), local engine,
+carrier simulator with its fake REST API, and real Redis with this test's key prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+from fastapi import FastAPI
+
+from app.api.main import create_app
+from app.deps import Services
+from app.engine import EngineServer, Scenario
+from app.migrate import migrate
+from app.settings import Settings
+from app.sim.carrier import CarrierSimulator
+from app.sim.rest import TwilioRestFake
+from app.store.calls import CallStore
+from app.store.keys import Keys
+from tests.conftest import REDIS_URL
+
+ACCOUNT_SID = "AC" + "7" * 32
+AUTH_TOKEN = "e2e-auth-token-not-a-default"
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:  # the test process owns signals
+        yield
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    base_url: str
+    app: FastAPI
+    engine: EngineServer
+    sim: CarrierSimulator
+    rest: TwilioRestFake
+    store: CallStore
+    redis: aioredis.Redis
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+
+StackFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_stack(
+    redis_prefix: str, redis_client: aioredis.Redis
+) -> AsyncIterator[StackFactory]:
+    """``await make_stack(**settings_overrides)`` → a running ``Stack`` (stopped after)."""
+    stops: list[Callable[[], Any]] = []
+
+    async def factory(engine_pace: float = 8.0, **overrides: Any) -> Stack:
+        engine = EngineServer(Scenario.load(), pace=engine_pace)
+        await engine.start()
+        stops.append(engine.stop)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sim = CarrierSimulator(base, base, ACCOUNT_SID, AUTH_TOKEN)
+        rest = TwilioRestFake(sim, ACCOUNT_SID, AUTH_TOKEN)
+        await rest.start()
+        stops.append(rest.stop)
+        values: dict[str, Any] = {
+            "env": "test",
+            "public_base_url": base,
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": AUTH_TOKEN,
+            "twilio_api_base_url": rest.base_url,
+            "realtime_url": f"ws://127.0.0.1:{engine.port}/v1/realtime?model=gpt-realtime",
+            "realtime_api_key": "test-key",
+            "redis_url": REDIS_URL,
+            "redis_prefix": redis_prefix,
+            "call_action_grace_ms": 3000,
+            "log_json": False,
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        keys = Keys(redis_prefix)
+        await migrate(redis_client, keys)
+        app = create_app(settings)
+        server = _Server(
+            uvicorn.Config(app, log_config=None, ws="websockets-sansio", lifespan="on")
+        )
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+
+        async def stop_server() -> None:
+            server.should_exit = True
+            await asyncio.wait_for(task, 30)
+            sock.close()
+
+        stops.append(stop_server)
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        store = CallStore(redis_client, keys, 3600)
+        return Stack(settings, base, app, engine, sim, rest, store, redis_client)
+
+    yield factory
+    for stop in reversed(stops):
+        await stop()
+
+
+@pytest.fixture
+async def stack(make_stack: StackFactory) -> Stack:
+    result: Stack = await make_stack()
+    return result

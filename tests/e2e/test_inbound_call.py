@@ -1,0 +1,52 @@
+"""A full inbound call over real sockets: webhook → Media Streams ↔ bridge ↔ engine,
+a tool call from `response.done`, a hang-up through the carrier's REST API, Redis records."""
+
+from __future__ import annotations
+
+from app.phone import mask
+from app.sim.assets import recording_ulaw
+from app.sim.carrier import CallScript
+from app.sim.summary import read_call
+from tests.e2e.conftest import Stack
+
+CALLER = "+15555550123"
+SUPPORT = "+15550100000"
+
+
+async def test_full_call_with_tool_and_hangup(stack: Stack) -> None:
+    script = CallScript(
+        from_number=CALLER,
+        to_number=SUPPORT,
+        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
+        max_duration_s=40,
+    )
+    result = await stack.sim.place_inbound_call(script)
+    assert result.errors == []
+    assert result.ended_by == "hangup"  # end_call → REST update(status=completed)
+    stored = await read_call(stack.store, result.call_sid)
+    record = stored["record"]
+    assert record["status"] == "ended" and record["flow"] == "support"
+    assert record["from_masked"] == mask(CALLER)
+    assert int(record["total_tokens"]) > 0
+
+    roles = [e["role"] for e in stored["transcript"]]
+    assert "user" in roles and "assistant" in roles
+    texts = " ".join(e["text"] for e in stored["transcript"])
+    assert "1042" in texts and "shipped" in texts  # the engine spoke the tool's result
+
+    names = [t["name"] for t in stored["tool_calls"]]
+    assert names == ["get_order_status", "end_call"]
+    order = stored["tool_calls"][0]
+    assert order["error"] is None
+    assert order["result"]["status"] == "shipped" and order["result"]["order_id"] == "1042"
+
+    (routing,) = stored["routing"]
+    assert (routing["flow"], routing["reason"]) == ("support", "number_match")
+
+    # Every turn was answered; the agent was heard.
+    assert all(v is not None for v in result.turn_latencies_ms)
+    assert result.played_bytes_total > 8000
+    # The caller heard the whole goodbye: the hang-up waited for its last mark.
+    assert result.marks_sent_back and not result.clears
+    assert result.played_bytes_total == result.agent_audio_bytes_received
+    assert "hangup" in record["end_reason"] or record["end_reason"] == "carrier stop"
