@@ -65,7 +65,7 @@ class Services:
         redis = create_redis(settings.redis_url)
         keys = Keys(settings.redis_prefix)
         flows = FlowCatalog.load(settings.flows_dir)
-        registry = default_registry()
+        registry = default_registry(allow_transfer_to_numbers=settings.allow_transfer_to_any_number)
         for flow in flows.flows.values():
             registry.definitions(flow.tools)  # a flow naming an unknown tool fails here
         token = settings.twilio_auth_token.get_secret_value()

@@ -17,10 +17,9 @@ def normalize(number: str) -> str:
     raw = number.strip()
     if raw.startswith("00"):
         raw = "+" + raw[2:]
-    plus = raw.startswith("+")
     digits = _DIGITS.sub("", raw)
-    candidate = ("+" if plus else "+") + digits
-    if not plus and len(digits) == 10:  # bare North American number
+    candidate = "+" + digits
+    if not raw.startswith("+") and len(digits) == 10:  # bare North American number
         candidate = "+1" + digits
     if not _E164.match(candidate):
         raise ValueError(f"not an E.164 phone number: {mask(number)}")

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
 
     # --- Tools -----------------------------------------------------------------------
     tool_timeout_ms: int = Field(5000, ge=10)
+    #: Let `transfer_call` dial any E.164 number the model names. Off: only a flow's named
+    #: `transfer_targets` (a caller cannot talk the agent into dialling premium numbers).
+    allow_transfer_to_any_number: bool = False
     flows_dir: Path = PROJECT_ROOT / "flows"
 
     @property

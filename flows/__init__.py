@@ -171,7 +171,7 @@ class FlowCatalog:
 
     @classmethod
     def load(cls, directory: Path = FLOWS_DIR) -> FlowCatalog:
-        """Load every ``*.yaml`` in ``directory``. Raises ``FlowFileError`` on the first bad file."""
+        """Load every ``*.yaml`` in ``directory``; ``FlowFileError`` on the first bad file."""
         flows: dict[str, Flow] = {}
         for path in sorted(directory.glob("*.yaml")):
             flow = parse_flow(path.read_text(), str(path))

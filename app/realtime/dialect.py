@@ -1,11 +1,11 @@
 """Per-dialect connection details and ``session.update`` shapes (protocols.md §1).
 
-| dialect     | URL                                                        | auth header              |
-|-------------|------------------------------------------------------------|--------------------------|
-| openai-ga   | wss://api.openai.com/v1/realtime?model=M                   | Authorization: Bearer K  |
-| openai-beta | same, model e.g. gpt-4o-realtime-preview                   | + OpenAI-Beta: realtime=v1 |
-| azure-ga    | wss://RES.openai.azure.com/openai/v1/realtime?model=DEPLOY | api-key: K               |
-| azure-beta  | wss://RES.openai.azure.com/openai/realtime?api-version=V&deployment=D | api-key: K    |
+- ``openai-ga``: ``wss://api.openai.com/v1/realtime?model=M``, ``Authorization: Bearer K``
+- ``openai-beta``: the same URL (model e.g. ``gpt-4o-realtime-preview``) plus
+  ``OpenAI-Beta: realtime=v1``
+- ``azure-ga``: ``wss://RES.openai.azure.com/openai/v1/realtime?model=DEPLOYMENT``, ``api-key: K``
+- ``azure-beta``: ``wss://RES.openai.azure.com/openai/realtime?api-version=V&deployment=D``,
+  ``api-key: K`` (beta event names)
 
 With no key and no URL configured the local engine (``switchboard engine``) is used.
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket
 
@@ -49,7 +49,7 @@ async def signed_form(request: Request) -> dict[str, str]:
 
 SignedForm = Annotated[dict[str, str], Depends(signed_form)]
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Missing or malformed Twilio fields"},
     403: {"description": "Missing or invalid X-Twilio-Signature"},
 }
