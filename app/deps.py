@@ -93,13 +93,15 @@ class Services:
         if self.live.calls:
             log.info("draining %d live call(s)", len(self.live.calls))
             try:
-                await asyncio.wait_for(self.live.idle.wait(), self.settings.shutdown_drain_s)
+                async with asyncio.timeout(self.settings.shutdown_drain_s):
+                    await self.live.idle.wait()
             except TimeoutError:
                 log.warning("drain deadline passed; ending %d call(s)", len(self.live.calls))
                 for bridge in list(self.live.calls.values()):
                     bridge.abort("shutdown")
                 try:
-                    await asyncio.wait_for(self.live.idle.wait(), 5)
+                    async with asyncio.timeout(5):
+                        await self.live.idle.wait()
                 except TimeoutError:
                     log.error("calls still open after abort")
         await self.redis.aclose()

@@ -170,7 +170,8 @@ class CallBridge:
         metrics.CALLS.labels(self.direction, outcome).inc()
         if self.rt is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.rt.close(), 1)
+                async with asyncio.timeout(1):
+                    await self.rt.close()
         await self._close_carrier(1000, "call ended")
         self.services.live.remove(self.call_sid)
         log.info("call ended: %s (%s)", reason, outcome)
@@ -281,7 +282,7 @@ class CallBridge:
                 elif type(event) is tw.Dtmf:
                     await self._dispatch(session.on_dtmf(event.digit))
                 elif type(event) is tw.Stop:
-                    raise CallCompleted("carrier stop")
+                    raise CallCompleted(session.end_reason("carrier stop"))
                 elif type(event) is tw.Unknown:
                     metrics.UNKNOWN_EVENTS.labels("carrier").inc()
                     log.info("unknown carrier event %r ignored", event.event)
@@ -290,7 +291,7 @@ class CallBridge:
         except websockets.ConnectionClosed as exc:
             raise RealtimeDisconnected(f"realtime socket closed: {exc}") from None
         if session.action_done:
-            raise CallCompleted("carrier closed after call action")
+            raise CallCompleted(session.end_reason("carrier closed"))
         raise CarrierDisconnected("carrier socket closed without stop")
 
     async def _realtime_leg(self, flow: Flow) -> None:

@@ -199,6 +199,12 @@ class CallSession:
         )
         return self._flush()
 
+    def end_reason(self, default: str) -> str:
+        """Why the call ended, naming the hang-up/transfer that caused the carrier's stop."""
+        if self.action_done and self.pending_action is not None:
+            return f"{type(self.pending_action).__name__.lower()}: {self.pending_action.reason}"
+        return default
+
     def end(self, reason: str) -> list[act.Action]:
         """The call is over: record what is still unrecorded (heard estimates) and stop."""
         if self.machine.state is CallState.ended:
@@ -351,8 +357,10 @@ class CallSession:
         self._log("info", f"barge-in: item {item.item_id} heard {heard_ms} ms", "barge_in")
         self._record_assistant(item, now)
 
-    def _on_speech_stopped(self, _: ev.InputAudioBufferSpeechStopped) -> None:
-        self.last_speech_stop_t = self.now_ms()
+    def _on_speech_stopped(self, event: ev.InputAudioBufferSpeechStopped) -> None:
+        # `audio_end_ms` is on the input-audio timeline, which starts with the stream (the
+        # bridge buffers from `start`), so it maps onto this session's clock from t0.
+        self.last_speech_stop_t = min(self.now_ms(), self.t0 + event.audio_end_ms)
 
     def _on_transcription(self, event: ev.ConversationItemInputAudioTranscriptionCompleted) -> None:
         offset = self.speech_start_ms.pop(event.item_id, self.elapsed_ms())

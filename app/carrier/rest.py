@@ -40,7 +40,10 @@ class TwilioCalls:
             self.client.calls(call_sid).update(**kwargs)
 
         try:
-            await asyncio.wait_for(asyncio.to_thread(run), self.timeout_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # lands in the same iteration as the result, leaving the call's task running.
+            async with asyncio.timeout(self.timeout_s):
+                await asyncio.to_thread(run)
         except (TwilioException, OSError, TimeoutError) as exc:
             raise CarrierRestError(f"call update for {call_sid} failed: {exc}") from exc
 

@@ -63,8 +63,10 @@ async def make_stack(
     """``await make_stack(**settings_overrides)`` → a running ``Stack`` (stopped after)."""
     stops: list[Callable[[], Any]] = []
 
-    async def factory(engine_pace: float = 8.0, **overrides: Any) -> Stack:
-        engine = EngineServer(Scenario.load(), pace=engine_pace)
+    async def factory(
+        engine_pace: float = 8.0, scenario: Scenario | None = None, **overrides: Any
+    ) -> Stack:
+        engine = EngineServer(scenario or Scenario.load(), pace=engine_pace)
         await engine.start()
         stops.append(engine.stop)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

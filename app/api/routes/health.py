@@ -35,7 +35,8 @@ async def _reachable(url: str, timeout_s: float = 1.0) -> bool:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(parts.hostname, port)
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -49,7 +50,8 @@ async def _reachable(url: str, timeout_s: float = 1.0) -> bool:
 )
 async def readyz(services: ServicesDep, response: Response) -> Readiness:
     try:
-        redis_ok = bool(await asyncio.wait_for(services.redis.ping(), 1.0))
+        async with asyncio.timeout(1.0):
+            redis_ok = bool(await services.redis.ping())
     except Exception:
         redis_ok = False
     realtime_ok = await _reachable(endpoint(services.settings).url)
