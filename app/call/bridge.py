@@ -176,6 +176,30 @@ class CallBridge:
         self.services.live.remove(self.call_sid)
         log.info("call ended: %s (%s)", reason, outcome)
 
+    # --- operator control (admin API, any instance via pub/sub) ------------------------------
+
+    def operator_hangup(self, reason: str = "operator") -> None:
+        """Hang up now through the carrier's REST API (not waiting for audio to finish)."""
+        assert self.session is not None
+        self.session.action_done = True
+        self.session.pending_action = act.Hangup(reason)
+        self._spawn(self._call_action(act.Hangup(reason)), "operator_hangup")
+
+    def operator_transfer(self, to_number: str, reason: str = "operator") -> None:
+        """Transfer now. Raises ``ToolRefused`` when a transfer was already requested."""
+        assert self.session is not None
+        self.session.request_transfer(to_number, reason)
+        self.session.record_routing(to_number, reason)
+        self._perform_all(self.session.on_timer("call_action"))
+
+    def operator_say(self, text: str) -> None:
+        """Make the agent say ``text`` now (after the current response, if one is active)."""
+        assert self.session is not None
+        self._spawn(self._dispatch(self.session.say(text)), "operator_say")
+
+    def _perform_all(self, actions: list[act.Action]) -> None:
+        self._spawn(self._dispatch(actions), "operator")
+
     def abort(self, reason: str) -> None:
         """End the call from outside (shutdown, operator): fails its task group."""
         self._abort_reason = reason
