@@ -37,3 +37,31 @@ REALTIME_DISCONNECTS = Counter(
 )
 FRAMES = Counter("switchboard_media_frames_total", "Media messages relayed", ["direction"])
 STORE_DROPPED = Counter("switchboard_store_dropped_total", "Store writes dropped (queue full)")
+
+# --- admin API and live control -------------------------------------------------------------
+ADMIN_AUTH_FAILURES = Counter(
+    "switchboard_admin_auth_failures_total",
+    "Rejected admin requests by reason (missing, malformed, unknown, bad_secret, revoked,"
+    " session, csrf, scope, rate_limited)",
+    ["reason"],
+)
+CONTROL_COMMANDS = Counter(
+    "switchboard_control_commands_total",
+    "Operator commands on live calls (hangup, transfer, say) by result",
+    ["command", "result"],
+)
+FLOW_RELOADS = Counter("switchboard_flow_reloads_total", "Flow reloads by result", ["result"])
+
+# --- outbound dialer (updated by app/dialer) ------------------------------------------------
+DIALER_ATTEMPTS = Counter(
+    "switchboard_dialer_attempts_total",
+    "Outbound call attempts by campaign and result (placed, answered, busy, no_answer,"
+    " failed, blocked_dnc, ...)",
+    ["campaign", "result"],
+)
+DIALER_CPS = Gauge(
+    "switchboard_dialer_cps", "Outbound calls placed per second (recent rate)", ["campaign"]
+)
+DIALER_CPS_LIMIT = Gauge(
+    "switchboard_dialer_cps_limit", "Configured outbound calls-per-second ceiling", ["campaign"]
+)

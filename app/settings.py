@@ -123,6 +123,26 @@ class Settings(BaseSettings):
     allow_transfer_to_any_number: bool = False
     flows_dir: Path = PROJECT_ROOT / "flows"
 
+    # --- Admin API and operator page ---------------------------------------------------
+    #: Failed admin auth attempts allowed per client IP per window; beyond it: 429.
+    admin_auth_fail_max: int = Field(20, ge=1)
+    admin_auth_fail_window_s: int = Field(300, ge=1)
+    #: Lifetime of an operator-page login (its HttpOnly cookie and Redis session).
+    admin_session_ttl_s: int = Field(12 * 3600, ge=60)
+    #: Seconds between live-call registry heartbeats; entries expire after 3 missed beats.
+    live_heartbeat_s: float = Field(2.0, gt=0, le=60)
+    #: How long a live-call command waits for the instance holding the call to answer.
+    control_timeout_ms: int = Field(3000, ge=100)
+    #: Candidate calls one ``GET /admin/calls`` page may examine before it returns early
+    #: with a cursor (bounds the work of a filter combination that matches few calls).
+    calls_scan_budget: int = Field(5000, ge=100)
+    #: Token prices in USD per 1M tokens for the cost estimate (gpt-realtime list prices).
+    price_text_input_per_1m: float = Field(4.0, ge=0)
+    price_cached_input_per_1m: float = Field(0.4, ge=0)
+    price_audio_input_per_1m: float = Field(32.0, ge=0)
+    price_text_output_per_1m: float = Field(16.0, ge=0)
+    price_audio_output_per_1m: float = Field(64.0, ge=0)
+
     @property
     def is_dev(self) -> bool:
         return self.env is Environment.dev

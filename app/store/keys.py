@@ -34,6 +34,29 @@ Key                                    Type      Contents
                                                  (processing|shipped|delivered|cancelled),
                                                  delivery_date (ISO date), created_at_ms.
 ``{p}orders:seq``                      string    counter; ``INCR`` allocates new order ids.
+``{p}calls:idx:{field}:{value}``       zset      call_sid → created_at_ms for one filter value:
+                                                 ``direction``, ``flow``, ``status``, ``campaign``
+                                                 (value as stored) and ``number`` (value is
+                                                 ``{sha}`` of the from *or* to number). Trimmed
+                                                 to the retention on insert; TTL: retention.
+``{p}admin:key:{key_id}``              hash      key_id, name, scope (read|write), secret_sha256,
+                                                 created_at_ms, last_used_ms?, revoked_at_ms?
+``{p}admin:keys``                      zset      key_id → created_at_ms (every key ever made).
+``{p}admin:session:{token_sha}``       hash      key_id, csrf, created_at_ms: an operator-page
+                                                 login (cookie holds the token). TTL: session.
+``{p}admin:authfail:{ip}``             string    failed admin auth attempts from one client IP
+                                                 in the current window (INCR, EXPIRE window).
+``{p}dnc:entries``                     hash      ``{sha}`` → JSON {number_masked, reason,
+                                                 added_at_ms, added_by}: do-not-call list.
+``{p}dnc:by_time``                     zset      ``{sha}`` → added_at_ms (listing order).
+``{p}live:calls``                      zset      call_sid → heartbeat deadline (epoch ms) of a
+                                                 call bridged by some instance right now.
+``{p}live:call:{call_sid}``            hash      call_sid, instance, flow, direction, from_masked,
+                                                 to_masked, started_at_ms, heartbeat_ms. TTL: a
+                                                 few heartbeats.
+``{p}control:{instance}``              channel   pub/sub: operator commands for one instance.
+``{p}control:all``                     channel   pub/sub: commands for every instance (reload).
+``{p}control:reply:{request_id}``      channel   pub/sub: the answer to one command.
 =====================================  ========  ================================================
 
 All times are Unix epoch milliseconds (``*_ms``). Raw phone numbers are never stored:
@@ -144,3 +167,63 @@ class Keys:
     def orders_seq(self) -> str:
         """Counter allocating order ids."""
         return f"{self.prefix}orders:seq"
+
+    # --- call list indexes ------------------------------------------------------------
+
+    def call_index(self, field: str, value: str) -> str:
+        """Sorted set of call SIDs (score ``created_at_ms``) whose ``field`` is ``value``.
+
+        ``field`` is one of ``direction``, ``flow``, ``status``, ``campaign``, ``number``
+        (for ``number`` pass ``phone_hash`` of the E.164 form, never the number).
+        """
+        return f"{self.prefix}calls:idx:{field}:{value}"
+
+    # --- admin API --------------------------------------------------------------------
+
+    def admin_key(self, key_id: str) -> str:
+        """Hash with one admin API key (its secret only as a SHA-256)."""
+        return f"{self.prefix}admin:key:{key_id}"
+
+    @property
+    def admin_keys(self) -> str:
+        """Sorted set of admin key ids scored by ``created_at_ms``."""
+        return f"{self.prefix}admin:keys"
+
+    def admin_session(self, token_sha: str) -> str:
+        """Hash with one operator-page login, by the SHA-256 of its cookie token."""
+        return f"{self.prefix}admin:session:{token_sha}"
+
+    def admin_auth_failures(self, client_ip: str) -> str:
+        """Counter of failed admin auth attempts from ``client_ip`` in the current window."""
+        return f"{self.prefix}admin:authfail:{client_ip}"
+
+    # --- do-not-call list -------------------------------------------------------------
+
+    @property
+    def dnc_entries(self) -> str:
+        """Hash ``phone_hash`` → JSON entry of the do-not-call list."""
+        return f"{self.prefix}dnc:entries"
+
+    @property
+    def dnc_by_time(self) -> str:
+        """Sorted set ``phone_hash`` → ``added_at_ms`` of the do-not-call list."""
+        return f"{self.prefix}dnc:by_time"
+
+    # --- live calls across instances --------------------------------------------------
+
+    @property
+    def live_calls(self) -> str:
+        """Sorted set of live call SIDs scored by their heartbeat deadline (epoch ms)."""
+        return f"{self.prefix}live:calls"
+
+    def live_call(self, call_sid: str) -> str:
+        """Hash describing one live call and the instance that holds it."""
+        return f"{self.prefix}live:call:{call_sid}"
+
+    def control(self, instance: str) -> str:
+        """Pub/sub channel of operator commands for one instance (``"all"``: broadcast)."""
+        return f"{self.prefix}control:{instance}"
+
+    def control_reply(self, request_id: str) -> str:
+        """Pub/sub channel carrying the answer to one command."""
+        return f"{self.prefix}control:reply:{request_id}"

@@ -1,0 +1,190 @@
+"""Admin authentication: API keys with scopes, for every ``/admin`` endpoint.
+
+A request authenticates with one of
+
+* ``Authorization: Bearer sbk_<id>_<secret>`` or ``X-API-Key: sbk_<id>_<secret>``;
+* the operator page's session cookie (``sb_admin``, HttpOnly, SameSite=Strict) made by
+  logging in with a key at ``/admin/ui/login``. A cookie-authenticated request with an
+  unsafe method (POST, PUT, PATCH, DELETE) must also carry the session's CSRF token in
+  ``X-CSRF-Token`` (the page embeds it); header-authenticated requests need none.
+
+Answers: no credentials or a wrong/revoked key → 401 (``WWW-Authenticate: Bearer``); a
+key without the scope → 403; a client IP with ``admin_auth_fail_max`` failed attempts in
+the current ``admin_auth_fail_window_s`` window → 429 with ``Retry-After`` (even with a
+good key, until the window ends). Failures are logged with the reason, client IP and
+(for a real key) its public id, never the key itself.
+
+Use the ``Annotated`` aliases in routers::
+
+    @router.get("/admin/things")
+    async def things(principal: AdminRead) -> ...: ...
+
+    @router.post("/admin/things")
+    async def make(principal: AdminWrite) -> ...: ...
+
+and add ``responses=ADMIN_ERRORS`` (or ``ADMIN_ERRORS_404``) to the route so OpenAPI
+documents the error answers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from app import metrics
+from app.admin.keys import ApiKey, ApiKeys, FailureLimiter, Scope
+from app.api.deps import get_services
+from app.deps import Services
+from app.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "sb_admin"
+CSRF_HEADER = "X-CSRF-Token"
+API_KEY_HEADER = "X-API-Key"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_bearer = HTTPBearer(auto_error=False, description="An admin API key: `sbk_<id>_<secret>`")
+_api_key = APIKeyHeader(
+    name=API_KEY_HEADER, auto_error=False, description="An admin API key (alternative header)"
+)
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="Operator page session (log in at /admin/ui)"
+)
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer: ``{"detail": "..."}``."""
+
+    detail: str
+
+
+#: OpenAPI ``responses`` for admin routes: the auth errors.
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorBody, "description": "The key lacks the scope (or a CSRF token is bad)"},
+    429: {"model": ErrorBody, "description": "Too many failed auth attempts from this client"},
+    503: {"model": ErrorBody, "description": "Storage unavailable"},
+}
+#: ``ADMIN_ERRORS`` plus 404 for routes addressing one resource.
+ADMIN_ERRORS_404: dict[int | str, dict[str, Any]] = {
+    **ADMIN_ERRORS,
+    404: {"model": ErrorBody, "description": "No such resource"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key, and whether it came by header or operator-page session."""
+
+    key: ApiKey
+    via: Literal["header", "session"]
+    csrf: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name (key_id)`` for audit logs and ``added_by`` fields."""
+        return f"{self.key.name} ({self.key.key_id})"
+
+
+def api_keys(services: Services) -> ApiKeys:
+    """The key store for this app's Redis and prefix."""
+    return ApiKeys(
+        services.redis, services.keys, session_ttl_s=services.settings.admin_session_ttl_s
+    )
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (proxies' ``X-Forwarded-For`` is not trusted here)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Principal:
+    """Resolve the caller's key (see the module docstring). Raises 401/403/429/503."""
+    services = get_services(request)
+    settings = services.settings
+    limiter = FailureLimiter(
+        services.redis,
+        services.keys,
+        max_failures=settings.admin_auth_fail_max,
+        window_s=settings.admin_auth_fail_window_s,
+    )
+    ip = client_ip(request)
+    keys = api_keys(services)
+    raw = header_key or (bearer.credentials if bearer else None)
+    try:
+        retry_after = await limiter.blocked(ip)
+        if retry_after is not None:
+            metrics.ADMIN_AUTH_FAILURES.labels("rate_limited").inc()
+            raise HTTPException(
+                429,
+                "too many failed authentication attempts; try later",
+                headers={"Retry-After": str(retry_after)},
+            )
+        if raw:
+            key, reason = await keys.verify(raw)
+            if key is None:
+                count = await limiter.record_failure(ip)
+                metrics.ADMIN_AUTH_FAILURES.labels(reason).inc()
+                log.warning(
+                    "admin auth failed: reason=%s ip=%s key_id=%s path=%s failures=%d",
+                    reason,
+                    ip,
+                    raw.split("_")[1] if reason in ("bad_secret", "revoked") else "-",
+                    request.url.path,
+                    count,
+                )
+                raise _unauthorized("invalid API key")
+            return Principal(key=key, via="header")
+        if cookie:
+            session = await keys.session(cookie)
+            if session is None:
+                metrics.ADMIN_AUTH_FAILURES.labels("session").inc()
+                raise _unauthorized("session expired or revoked; log in again")
+            if request.method not in _SAFE_METHODS:
+                sent = request.headers.get(CSRF_HEADER, "")
+                if not sent or not hmac.compare_digest(sent, session.csrf):
+                    metrics.ADMIN_AUTH_FAILURES.labels("csrf").inc()
+                    log.warning("admin request with a bad CSRF token from ip=%s", ip)
+                    raise HTTPException(403, "missing or invalid CSRF token")
+            return Principal(key=session.key, via="session", csrf=session.csrf)
+    except StoreError as exc:
+        log.error("admin auth: store unavailable: %s", exc)
+        raise HTTPException(503, "storage unavailable") from None
+    metrics.ADMIN_AUTH_FAILURES.labels("missing").inc()
+    raise _unauthorized("an admin API key is required")
+
+
+async def require_read(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    """Any active key (``read`` or ``write``)."""
+    return principal
+
+
+async def require_write(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    """A ``write`` key; a ``read`` key is 403."""
+    if not principal.key.allows(Scope.write):
+        metrics.ADMIN_AUTH_FAILURES.labels("scope").inc()
+        log.warning("admin key %s lacks the write scope", principal.key.key_id)
+        raise HTTPException(403, "this API key lacks the write scope")
+    return principal
+
+
+#: A route parameter typed ``AdminRead`` requires a key with at least the read scope.
+AdminRead = Annotated[Principal, Depends(require_read)]
+#: A route parameter typed ``AdminWrite`` requires a key with the write scope.
+AdminWrite = Annotated[Principal, Depends(require_write)]
