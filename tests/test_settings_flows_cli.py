@@ -1,0 +1,118 @@
+"""Settings refuse unsafe defaults; flows fail with line numbers; numbers are masked; the
+CLI documents every command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.phone import mask, normalize
+from app.realtime.dialect import endpoint
+from app.settings import RealtimeDialect, Settings
+from flows import FlowCatalog, FlowFileError, parse_flow
+
+
+def test_dev_runs_offline_on_the_local_engine() -> None:
+    s = Settings(_env_file=None, env="dev")  # type: ignore[call-arg]
+    ep = endpoint(s)
+    assert ep.url.startswith(f"ws://127.0.0.1:{s.engine_port}/v1/realtime") and not ep.beta
+    assert s.twilio_rest_base_url == f"http://127.0.0.1:{s.simulator_port}"
+
+
+def test_production_refuses_default_secrets() -> None:
+    with pytest.raises(ValueError) as err:
+        Settings(_env_file=None, env="production")  # type: ignore[call-arg]
+    text = str(err.value)
+    for name in ("TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL", "REALTIME_API_KEY", "ACCOUNT_SID"):
+        assert name in text
+
+
+def test_production_with_real_settings_starts_and_hides_secrets() -> None:
+    s = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        env="production",
+        public_base_url="https://voice.example.com",
+        twilio_account_sid="AC" + "a" * 32,
+        twilio_auth_token="real-token-123",
+        realtime_api_key="sk-secret-value",
+    )
+    assert s.media_stream_url == "wss://voice.example.com/twilio/media"
+    assert "sk-secret-value" not in repr(s) and "real-token-123" not in repr(s)
+    ep = endpoint(s)
+    assert ep.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+    assert ep.headers == {"Authorization": "Bearer sk-secret-value"}
+    assert "sk-secret" not in ep.redacted_url()
+
+
+def test_signature_validation_can_be_disabled_only_in_dev() -> None:
+    Settings(_env_file=None, env="dev", validate_signatures=False)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="VALIDATE_SIGNATURES"):
+        Settings(  # type: ignore[call-arg]
+            _env_file=None, env="test", validate_signatures=False, twilio_auth_token="t-123"
+        )
+
+
+@pytest.mark.parametrize(
+    "dialect, beta, header",
+    [
+        (RealtimeDialect.openai_beta, True, "OpenAI-Beta"),
+        (RealtimeDialect.azure_ga, False, "api-key"),
+        (RealtimeDialect.azure_beta, True, "api-key"),
+    ],
+)
+def test_dialect_endpoints(dialect: RealtimeDialect, beta: bool, header: str) -> None:
+    s = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        realtime_dialect=dialect,
+        realtime_api_key="k",
+        realtime_url="wss://res.openai.azure.com/openai/v1/realtime?model=dep",
+    )
+    ep = endpoint(s)
+    assert ep.beta is beta and header in ep.headers
+
+
+def test_flow_errors_carry_line_numbers() -> None:
+    text = "name: demo\ninstructions: hi\nvad:\n  threshold: 7\nvoice: alloy\ntypo_key: 1\n"
+    with pytest.raises(FlowFileError) as err:
+        parse_flow(text, "demo.yaml")
+    lines = {ln for ln, _ in err.value.errors}
+    assert 4 in lines  # vad.threshold out of range
+    assert 6 in lines  # unknown key
+    with pytest.raises(FlowFileError) as err:
+        parse_flow("name: x\ninstructions: [unclosed\n", "bad.yaml")
+    assert err.value.errors[0][0] == 3  # where the parser found the unclosed sequence
+
+
+def test_routing_by_number_then_default(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: sales\nnumbers: ['+15550101111']\ninstructions: sell\n")
+    (tmp_path / "b.yaml").write_text("name: support\ndefault: true\ninstructions: help\n")
+    catalog = FlowCatalog.load(tmp_path)
+    flow, decision = catalog.route("+15550101111")
+    assert (flow.name, decision.reason) == ("sales", "number_match")
+    flow, decision = catalog.route("+15550102222")
+    assert (flow.name, decision.reason) == ("support", "default")
+
+
+def test_phone_numbers_normalise_and_mask() -> None:
+    assert normalize("(555) 010-0000") == "+15550100000"
+    assert normalize("0044 20 7946 0958") == "+442079460958"
+    with pytest.raises(ValueError):
+        normalize("12")
+    assert mask("+15555550123") == "+155****0123"
+    assert mask("12345") == "*****" and mask(None) == ""
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate", "engine", "call"])
+def test_every_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output and len(result.output.splitlines()) > 5
+
+
+def test_call_reports_a_missing_recording_clearly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["call", "--wav", str(tmp_path / "nope.wav")])
+    assert result.exit_code == 2
+    assert "no such file" in result.output
