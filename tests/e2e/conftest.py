@@ -119,6 +119,15 @@ async def make_stack(
         await stop()
 
 
+async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds, checking every 20 ms; fail after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        for _ in iter(int, 1):  # until the predicate holds or the timeout cancels us
+            if predicate():
+                return
+            await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 async def stack(make_stack: StackFactory) -> Stack:
     result: Stack = await make_stack()

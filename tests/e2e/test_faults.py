@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from app.sim.assets import recording_ulaw
 from app.sim.carrier import CallScript, new_call_sid
 from app.sim.summary import read_call
-from tests.e2e.conftest import ACCOUNT_SID, Stack
+from tests.e2e.conftest import ACCOUNT_SID, Stack, eventually
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
@@ -134,12 +134,9 @@ async def test_malformed_frames_are_counted_and_the_call_goes_on(stack: Stack) -
 
 async def _live_call(stack: Stack, script: CallScript) -> tuple[asyncio.Task[Any], Any]:
     task = asyncio.create_task(stack.sim.place_inbound_call(script))
-    async with asyncio.timeout(10):
-        while not stack.services.live.calls:
-            await asyncio.sleep(0.02)
-        (bridge,) = stack.services.live.calls.values()
-        while bridge.rt is None or not bridge.session.configured:
-            await asyncio.sleep(0.02)
+    await eventually(lambda: bool(stack.services.live.calls))
+    (bridge,) = stack.services.live.calls.values()
+    await eventually(lambda: bridge.rt is not None and bridge.session.configured)
     return task, bridge
 
 
@@ -163,9 +160,8 @@ async def test_realtime_error_event_is_logged_and_the_call_goes_on(stack: Stack)
 async def test_realtime_drop_ends_the_call_cleanly_with_its_record(stack: Stack) -> None:
     script = CallScript(from_number=CALLER, to_number=SUPPORT, caller_audio=[], max_duration_s=20)
     task, bridge = await _live_call(stack, script)
-    async with asyncio.timeout(10):  # wait until the greeting has been fully sent
-        while not any(i.audio_done for i in bridge.session.items.values()):
-            await asyncio.sleep(0.02)
+    # Wait until the greeting has been fully sent.
+    await eventually(lambda: any(i.audio_done for i in bridge.session.items.values()))
     await stack.engine.stop()  # the Realtime service goes away mid-call
     result = await task
     assert result.ended_by == "server_closed"
