@@ -169,6 +169,107 @@ def call(
         sys.exit(1)
 
 
+keys_cli = typer.Typer(
+    name="keys",
+    help="Admin API keys: create (shown once), list, revoke.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+cli.add_typer(keys_cli)
+
+
+def _run_keys(action: Any) -> Any:
+    """Run ``action(ApiKeys)`` against the configured Redis; exit 1 on storage errors."""
+    from app.admin.keys import ApiKeys
+    from app.errors import StoreError
+    from app.store.keys import Keys
+    from app.store.redis import create_redis
+
+    settings = _settings()
+
+    async def run() -> Any:
+        redis = create_redis(settings.redis_url)
+        try:
+            return await action(ApiKeys(redis, Keys(settings.redis_prefix)))
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(run())
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for (1-64 characters).")],
+    scope: Annotated[
+        str, typer.Option(help="read: look only; write: also hang up, transfer, edit.")
+    ] = "read",
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    if scope not in ("read", "write"):
+        typer.echo("error: --scope must be read or write", err=True)
+        raise typer.Exit(2)
+    try:
+        key, raw = _run_keys(lambda keys: keys.create(name, scope))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"created key {key.key_id} ({key.name}, {key.scope.value})", err=True)
+    typer.echo("store it now; it cannot be shown again:", err=True)
+    typer.echo(raw)
+
+
+@keys_cli.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List keys (never their secrets), oldest first."""
+    import time
+
+    found = _run_keys(lambda keys: keys.list())
+    rows = [
+        {
+            "key_id": k.key_id,
+            "name": k.name,
+            "scope": k.scope.value,
+            "created_at_ms": k.created_at_ms,
+            "last_used_ms": k.last_used_ms,
+            "revoked_at_ms": k.revoked_at_ms,
+        }
+        for k in found
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+
+    def when(ms: int | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000)) if ms else "-"
+
+    for r in rows:
+        state = f"revoked {when(r['revoked_at_ms'])}" if r["revoked_at_ms"] else "active"
+        typer.echo(
+            f"{r['key_id']}  {r['scope']:<5}  {state:<24}  created {when(r['created_at_ms'])}"
+            f"  last used {when(r['last_used_ms'])}  {r['name']}"
+        )
+    if not rows:
+        typer.echo("no keys", err=True)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (the part after sbk_).")],
+) -> None:
+    """Revoke a key: requests with it, and its operator-page sessions, fail from now on."""
+    key = _run_keys(lambda keys: keys.revoke(key_id))
+    if key is None:
+        typer.echo(f"error: no key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked key {key.key_id} ({key.name})")
+
+
 def main() -> None:
     cli()
 

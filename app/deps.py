@@ -33,15 +33,19 @@ class LiveCalls:
 
     calls: dict[str, CallBridge] = field(default_factory=dict)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set on every add/remove (the live-call registry clears it and refreshes Redis).
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, bridge: CallBridge) -> None:
         self.calls[bridge.call_sid] = bridge
         self.idle.clear()
+        self.changed.set()
 
     def remove(self, call_sid: str) -> None:
         self.calls.pop(call_sid, None)
         if not self.calls:
             self.idle.set()
+        self.changed.set()
 
 
 @dataclass
@@ -89,6 +93,11 @@ class Services:
 
     async def shutdown(self) -> None:
         """Stop accepting calls, drain live calls within ``shutdown_drain_s``, then close Redis."""
+        await self.drain()
+        await self.close()
+
+    async def drain(self) -> None:
+        """Stop accepting calls; wait ``shutdown_drain_s`` for live calls, then abort the rest."""
         self.accepting = False
         if self.live.calls:
             log.info("draining %d live call(s)", len(self.live.calls))
@@ -104,4 +113,7 @@ class Services:
                         await self.live.idle.wait()
                 except TimeoutError:
                     log.error("calls still open after abort")
+
+    async def close(self) -> None:
+        """Close storage (after ``drain``)."""
         await self.redis.aclose()

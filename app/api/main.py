@@ -1,8 +1,9 @@
 """The FastAPI application: ``create_app(settings)``.
 
 Start-up builds the services (Redis, flows, tools) and refuses to start with invalid
-flows. Shutdown runs in a fixed order: stop accepting calls, drain live calls within
-``shutdown_drain_s``, then close storage.
+flows, then starts the admin machinery (live-call registry, control listener). Shutdown
+runs in a fixed order: stop accepting calls, drain live calls within
+``shutdown_drain_s``, stop the admin machinery, then close storage.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api.routes import health, twilio
+from app.admin.service import Admin
+from app.api.routes import (
+    admin_calls,
+    admin_dnc,
+    admin_flows,
+    admin_keys,
+    admin_live,
+    health,
+    twilio,
+)
 from app.deps import Services
 from app.settings import Settings, get_settings
 
@@ -27,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.build(settings)
         app.state.services = services
+        admin = Admin.build(services)
+        app.state.admin = admin
+        await admin.start()
         if settings.is_dev and not settings.validate_signatures:
             log.warning("!!! SIGNATURE VALIDATION IS OFF (dev mode only) !!!")
         log.info(
@@ -38,7 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await services.shutdown()
+            # Calls stay listed and controllable while they drain; then admin stops.
+            await services.drain()
+            await admin.stop()
+            await services.close()
 
     app = FastAPI(
         title="Switchboard",
@@ -48,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(twilio.router)
     app.include_router(health.router)
+    for router in (admin_calls, admin_live, admin_flows, admin_dnc, admin_keys):
+        app.include_router(router.router)
     return app
 
 

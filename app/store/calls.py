@@ -5,12 +5,18 @@ also refreshes the retention ``EXPIRE`` on each key it touches (and on the call 
 so a record is never half-written and a call's keys expire together.
 Raw phone numbers are never written: only ``app.phone.mask`` output and
 ``phone_hash`` of the E.164 form.
+
+Listing: besides ``calls:by_time`` every call is in ``calls:idx:{field}:{value}`` sorted
+sets (direction, flow, status, campaign, and number for both its from and to hash), kept
+in step at write time, so ``query_calls`` pages through a million calls by walking the
+smallest matching index instead of scanning.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -69,6 +75,82 @@ _CREATE_FIELDS = frozenset(
 
 #: Raw-number field names refused by ``update_call``/``extra`` so numbers never land in Redis.
 _FORBIDDEN_FIELDS = frozenset({"from", "to", "from_number", "to_number", "caller", "called"})
+
+#: Call hash fields with a ``calls:idx:{field}:{value}`` index (plus ``number``, for
+#: ``from_hash`` and ``to_hash``), kept in step by ``create_call`` and ``update_call``.
+INDEXED_FIELDS = ("direction", "flow", "status", "campaign")
+#: Largest value indexed (longer values are stored but not filterable).
+_MAX_INDEX_VALUE = 128
+
+#: Move a call between ``calls:idx:{field}:{value}`` sets for changed fields; runs before
+#: the HSET in ``update_call``'s transaction. KEYS[1] call hash. ARGV: call_sid, index
+#: prefix, retention_s, oldest_ms (trim bound), then field/new-value pairs ("" = removed).
+_REINDEX_LUA = """
+local created = redis.call('HGET', KEYS[1], 'created_at_ms')
+if not created then return 0 end
+for i = 5, #ARGV, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  local old = redis.call('HGET', KEYS[1], f)
+  if old and old ~= v then redis.call('ZREM', ARGV[2] .. f .. ':' .. old, ARGV[1]) end
+  if v ~= '' then
+    local k = ARGV[2] .. f .. ':' .. v
+    redis.call('ZADD', k, created, ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[4])
+    redis.call('EXPIRE', k, ARGV[3])
+  end
+end
+return 1
+"""
+
+#: One page of a filtered listing. KEYS: the sets to intersect (``calls:by_time`` or
+#: filter indexes; all scored by created_at_ms). ARGV: min score, max score, cursor
+#: score ("" for none), cursor member, limit, budget. The set with the fewest members in
+#: range is walked newest first by rank; the others are checked with ZSCORE. Returns
+#: ``{matches (flat member, score...), next_score, next_member}``; next is "" when
+#: nothing is left, else the last position examined (budget spent or a further match).
+_QUERY_LUA = """
+local minv, maxv = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cs, cm = ARGV[3], ARGV[4]
+local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
+local top = maxv
+if cs ~= '' then
+  if tonumber(cs) <= maxv then top = tonumber(cs) else cs = '' end
+end
+local best, bestn = 1, -1
+for i = 1, #KEYS do
+  local n = redis.call('ZCOUNT', KEYS[i], minv, top)
+  if n == 0 then return {{}, '', ''} end
+  if bestn < 0 or n < bestn then best, bestn = i, n end
+end
+local primary = KEYS[best]
+local rank = redis.call('ZCOUNT', primary, '(' .. string.format('%d', top), '+inf')
+local out, examined, last_s, last_m = {}, 0, '', ''
+local batch = 256
+while true do
+  local rows = redis.call('ZREVRANGE', primary, rank, rank + batch - 1, 'WITHSCORES')
+  if #rows == 0 then return {out, '', ''} end
+  for i = 1, #rows, 2 do
+    local m, s = rows[i], rows[i + 1]
+    local sv = tonumber(s)
+    if sv < minv then return {out, '', ''} end
+    if not (cs ~= '' and sv == tonumber(cs) and m >= cm) and sv <= top then
+      if examined >= budget then return {out, last_s, last_m} end
+      examined = examined + 1
+      local ok = true
+      for k = 1, #KEYS do
+        if k ~= best and not redis.call('ZSCORE', KEYS[k], m) then ok = false; break end
+      end
+      if ok then
+        if #out >= 2 * limit then return {out, last_s, last_m} end
+        out[#out + 1] = m
+        out[#out + 1] = s
+      end
+      last_s, last_m = s, m
+    end
+  end
+  rank = rank + batch
+end
+"""
 
 HashValue = str | int | float | bool | None
 _Entry = dict[FieldT, EncodableT]
@@ -132,6 +214,7 @@ class CallStore:
         self.keys = keys
         self.retention_s = retention_s
         self.stream_maxlen = stream_maxlen
+        self._query = redis.register_script(_QUERY_LUA)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -182,15 +265,25 @@ class CallStore:
         key = self.keys.call(call_sid)
         by_time = self.keys.calls_by_time
         oldest_ms = created_at_ms - self.retention_s * 1000
-        await self._exec(
-            "create_call",
-            lambda p: (
-                p.hset(key, mapping=fields),
-                p.expire(key, self.retention_s),
-                p.zadd(by_time, {call_sid: created_at_ms}),
-                p.zremrangebyscore(by_time, "-inf", f"({oldest_ms}"),
-            ),
-        )
+        indexes = [
+            self.keys.call_index(name, str(fields[name]))
+            for name in INDEXED_FIELDS
+            if name in fields and 0 < len(str(fields[name])) <= _MAX_INDEX_VALUE
+        ]
+        for sha in {str(fields["from_hash"]), str(fields["to_hash"])}:
+            indexes.append(self.keys.call_index("number", sha))
+
+        def ops(p: Pipeline) -> None:
+            p.hset(key, mapping=fields)
+            p.expire(key, self.retention_s)
+            p.zadd(by_time, {call_sid: created_at_ms})
+            p.zremrangebyscore(by_time, "-inf", f"({oldest_ms}")
+            for index in indexes:
+                p.zadd(index, {call_sid: created_at_ms})
+                p.zremrangebyscore(index, "-inf", f"({oldest_ms}")
+                p.expire(index, self.retention_s)
+
+        await self._exec("create_call", ops)
 
     async def update_call(self, call_sid: str, **fields: HashValue) -> None:
         """Set fields on the call hash (``status="live"``, ``ended_at_ms=...``).
@@ -206,8 +299,23 @@ class CallStore:
         if not to_set and not to_del:
             return
         key = self.keys.call(call_sid)
+        reindex: list[str] = []
+        for name in INDEXED_FIELDS:
+            if name in fields:
+                value = "" if fields[name] is None else str(_encode(name, fields[name]))
+                reindex += [name, value if len(value) <= _MAX_INDEX_VALUE else ""]
+        oldest_ms = time.time_ns() // 1_000_000 - self.retention_s * 1000
 
         def ops(p: Pipeline) -> None:
+            if reindex:
+                args: list[str | int] = [
+                    call_sid,
+                    self.keys.call_index_prefix,
+                    self.retention_s,
+                    oldest_ms,
+                    *reindex,
+                ]
+                p.eval(_REINDEX_LUA, 1, key, *args)
             if to_set:
                 p.hset(key, mapping=to_set)
             if to_del:
@@ -430,6 +538,65 @@ class CallStore:
             self.redis.zrevrangebyscore(self.keys.calls_by_time, top, "-inf", start=0, num=limit),
         )
         return sids
+
+    async def query_calls(
+        self,
+        *,
+        filters: Mapping[str, str] | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 50,
+        budget: int = 5000,
+    ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+        """One page of calls newest first, filtered: ``(calls, next_position)``.
+
+        ``filters`` maps a field of ``INDEXED_FIELDS`` or ``number`` to a value (for
+        ``number`` any spelling of a phone number; it matches the caller or the called
+        number through ``from_hash``/``to_hash``). ``since_ms``/``until_ms`` bound
+        ``created_at_ms`` (inclusive, epoch ms). ``after`` is the ``(created_at_ms,
+        call_sid)`` position the previous page ended at. At most ``budget`` candidates are
+        examined (one Lua call, work bounded whatever the number of stored calls), so a
+        page may hold fewer than ``limit`` calls and still have a next position;
+        ``next_position`` is None when nothing is left. Calls whose records have expired
+        are skipped. Each call is ``get_call``'s dict. Raises ``ValueError`` for an
+        unknown filter field, ``StoreError`` when Redis fails.
+        """
+        index_keys: list[str] = []
+        for name, value in (filters or {}).items():
+            if name == "number":
+                index_keys.append(self.keys.call_index("number", _hash_number(value)))
+            elif name in INDEXED_FIELDS:
+                index_keys.append(self.keys.call_index(name, value))
+            else:
+                raise ValueError(f"cannot filter calls on {name!r}")
+        if not index_keys:
+            index_keys = [self.keys.calls_by_time]
+        args: list[str | int] = [
+            since_ms if since_ms is not None else 0,
+            until_ms if until_ms is not None else 2**53 - 1,
+            str(after[0]) if after else "",
+            after[1] if after else "",
+            max(1, limit),
+            max(1, budget),
+        ]
+        try:
+            rows, next_score, next_member = await self._query(keys=index_keys, args=args)
+        except RedisError as exc:
+            raise StoreError(f"query_calls failed: {exc}") from exc
+        sids = [str(rows[i]) for i in range(0, len(rows), 2)]
+        calls: list[dict[str, Any]] = []
+        if sids:
+            raws = await self._exec(
+                "query_calls", lambda p: [p.hgetall(self.keys.call(sid)) for sid in sids]
+            )
+            for raw in raws:
+                if raw:
+                    calls.append(
+                        {k: (_int(v, k) if k in INT_FIELDS else v) for k, v in raw.items()}
+                    )
+        position = (int(float(next_score)), str(next_member)) if next_score else None
+        return calls, position
 
     # --- helpers ------------------------------------------------------------------------
 

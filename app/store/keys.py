@@ -176,7 +176,12 @@ class Keys:
         ``field`` is one of ``direction``, ``flow``, ``status``, ``campaign``, ``number``
         (for ``number`` pass ``phone_hash`` of the E.164 form, never the number).
         """
-        return f"{self.prefix}calls:idx:{field}:{value}"
+        return f"{self.call_index_prefix}{field}:{value}"
+
+    @property
+    def call_index_prefix(self) -> str:
+        """``call_index(field, value)`` is this + ``f"{field}:{value}"`` (for Lua scripts)."""
+        return f"{self.prefix}calls:idx:"
 
     # --- admin API --------------------------------------------------------------------
 

@@ -1,0 +1,214 @@
+"""The registry of calls in progress on every instance.
+
+Each instance runs one ``LiveRegistry``: on every change of ``services.live`` (and at
+least every ``live_heartbeat_s`` seconds) it writes, for each call it bridges,
+``{p}live:call:{call_sid}`` (a hash naming the instance, TTL three heartbeats) and the
+call's heartbeat deadline as its score in ``{p}live:calls``; calls that left
+``services.live`` are removed at once. An instance that dies stops refreshing, and its
+calls drop out of ``live_calls()`` within three heartbeats.
+
+The registry also feeds the turn-latency histogram (``switchboard_turn_latency_seconds``)
+from each call's session as turns complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app import metrics
+from app.errors import StoreError
+from app.phone import mask
+from app.store.keys import Keys
+
+if TYPE_CHECKING:
+    from app.call.bridge import CallBridge
+    from app.deps import Services
+
+log = logging.getLogger(__name__)
+
+#: A registry entry outlives this many missed heartbeats.
+BEATS_TO_EXPIRE = 3
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """A call in progress as the registry knows it. Times are epoch ms; numbers masked."""
+
+    call_sid: str
+    instance: str
+    flow: str
+    direction: str
+    from_masked: str
+    to_masked: str
+    state: str
+    started_at_ms: int
+    heartbeat_ms: int
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> LiveCall:
+        try:
+            return cls(
+                call_sid=raw["call_sid"],
+                instance=raw.get("instance", ""),
+                flow=raw.get("flow", ""),
+                direction=raw.get("direction", ""),
+                from_masked=raw.get("from_masked", ""),
+                to_masked=raw.get("to_masked", ""),
+                state=raw.get("state", ""),
+                started_at_ms=int(raw.get("started_at_ms", 0)),
+                heartbeat_ms=int(raw.get("heartbeat_ms", 0)),
+            )
+        except (KeyError, ValueError) as exc:
+            raise StoreError("malformed live call entry") from exc
+
+
+def describe(
+    bridge: CallBridge, instance: str, started_at_ms: int, now_ms: int
+) -> dict[str, str | int]:
+    """The registry hash of one bridged call (numbers masked)."""
+    session = bridge.session
+    info = getattr(getattr(bridge, "tool_ctx", None), "call", None)
+    return {
+        "call_sid": bridge.call_sid,
+        "instance": instance,
+        "flow": session.flow.name if session is not None else "",
+        "direction": bridge.direction,
+        "from_masked": mask(info.from_number) if info is not None else "",
+        "to_masked": mask(info.to_number) if info is not None else "",
+        "state": session.machine.state.value if session is not None else "",
+        "started_at_ms": started_at_ms,
+        "heartbeat_ms": now_ms,
+    }
+
+
+async def live_calls(redis: aioredis.Redis, keys: Keys) -> list[LiveCall]:
+    """Calls in progress on any instance, oldest first. Raises ``StoreError``."""
+    try:
+        sids: list[Any] = await redis.zrangebyscore(keys.live_calls, _now_ms(), "+inf")
+        if not sids:
+            return []
+        async with redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hgetall(keys.live_call(sid))
+            raws: list[dict[str, str]] = await pipe.execute()
+    except RedisError as exc:
+        raise StoreError(f"live call listing failed: {exc}") from exc
+    calls = [LiveCall.from_hash(raw) for raw in raws if raw and "call_sid" in raw]
+    return sorted(calls, key=lambda c: (c.started_at_ms, c.call_sid))
+
+
+async def live_call(redis: aioredis.Redis, keys: Keys, call_sid: str) -> LiveCall | None:
+    """The registry entry of ``call_sid`` if it is live on some instance, else None."""
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zscore(keys.live_calls, call_sid)
+            pipe.hgetall(keys.live_call(call_sid))
+            deadline, raw = await pipe.execute()
+    except RedisError as exc:
+        raise StoreError(f"live call lookup failed: {exc}") from exc
+    if deadline is None or float(deadline) < _now_ms() or not raw or "call_sid" not in raw:
+        return None
+    return LiveCall.from_hash(raw)
+
+
+async def live_sids(redis: aioredis.Redis, keys: Keys, call_sids: list[str]) -> set[str]:
+    """Which of ``call_sids`` are live on some instance (one pipelined ``ZSCORE`` each)."""
+    if not call_sids:
+        return set()
+    now = _now_ms()
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for sid in call_sids:
+                pipe.zscore(keys.live_calls, sid)
+            scores = await pipe.execute()
+    except RedisError as exc:
+        raise StoreError(f"live call lookup failed: {exc}") from exc
+    return {sid for sid, s in zip(call_sids, scores, strict=True) if s is not None and s >= now}
+
+
+class LiveRegistry:
+    """Publishes this instance's ``services.live`` calls to Redis (see module docstring)."""
+
+    def __init__(self, services: Services, instance: str) -> None:
+        self.services = services
+        self.instance = instance
+        self.interval_s = services.settings.live_heartbeat_s
+        self._started: dict[str, int] = {}
+        self._bridges: dict[str, CallBridge] = {}
+        self._latencies_seen: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="live-registry")
+
+    async def stop(self) -> None:
+        """Stop beating and remove this instance's remaining entries (best effort)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.beat(final=True)
+
+    async def _run(self) -> None:
+        changed = self.services.live.changed
+        while True:
+            changed.clear()
+            try:
+                await self.beat()
+            except (StoreError, RedisError, OSError) as exc:
+                log.warning("live registry heartbeat failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval_s):
+                    await changed.wait()
+
+    async def beat(self, *, final: bool = False) -> None:
+        """Write every live call's entry and drop the ones that ended (all when ``final``)."""
+        redis, keys = self.services.redis, self.services.keys
+        now = _now_ms()
+        current = {} if final else dict(self.services.live.calls)
+        gone = [sid for sid in self._bridges if sid not in current]
+        for sid in gone:
+            self._observe_latencies(sid, self._bridges.pop(sid))
+            self._started.pop(sid, None)
+            self._latencies_seen.pop(sid, None)
+        ttl_ms = int(self.interval_s * 1000 * BEATS_TO_EXPIRE)
+        async with redis.pipeline(transaction=False) as pipe:
+            for sid, bridge in current.items():
+                if not sid:
+                    continue
+                self._bridges[sid] = bridge
+                started = self._started.setdefault(sid, now)
+                entry = describe(bridge, self.instance, started, now)
+                pipe.hset(keys.live_call(sid), mapping=entry)  # type: ignore[arg-type]
+                pipe.pexpire(keys.live_call(sid), ttl_ms)
+                pipe.zadd(keys.live_calls, {sid: now + ttl_ms})
+                self._observe_latencies(sid, bridge)
+            for sid in gone:
+                pipe.zrem(keys.live_calls, sid)
+                pipe.delete(keys.live_call(sid))
+            pipe.zremrangebyscore(keys.live_calls, "-inf", f"({now}")
+            await pipe.execute()
+
+    def _observe_latencies(self, sid: str, bridge: CallBridge) -> None:
+        session = bridge.session
+        if session is None:
+            return
+        values = list(session.turn_latencies_ms)
+        seen = self._latencies_seen.get(sid, 0)
+        for value in values[seen:]:
+            metrics.TURN_LATENCY.observe(value / 1000)
+        self._latencies_seen[sid] = len(values)

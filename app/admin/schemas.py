@@ -1,0 +1,266 @@
+"""Response and request models of the admin API (also rendered by the operator page).
+
+Times are Unix epoch milliseconds (``*_ms``), durations seconds (``*_s``) unless named
+``*_ms``; money is USD. Phone numbers appear only masked (``+155****0123``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class CallSummary(BaseModel):
+    """One call in a listing."""
+
+    call_sid: str
+    direction: str
+    flow: str
+    status: str
+    carrier_status: str | None = None
+    from_masked: str
+    to_masked: str
+    campaign: str | None = None
+    created_at_ms: int
+    started_at_ms: int | None = None
+    ended_at_ms: int | None = None
+    duration_s: float | None = Field(None, description="ended_at - created_at, seconds")
+    end_reason: str | None = None
+    total_tokens: int = 0
+    live: bool = Field(False, description="In progress on some instance right now")
+
+
+class CallPage(BaseModel):
+    """A page of calls, newest first. Pass ``next_cursor`` as ``cursor`` for the next page;
+    a page may be shorter than ``limit`` while ``next_cursor`` is set (the scan budget
+    was spent); ``next_cursor`` is null at the end."""
+
+    calls: list[CallSummary]
+    next_cursor: str | None
+    limit: int
+
+
+class TranscriptLine(BaseModel):
+    id: str
+    role: str = Field(description="user or assistant")
+    text: str
+    item_id: str
+    offset_ms: int = Field(description="ms since the media stream started")
+    interrupted: bool = Field(description="The caller cut the agent off in this turn")
+
+
+class RoutingDecision(BaseModel):
+    id: str
+    flow: str
+    reason: str
+    target: str = Field(description="flow:<name> or a masked transfer number")
+    at_ms: int
+
+
+class ToolCallRecord(BaseModel):
+    id: str
+    name: str
+    call_id: str
+    arguments: str = Field(description="JSON the model sent (numbers masked)")
+    result: Any = Field(description="JSON result given back to the model (numbers masked)")
+    error: str | None
+    duration_ms: float
+    at_ms: int
+
+
+class StatusChange(BaseModel):
+    id: str
+    status: str
+    at_ms: int
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class TokenUsage(BaseModel):
+    """Realtime token usage summed over the call's responses."""
+
+    responses: int = 0
+    total_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+    cached_tokens: int = 0
+    input_text_tokens: int = Field(0, description="input - audio input - cached, ≥ 0")
+    output_text_tokens: int = Field(0, description="output - audio output, ≥ 0")
+
+
+class CostEstimate(BaseModel):
+    """Estimated cost from the usage and the configured prices (USD per 1M tokens).
+
+    Cached input is priced at the cached rate whatever its modality; the rest of the
+    input is split into audio and text by the reported audio token count.
+    """
+
+    currency: Literal["USD"] = "USD"
+    total_usd: float
+    breakdown_usd: dict[str, float]
+    prices_per_1m: dict[str, float]
+
+
+class TurnLatency(BaseModel):
+    """End of caller speech → first agent audio sent, per answered turn (ms)."""
+
+    turns_ms: list[int]
+    count: int
+    mean_ms: float | None
+    p50_ms: int | None
+    p95_ms: int | None
+    max_ms: int | None
+
+
+class LiveCallInfo(BaseModel):
+    """A call in progress (from the cross-instance registry)."""
+
+    call_sid: str
+    instance: str = Field(description="The Switchboard process bridging the call")
+    flow: str
+    direction: str
+    from_masked: str
+    to_masked: str
+    state: str = Field(description="awaiting_start, connecting, active, ending")
+    started_at_ms: int
+    heartbeat_ms: int
+
+
+class LiveCalls(BaseModel):
+    calls: list[LiveCallInfo]
+    count: int
+
+
+class CallDetail(BaseModel):
+    """Everything stored about one call."""
+
+    call: CallSummary
+    record: dict[str, str | int] = Field(description="The raw call record (no raw numbers)")
+    transcript: list[TranscriptLine]
+    routing: list[RoutingDecision]
+    tool_calls: list[ToolCallRecord]
+    statuses: list[StatusChange]
+    usage: TokenUsage
+    cost: CostEstimate
+    turn_latency: TurnLatency
+    live: LiveCallInfo | None = None
+
+
+# --- live control ------------------------------------------------------------------------
+
+
+class HangupRequest(BaseModel):
+    reason: str = Field("operator", min_length=1, max_length=200)
+
+
+class TransferRequest(BaseModel):
+    """Exactly one of ``to`` (a phone number) or ``target`` (a named target of the
+    call's flow, e.g. ``human``)."""
+
+    to: str | None = Field(None, max_length=32, examples=["+15550109999"])
+    target: str | None = Field(None, max_length=64, examples=["human"])
+    reason: str = Field("operator", min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> TransferRequest:
+        if (self.to is None) == (self.target is None):
+            raise ValueError("give exactly one of 'to' and 'target'")
+        return self
+
+
+class SayRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=1000, examples=["Please hold for a moment."])
+
+
+class CommandResult(BaseModel):
+    call_sid: str
+    command: Literal["hangup", "transfer", "say"]
+    detail: str
+    instance: str = Field(description="The instance that performed it")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- flows -------------------------------------------------------------------------------
+
+
+class FlowSummary(BaseModel):
+    name: str
+    description: str
+    direction: str
+    default: bool
+    numbers: list[str]
+    voice: str
+    tools: list[str]
+    transfer_targets: list[str] = Field(description="Named transfer targets")
+
+
+class FlowList(BaseModel):
+    flows: list[FlowSummary]
+    default: str
+
+
+class FlowProblemModel(BaseModel):
+    file: str
+    line: int | None = Field(description="1-based line, when known")
+    message: str
+
+
+class FlowValidateRequest(BaseModel):
+    yaml: str = Field(
+        min_length=1,
+        max_length=256 * 1024,
+        description="The flow file's YAML text",
+        examples=["name: demo\ninstructions: Be brief.\n"],
+    )
+
+
+class FlowValidation(BaseModel):
+    valid: bool
+    flow: FlowSummary | None
+    errors: list[FlowProblemModel]
+
+
+class FlowReload(BaseModel):
+    """``ok`` false: nothing changed; ``problems`` says why."""
+
+    ok: bool
+    flows: list[str]
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    problems: list[FlowProblemModel]
+    notified_instances: int = Field(0, description="Other instances told to reload")
+
+
+# --- DNC ---------------------------------------------------------------------------------
+
+
+class DncEntryModel(BaseModel):
+    entry_id: str = Field(description="SHA-256 of the E.164 number")
+    number_masked: str
+    reason: str
+    added_at_ms: int
+    added_by: str
+
+
+class DncPage(BaseModel):
+    entries: list[DncEntryModel]
+    next_cursor: str | None
+    total: int
+
+
+class DncAddRequest(BaseModel):
+    number: str = Field(min_length=3, max_length=32, examples=["+15555550123"])
+    reason: str = Field("", max_length=200)
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+class WhoAmI(BaseModel):
+    key_id: str
+    name: str
+    scope: Literal["read", "write"]
+    via: Literal["header", "session"]

@@ -1,0 +1,106 @@
+"""``/admin/flows``: list, validate and hot-reload flows."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+
+from app.admin.control import broadcast
+from app.admin.flows import FlowProblem, check_flow, reload_flows
+from app.admin.schemas import (
+    FlowList,
+    FlowProblemModel,
+    FlowReload,
+    FlowSummary,
+    FlowValidateRequest,
+    FlowValidation,
+)
+from app.admin.service import AdminDep, storage_errors
+from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite
+from app.api.deps import ServicesDep
+from flows import Flow
+
+router = APIRouter(prefix="/admin/flows", tags=["admin: flows"])
+
+
+def flow_summary(flow: Flow) -> FlowSummary:
+    return FlowSummary(
+        name=flow.name,
+        description=flow.description,
+        direction=flow.direction,
+        default=flow.default,
+        numbers=list(flow.numbers),
+        voice=flow.voice,
+        tools=list(flow.tools),
+        transfer_targets=sorted(flow.transfer_targets),
+    )
+
+
+def _problems(problems: list[FlowProblem]) -> list[FlowProblemModel]:
+    return [FlowProblemModel(file=p.file, line=p.line, message=p.message) for p in problems]
+
+
+@router.get("", summary="The flows this instance runs", responses=ADMIN_ERRORS)
+async def get_flows(services: ServicesDep, principal: AdminRead) -> FlowList:
+    catalog = services.flows
+    return FlowList(
+        flows=[flow_summary(f) for _, f in sorted(catalog.flows.items())],
+        default=catalog.default.name,
+    )
+
+
+@router.get(
+    "/{name}",
+    summary="One flow, in full (as loaded)",
+    responses=ADMIN_ERRORS_404,
+    response_model=dict[str, object],
+)
+async def get_flow(services: ServicesDep, principal: AdminRead, name: str) -> JSONResponse:
+    flow = services.flows.get(name)
+    if flow is None:
+        raise HTTPException(404, "no such flow")
+    return JSONResponse(flow.model_dump(mode="json"))
+
+
+@router.post(
+    "/validate",
+    summary="Validate a flow file's YAML (errors carry line numbers); nothing is saved",
+    responses=ADMIN_ERRORS,
+)
+async def validate(
+    services: ServicesDep, principal: AdminRead, body: FlowValidateRequest
+) -> FlowValidation:
+    flow, problems = check_flow(body.yaml, "<flow>", services.registry)
+    return FlowValidation(
+        valid=flow is not None,
+        flow=flow_summary(flow) if flow is not None else None,
+        errors=_problems(problems),
+    )
+
+
+@router.post(
+    "/reload",
+    summary="Reload flows/ on every instance; all files must validate or nothing changes",
+    responses={
+        **ADMIN_ERRORS,
+        422: {"model": FlowReload, "description": "Rejected: the running flows are unchanged"},
+    },
+)
+async def reload(services: ServicesDep, admin: AdminDep, principal: AdminWrite) -> FlowReload:
+    result = reload_flows(services)
+    body = FlowReload(
+        ok=result.ok,
+        flows=result.flows,
+        added=result.added,
+        removed=result.removed,
+        changed=result.changed,
+        problems=_problems(result.problems),
+    )
+    if not result.ok:
+        return JSONResponse(body.model_dump(), status_code=422)  # type: ignore[return-value]
+    with storage_errors():
+        others = await broadcast(
+            services.redis, services.keys, {"op": "reload_flows", "origin": admin.instance}
+        )
+    body.notified_instances = max(0, others - 1)
+    return body

@@ -1,0 +1,109 @@
+"""``/admin/live`` and live-call control: hang up, transfer, say (write scope).
+
+Commands reach whichever instance bridges the call through Redis pub/sub
+(``app.admin.control``); a call that is not live anywhere is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from app import metrics
+from app.admin.calls import live_info
+from app.admin.control import send_command
+from app.admin.live import live_call, live_calls
+from app.admin.schemas import (
+    CommandResult,
+    HangupRequest,
+    LiveCalls,
+    SayRequest,
+    TransferRequest,
+)
+from app.admin.service import storage_errors
+from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite, ErrorBody
+from app.api.deps import ServicesDep
+from app.api.routes.admin_calls import CallSid
+
+router = APIRouter(prefix="/admin", tags=["admin: live calls"])
+
+_COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ADMIN_ERRORS_404,
+    404: {"model": ErrorBody, "description": "The call is not live"},
+    409: {"model": ErrorBody, "description": "The call cannot take this command now"},
+    422: {"model": ErrorBody, "description": "Bad arguments (unknown target, not a number)"},
+    504: {"model": ErrorBody, "description": "The instance holding the call did not answer"},
+}
+
+
+@router.get("/live", summary="Calls in progress on every instance", responses=ADMIN_ERRORS)
+async def get_live(services: ServicesDep, principal: AdminRead) -> LiveCalls:
+    with storage_errors():
+        calls = await live_calls(services.redis, services.keys)
+    return LiveCalls(calls=[live_info(c) for c in calls], count=len(calls))
+
+
+async def _command(
+    services: ServicesDep, principal: AdminWrite, call_sid: str, op: str, args: dict[str, Any]
+) -> CommandResult:
+    with storage_errors():
+        entry = await live_call(services.redis, services.keys, call_sid)
+        if entry is None:
+            metrics.CONTROL_COMMANDS.labels(op, "404").inc()
+            raise HTTPException(404, "call is not live")
+        reply = await send_command(
+            services.redis,
+            services.keys,
+            entry.instance,
+            op,
+            call_sid,
+            args,
+            by=principal.label,
+            timeout_s=services.settings.control_timeout_ms / 1000,
+        )
+    if reply.status != 200:
+        raise HTTPException(reply.status, reply.detail)
+    return CommandResult(
+        call_sid=call_sid,
+        command=op,
+        detail=reply.detail,
+        instance=entry.instance,
+        data=reply.data,
+    )
+
+
+@router.post(
+    "/calls/{call_sid}/hangup", summary="Hang a live call up now", responses=_COMMAND_ERRORS
+)
+async def hangup(
+    services: ServicesDep,
+    principal: AdminWrite,
+    call_sid: CallSid,
+    body: HangupRequest | None = None,
+) -> CommandResult:
+    reason = body.reason if body else "operator"
+    return await _command(services, principal, call_sid, "hangup", {"reason": reason})
+
+
+@router.post(
+    "/calls/{call_sid}/transfer",
+    summary="Transfer a live call to a number or to a named target of its flow",
+    responses=_COMMAND_ERRORS,
+)
+async def transfer(
+    services: ServicesDep, principal: AdminWrite, call_sid: CallSid, body: TransferRequest
+) -> CommandResult:
+    args = {"to": body.to, "target": body.target, "reason": body.reason}
+    return await _command(services, principal, call_sid, "transfer", args)
+
+
+@router.post(
+    "/calls/{call_sid}/say",
+    summary="Make the agent say a sentence now (after its current response)",
+    responses=_COMMAND_ERRORS,
+)
+async def say(
+    services: ServicesDep, principal: AdminWrite, call_sid: CallSid, body: SayRequest
+) -> CommandResult:
+    return await _command(services, principal, call_sid, "say", {"text": body.text})

@@ -1,0 +1,66 @@
+"""``/metrics`` after a live simulated call: calls, turn latency, tools, control, dialer names."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.sim.assets import recording_ulaw
+from app.sim.carrier import CallScript
+from tests.admin.conftest import CALLER, SUPPORT, AdminStack
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
+    return sum(v for (n, _), v in metrics.items() if n == name)
+
+
+async def test_metrics_after_a_call(admin: AdminStack) -> None:
+    before = samples((await admin.http.get("/metrics")).text)
+    script = CallScript(
+        from_number=CALLER,
+        to_number=SUPPORT,
+        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
+        max_duration_s=40,
+        frame_interval_ms=5,  # the call's timeline at 4x speed
+    )
+    result = await admin.stack.sim.place_inbound_call(script)
+    assert result.ended_by == "hangup"
+    await asyncio.sleep(0.2)  # the bridge finishes after the carrier hangs up
+    r = await admin.http.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    after = samples(r.text)
+
+    def grew(name: str, labels: dict[str, str] | None = None) -> float:
+        key = (name, tuple(sorted((labels or {}).items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew("switchboard_calls_total", {"direction": "inbound", "outcome": "completed"}) == 1
+    assert grew("switchboard_turn_latency_seconds_count") == 2
+    assert grew("switchboard_tool_calls_total", {"tool": "get_order_status", "result": "ok"}) == 1
+    assert grew("switchboard_tool_duration_seconds_count", {"tool": "end_call"}) == 1
+    assert after[("switchboard_active_calls", ())] == before[("switchboard_active_calls", ())]
+    names = {n for n, _ in after}
+    for name in (
+        "switchboard_barge_ins_total",
+        "switchboard_realtime_errors_total",
+        "switchboard_realtime_disconnects_total",
+    ):
+        assert name in names, name
+    text = r.text
+    for family in (
+        "switchboard_dialer_attempts_total",
+        "switchboard_dialer_cps",
+        "switchboard_admin_auth_failures_total",
+        "switchboard_control_commands_total",
+    ):
+        assert f"# TYPE {family} " in text, family
+    assert total(after, "switchboard_turn_latency_seconds_sum") > 0
