@@ -1,0 +1,116 @@
+"""Spoken numbers, dates, times and yes/no in caller transcripts (pure, milliseconds)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from app.engine.numbers import find_numbers, parse_date, parse_time, parse_yes_no, tokens
+
+
+def digits(text: str) -> list[str]:
+    return [n.digits for n in find_numbers(tokens(text))]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "1042",
+        "1,042",
+        "1 0 4 2",
+        "one oh four two",
+        "one zero four two",
+        "ten forty two",
+        "ten forty-two",
+        "one thousand forty two",
+        "one thousand and forty two",
+        "1,000 42",  # how Whisper sometimes writes "one thousand forty two"
+        "Well, let's have a thunder one thousand forty two.",  # a real tiny.en transcript
+    ],
+)
+def test_order_number_said_many_ways(said: str) -> None:
+    assert digits(said) == ["1042"]
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("I'd like two coffee grinders", ["2"]),
+        ("double oh seven", ["007"]),
+        ("ten oh five", ["1005"]),
+        ("a hundred and five", ["105"]),
+        ("nineteen ninety nine", ["1999"]),
+        ("four five six seven", ["4567"]),
+        ("$5,580", ["5580"]),
+        ("my number is 555 555 0123", ["5555550123"]),
+        ("two and a half", ["2"]),
+        ("2.5 pounds", ["2.5"]),
+        ("order 1042 and 3 mugs", ["1042", "3"]),
+        ("oh well", []),
+        ("nothing to see", []),
+    ],
+)
+def test_numbers(said: str, want: list[str]) -> None:
+    assert digits(said) == want
+
+
+TODAY = dt.date(2026, 3, 2)  # a Monday
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("tomorrow", dt.date(2026, 3, 3)),
+        ("the day after tomorrow", dt.date(2026, 3, 4)),
+        ("next friday", dt.date(2026, 3, 6)),
+        ("on monday", dt.date(2026, 3, 9)),
+        ("march third", dt.date(2026, 3, 3)),
+        ("the 3rd of march", dt.date(2026, 3, 3)),
+        ("the twenty first of june", dt.date(2026, 6, 21)),
+        ("march 1", dt.date(2027, 3, 1)),  # already past this year
+        ("3/14", dt.date(2026, 3, 14)),
+        ("2026-05-01", dt.date(2026, 5, 1)),
+        ("in two days", dt.date(2026, 3, 4)),
+        ("in a week", dt.date(2026, 3, 9)),
+        ("some day", None),
+    ],
+)
+def test_dates(said: str, want: dt.date | None) -> None:
+    assert parse_date(said, TODAY) == want
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("3 pm", dt.time(15, 0)),
+        ("3pm", dt.time(15, 0)),
+        ("at 3:30 p.m.", dt.time(15, 30)),
+        ("at ten thirty", dt.time(10, 30)),
+        ("half past three", dt.time(3, 30)),
+        ("quarter to four in the afternoon", dt.time(15, 45)),
+        ("noon", dt.time(12, 0)),
+        ("seven in the evening", dt.time(19, 0)),
+        ("15:45", dt.time(15, 45)),
+        ("I have 3 orders", None),
+    ],
+)
+def test_times(said: str, want: dt.time | None) -> None:
+    assert parse_time(said) == want
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("yes please", True),
+        ("yeah, go ahead", True),
+        ("sure", True),
+        ("of course", True),
+        ("no thanks", False),
+        ("that's not right", False),
+        ("nope", False),
+        ("hmm", None),
+    ],
+)
+def test_yes_no(said: str, want: bool | None) -> None:
+    assert parse_yes_no(said) is want
