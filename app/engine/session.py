@@ -11,7 +11,8 @@ and function calls", "Barge-in over a WebSocket"); the GA names are used interna
 renamed for the beta dialect on the way out. Times are milliseconds on the input audio
 timeline (8 kHz μ-law, 8 bytes per ms), never wall-clock.
 
-The reply content is SCRIPTED (see ``app.engine.responder``).
+The reply content comes from a responder (``app.engine.responder``): Whisper
+transcription + understanding by default, or a SCRIPTED scenario.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ import orjson
 
 from app.audio import BYTES_PER_MS
 from app.engine.responder import Reply, ReplyInput, ReplyRequest
-from app.engine.vad import SpeechEnd, SpeechScorer, SpeechStart, VadSegmenter, make_scorer
+from app.engine.vad import (
+    SpeechEnd,
+    SpeechPause,
+    SpeechScorer,
+    SpeechStart,
+    VadSegmenter,
+    make_scorer,
+)
 
 Event = dict[str, Any]
 
@@ -146,12 +154,28 @@ class ActiveResponse:
 @dataclass(frozen=True, slots=True)
 class Transcribe:
     """Action: transcribe ``audio`` (8 kHz μ-law) of caller turn ``turn_index`` and call
-    :meth:`EngineSession.transcribed`; then start a response if ``respond``."""
+    :meth:`EngineSession.transcribed`; then start a response if ``respond``.
+
+    ``speculation``: the key of a :class:`Speculate` whose audio this turn is (speech did
+    not resume after that pause), so its transcription may be reused; ``prompt``: the
+    session's transcription prompt."""
 
     item_id: str
     audio: bytes
     turn_index: int
     respond: bool
+    speculation: tuple[str, int] | None = None
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Speculate:
+    """Action: start transcribing the turn so far (``audio``) at a pause in speech, before
+    the turn commits; ``key`` = (speech item id, pause start ms)."""
+
+    key: tuple[str, int]
+    audio: bytes
+    prompt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +185,7 @@ class Generate:
     response: ActiveResponse
 
 
-Action = Event | Transcribe | Generate
+Action = Event | Transcribe | Generate | Speculate
 
 
 def _tokens_for_text(text: str) -> int:
@@ -207,6 +231,7 @@ class EngineSession:
         self._audio_turns = 0
         self._idle_ref_ms = 0
         self._spoke = False
+        self._pause: tuple[str, int] | None = None
 
     # --- ids and event plumbing ---------------------------------------------------------
     def _new_id(self, kind: str) -> str:
@@ -624,6 +649,10 @@ class EngineSession:
                 actions += self._speech_started(vad_event, td)
             elif isinstance(vad_event, SpeechEnd):
                 actions += self._speech_stopped(vad_event, td)
+            elif isinstance(vad_event, SpeechPause) and self._speech_item_id is not None:
+                self._pause = (self._speech_item_id, vad_event.end_ms)
+                audio_so_far = self._buffer_slice(self._speech_start_ms, vad_event.at_ms)
+                actions.append(Speculate(self._pause, audio_so_far, self._prompt()))
         if not seg.in_speech:
             self._cap_buffer(td.prefix_padding_ms + IDLE_KEEP_MS)
             actions += self._check_idle(td)
@@ -671,10 +700,23 @@ class EngineSession:
         audio = self._buffer_slice(self._speech_start_ms, ev.commit_ms)
         self._drop_buffer_until(ev.commit_ms)
         self._idle_ref_ms = ev.commit_ms
-        actions += self._commit_audio(item_id, audio, respond=td.create_response)
+        speculation = self._pause if self._pause == (item_id, ev.end_ms) else None
+        self._pause = None
+        actions += self._commit_audio(item_id, audio, td.create_response, speculation)
         return actions
 
-    def _commit_audio(self, item_id: str, audio: bytes, respond: bool) -> list[Action]:
+    def _prompt(self) -> str | None:
+        t = self.config.transcription
+        prompt = t.get("prompt") if t else None
+        return prompt if isinstance(prompt, str) and prompt else None
+
+    def _commit_audio(
+        self,
+        item_id: str,
+        audio: bytes,
+        respond: bool,
+        speculation: tuple[str, int] | None = None,
+    ) -> list[Action]:
         turn = self._audio_turns
         self._audio_turns += 1
         item = Item(
@@ -691,7 +733,30 @@ class EngineSession:
             self._ev("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
         ]
         actions += self._item_added(item, previous)
-        actions.append(Transcribe(item_id, audio, turn, respond))
+        actions.append(Transcribe(item_id, audio, turn, respond, speculation, self._prompt()))
+        return actions
+
+    def transcription_failed(self, action: Transcribe, message: str) -> list[Action]:
+        """A :class:`Transcribe` action failed: ``…input_audio_transcription.failed``; the
+        turn is then answered as if nothing intelligible was said."""
+        item = self._by_id.get(action.item_id)
+        actions: list[Action] = []
+        if item is not None and self.config.transcription is not None:
+            actions.append(
+                self._ev(
+                    "conversation.item.input_audio_transcription.failed",
+                    item_id=item.id,
+                    content_index=0,
+                    error={
+                        "type": "transcription_error",
+                        "code": "engine_asr_error",
+                        "message": message,
+                        "param": None,
+                    },
+                )
+            )
+        if action.respond and self.active is None:
+            actions += self._start_response({})
         return actions
 
     def transcribed(self, action: Transcribe, transcript: str) -> list[Action]:
@@ -782,6 +847,7 @@ class EngineSession:
         self._buffer.clear()
         item_id = self._speech_item_id or self._new_id("item")
         self._speech_item_id = None
+        self._pause = None
         if self._segmenter is not None:
             self._segmenter.reset_turn()
         return self._commit_audio(item_id, audio, respond=False)
@@ -789,6 +855,7 @@ class EngineSession:
     def _clear(self, event: dict[str, Any]) -> list[Action]:
         self._buffer.clear()
         self._speech_item_id = None
+        self._pause = None
         if self._segmenter is not None:
             self._segmenter.reset_turn()
         return [self._ev("input_audio_buffer.cleared")]
@@ -992,7 +1059,11 @@ class EngineSession:
             if item.role == "system" or item.answered:
                 break
             if item.type == "function_call_output":
-                return ReplyInput("tool_output", tool_name=item.name, tool_output=item.output), item
+                call = self._call(item.call_id or "")
+                args = call.arguments if call is not None else None
+                return ReplyInput(
+                    "tool_output", tool_name=item.name, tool_output=item.output, tool_arguments=args
+                ), item
             if item.idle_timeout:
                 return ReplyInput("idle_timeout"), item
             if item.content_type == "input_audio":
@@ -1031,11 +1102,27 @@ class EngineSession:
         """What the responder needs to produce ``resp``'s reply."""
         c = self.config
         tool_choice = c.tool_choice if isinstance(c.tool_choice, str) else "auto"
-        names = tuple(
-            str(t.get("name")) for t in c.tools if t.get("type", "function") == "function"
-        )
+        forced = None
+        if isinstance(c.tool_choice, dict) and isinstance(c.tool_choice.get("name"), str):
+            forced = str(c.tool_choice["name"])
+        tools = tuple(t for t in c.tools if t.get("type", "function") == "function")
+        names = tuple(str(t.get("name")) for t in tools)
         history = tuple(i.text for i in self.items if i.type == "message" and i.text)
-        return ReplyRequest(resp.instructions, resp.reply_input, names, tool_choice, history)
+        inp = resp.reply_input
+        item = resp.input_item
+        if inp.kind == "audio" and item is not None and item.text != inp.text:
+            # Transcription may have finished after the response was created.
+            inp = ReplyInput("audio", text=item.text, turn_index=inp.turn_index)
+        return ReplyRequest(
+            resp.instructions,
+            inp,
+            names,
+            tool_choice,
+            history,
+            tools=tools,
+            forced_tool=forced,
+            session_instructions=c.instructions,
+        )
 
     def is_active(self, resp: ActiveResponse) -> bool:
         """True while ``resp`` is the active response (not cancelled/finished)."""

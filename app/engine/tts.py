@@ -6,19 +6,24 @@ cached in an LRU. The wire format is the one the Realtime API streams for
 ``audio/pcmu`` / ``g711_ulaw`` (protocols.md §1 "Session"): 1 byte per sample,
 8000 samples/s, so 1 ms = 8 bytes.
 
-Backends: ``espeak-ng`` (preferred) and ``flite`` (fallback). A later issue adds Piper:
-implement :class:`TtsBackend` and pass it to :class:`Tts`.
+Backends, in order of preference for ``auto``: Piper (``app.engine.piper``, only with the
+optional ``piper`` extra: piper-tts is GPL-3.0), ``espeak-ng``, then ``flite``. Every
+backend's output is low-pass filtered at 3.6 kHz before it is resampled to 8 kHz (no
+aliasing) and encoded as μ-law.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 from app.audio import SAMPLE_RATE, pcm16_to_ulaw, resample_pcm16
 
@@ -67,9 +72,32 @@ def parse_wav_pcm16(wav: bytes) -> tuple[bytes, int]:
     raise ValueError("WAV has no data chunk")
 
 
+#: Low-pass cut-off before resampling to 8 kHz (Hz): below the 4 kHz Nyquist frequency.
+LOWPASS_HZ = 3600
+
+
+def _lowpass(pcm: bytes, rate: int) -> bytes:
+    """Windowed-sinc low-pass (101 taps) at :data:`LOWPASS_HZ` of 16-bit PCM at ``rate``."""
+    if rate <= SAMPLE_RATE or not pcm:
+        return pcm
+    x = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+    n = np.arange(-50, 51)
+    cutoff = LOWPASS_HZ / rate
+    taps: np.ndarray[Any, np.dtype[np.float64]] = 2 * cutoff * np.sinc(2 * cutoff * n)
+    taps *= np.hamming(len(n))
+    taps /= taps.sum()
+    y = np.convolve(x, taps, mode="same")
+    return bytes(np.clip(np.round(y), -32768, 32767).astype(np.int16).tobytes())
+
+
+def pcm16_to_ulaw_8k(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM at ``rate`` Hz → 8 kHz μ-law (anti-alias filter, resample, encode)."""
+    return pcm16_to_ulaw(resample_pcm16(_lowpass(pcm, rate), rate, SAMPLE_RATE))
+
+
 def _wav_to_ulaw(wav: bytes) -> bytes:
     pcm, rate = parse_wav_pcm16(wav)
-    return pcm16_to_ulaw(resample_pcm16(pcm, rate, SAMPLE_RATE))
+    return pcm16_to_ulaw_8k(pcm, rate)
 
 
 async def _run(argv: list[str], stdin: bytes | None = None) -> bytes:
@@ -118,16 +146,47 @@ class FliteBackend:
             await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
-def default_backend() -> TtsBackend:
-    """espeak-ng if on PATH, else flite; :class:`TtsUnavailableError` if neither is."""
-    if shutil.which("espeak-ng"):
+#: Names accepted by :func:`make_backend` (``auto``: the first available of the others).
+BACKENDS = ("auto", "piper", "espeak-ng", "flite")
+
+
+def make_backend(name: str = "auto") -> TtsBackend:
+    """The named backend; ``auto`` = Piper if its extra is installed, else espeak-ng if on
+    PATH, else flite. :class:`TtsUnavailableError` if the choice is not installed."""
+    from app.engine.piper import PiperBackend, piper_available
+
+    if name not in BACKENDS:
+        raise ValueError(f"unknown TTS backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name in ("auto", "piper") and piper_available():
+        return PiperBackend()
+    if name == "piper":
+        raise TtsUnavailableError("Piper is not installed: pip install 'switchboard[piper]'")
+    if name in ("auto", "espeak-ng") and shutil.which("espeak-ng"):
         return EspeakBackend()
-    if shutil.which("flite"):
+    if name in ("auto", "flite") and shutil.which("flite"):
         return FliteBackend()
     raise TtsUnavailableError(
-        "no TTS binary found: install espeak-ng (preferred) or flite, "
-        "e.g. `apt-get install espeak-ng flite`"
+        f"TTS backend {name!r} unavailable: install espeak-ng (or flite), "
+        "e.g. `apt-get install espeak-ng flite`, or `pip install 'switchboard[piper]'`"
     )
+
+
+def default_backend() -> TtsBackend:
+    """espeak-ng if on PATH, else flite; :class:`TtsUnavailableError` if neither is.
+
+    (The scripted engine and the test caller's voice; the understanding engine uses
+    :func:`make_backend` ``("auto")``, which prefers Piper.)
+    """
+    return make_backend("espeak-ng") if shutil.which("espeak-ng") else make_backend("flite")
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` (split after . ! ? followed by a space), for streaming TTS."""
+    parts = [p.strip() for p in _SENTENCE_END.split(" ".join(text.split()))]
+    return [p for p in parts if p] or ([text] if text else [])
 
 
 class Tts:

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 MIN_SPEECH_MS = 64
 #: Hysteresis: a window counts as silence below ``threshold - NEG_THRESHOLD_OFFSET``.
 NEG_THRESHOLD_OFFSET = 0.15
+#: Silence (ms) after speech at which :class:`SpeechPause` is reported, so a transcription
+#: can start before the turn commits at ``silence_duration_ms`` (speculative ASR).
+PAUSE_MS = 200
 
 
 class SpeechScorer(Protocol):
@@ -86,7 +89,16 @@ class SpeechEnd:
     commit_ms: int
 
 
-VadEvent = SpeechStart | SpeechEnd
+@dataclass(frozen=True, slots=True)
+class SpeechPause:
+    """Speech paused at ``end_ms`` and has been silent until ``at_ms`` (timeline ms):
+    the turn commits at ``end_ms + silence_duration_ms`` unless speech resumes."""
+
+    end_ms: int
+    at_ms: int
+
+
+VadEvent = SpeechStart | SpeechEnd | SpeechPause
 
 
 class VadSegmenter:
@@ -109,6 +121,7 @@ class VadSegmenter:
         self.in_speech = False
         self._candidate_onset: int | None = None
         self._silence_start: int | None = None
+        self._paused = False
 
     def _ms(self, samples: int) -> int:
         return samples // BYTES_PER_MS
@@ -145,10 +158,19 @@ class VadSegmenter:
         if p < self.threshold - NEG_THRESHOLD_OFFSET:
             if self._silence_start is None:
                 self._silence_start = start_ms
-            if end_ms - self._silence_start >= self.silence_duration_ms:
+                self._paused = False
+            silent = end_ms - self._silence_start
+            if silent >= self.silence_duration_ms:
                 self.in_speech = False
                 silence_start, self._silence_start = self._silence_start, None
                 return SpeechEnd(end_ms=silence_start, commit_ms=end_ms)
+            if (
+                not self._paused
+                and silent >= PAUSE_MS
+                and self.silence_duration_ms - silent >= 2 * self._window_ms
+            ):
+                self._paused = True
+                return SpeechPause(end_ms=self._silence_start, at_ms=end_ms)
         else:
             self._silence_start = None
         return None
@@ -158,3 +180,4 @@ class VadSegmenter:
         self.in_speech = False
         self._candidate_onset = None
         self._silence_start = None
+        self._paused = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import typing
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +21,13 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from app.audio import ulaw_to_pcm16
 from app.engine import EngineServer, Scenario
+from app.engine.agent import AgentResources
+from app.engine.asr import shared_transcriber
+from app.engine.hints import FlowHints
 from app.engine.tts import synthesize
+from app.realtime.dialect import session_config
+from flows import FlowCatalog
+from tools.registry import default_registry
 
 GA_ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ga_events.RealtimeServerEvent)
 BETA_ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(beta_events.RealtimeServerEvent)
@@ -175,3 +182,33 @@ def scenario() -> Scenario:
 async def engine(scenario: Scenario) -> AsyncIterator[EngineServer]:
     async with EngineServer(scenario, pace=50.0) as server:
         yield server
+
+
+# --- the offline agent (Whisper + understanding) ----------------------------------------
+#: Relative dates in agent tests resolve against this day.
+AGENT_TODAY = dt.date(2026, 11, 20)
+
+
+@pytest.fixture(scope="session")
+def agent_resources() -> AgentResources:
+    """The speech model (loaded, checksum-verified and warmed up once per test session)
+    and the project's flows, shared by every agent engine like in one engine process."""
+    resources = AgentResources(today=lambda: AGENT_TODAY)
+    resources.transcriber = shared_transcriber(resources.asr)
+    resources.hints = FlowHints.load(resources.flows_dir)
+    return resources
+
+
+@pytest.fixture
+async def agent_engine(agent_resources: AgentResources) -> AsyncIterator[EngineServer]:
+    """An engine that understands speech (espeak-ng voice, fast pace)."""
+    async with EngineServer(pace=50.0, agent=agent_resources) as server:
+        yield server
+
+
+def support_session(beta: bool = False) -> dict[str, Any]:
+    """The ``session`` object the bridge sends for the demo flow (flows/support.yaml)."""
+    flow = FlowCatalog.load().get("support")
+    assert flow is not None
+    tools = default_registry().definitions(flow.tools)
+    return session_config(flow, tools, beta=beta)

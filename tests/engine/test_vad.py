@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from app.engine import EngineServer
-from app.engine.vad import SpeechEnd, SpeechStart, VadSegmenter, WebRtcScorer, make_scorer
+from app.engine.vad import (
+    PAUSE_MS,
+    SpeechEnd,
+    SpeechPause,
+    SpeechStart,
+    VadSegmenter,
+    WebRtcScorer,
+    make_scorer,
+)
 
 from .conftest import caller_speech, ga_session, open_client, silence, speech_extent_ms
 
@@ -21,9 +29,12 @@ async def test_segmenter_finds_speech(scorer_factory: type) -> None:
     events = []
     for i in range(0, len(audio), 160):  # 20 ms frames, as Twilio sends them
         events += seg.feed(audio[i : i + 160])
-    assert [type(e) for e in events] == [SpeechStart, SpeechEnd]
-    start, end = events
+    assert [type(e) for e in events] == [SpeechStart, SpeechPause, SpeechEnd]
+    start, pause, end = events
     assert isinstance(start, SpeechStart) and isinstance(end, SpeechEnd)
+    # The pause (speculative transcription starts there) is the same silence as the end.
+    assert isinstance(pause, SpeechPause) and pause.end_ms == end.end_ms
+    assert pause.at_ms - pause.end_ms >= PAUSE_MS and pause.at_ms < end.commit_ms
     assert abs(start.onset_ms - (1200 + first)) <= TOLERANCE_MS
     assert abs(end.end_ms - (1200 + last)) <= TOLERANCE_MS
     assert end.commit_ms - end.end_ms >= 500
