@@ -81,6 +81,13 @@ class UnderstandingResponder:
         )
         return result.text
 
+    def preview(self, transcript: str) -> str | None:
+        """The line the reply to ``transcript`` would start with (no state change), so the
+        engine can synthesise it while the turn is still being committed."""
+        if self._understanding is None or not transcript:
+            return None
+        return self._understanding.preview(transcript).say
+
     def understanding(self, request: ReplyRequest) -> Understanding:
         """The dialogue for the session's current tools + instructions (rebuilt, keeping
         what was last said, when the session changes them)."""

@@ -10,13 +10,13 @@ Another CTranslate2 Whisper folder can be used instead (``--asr-model``); if it 
 Decoding is deterministic: ``temperature=0`` (no fallback), beam search, language
 ``en``, no VAD filter (the engine's server VAD already cut the turn), no conditioning on
 previous text. Input is a committed caller turn as 8 kHz G.711 μ-law; it is decoded to
-PCM and upsampled ×2 to the 16 kHz Whisper expects with a windowed-sinc half-band
-filter.
+PCM, trimmed to its audible part with 300 ms of silence padded each side, and upsampled
+×2 to the 16 kHz Whisper expects with a windowed-sinc half-band filter.
 
 One model per process (:func:`shared_transcriber`), loaded once and warmed up, shared
-by every session. Transcription runs on one dedicated worker thread (CTranslate2
-releases the GIL), never on the event loop; at most ``max_pending`` turns wait for it,
-beyond that :class:`AsrBusyError` is raised (a bounded queue).
+by every session. Transcription runs on dedicated worker threads (one per core;
+CTranslate2 releases the GIL), never on the event loop; at most ``max_pending`` turns
+wait for them, beyond that :class:`AsrBusyError` is raised (a bounded queue).
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ NO_SPEECH_PROB = 0.6
 LOGPROB_FLOOR = -1.0
 #: Longest turn transcribed (s); Whisper's window is 30 s, longer audio is cut to this.
 MAX_TURN_S = 30.0
+#: Audible: |sample| above this (full scale 1.0; 0.01 ≈ -40 dBFS) when trimming a turn.
+AUDIBLE_LEVEL = 0.01
+#: Audio kept around the audible part (ms), and silence padded on each side (ms).
+KEEP_MS = 100
+PAD_MS = 300
 
 
 class AsrUnavailableError(RuntimeError):
@@ -76,17 +81,20 @@ class AsrConfig:
 
     ``model_dir``: a CTranslate2 Whisper folder (None: the packaged tiny.en).
     ``compute_type``: CTranslate2 weight type on CPU (``int8`` is ~1.5x faster than
-    ``float32`` at equal accuracy on the bundled recordings). ``cpu_threads``: threads
-    per transcription. ``beam_size``: 5 (greedy decoding misheard spoken numbers in
-    the bundled recordings). ``max_pending``: turns allowed to wait.
+    ``float32`` at equal accuracy on the bundled recordings). ``workers``: transcriptions
+    run at once (one per core, so a speculative transcription that turned out stale never
+    holds up the next), each on ``cpu_threads`` threads. ``beam_size``: 5 (greedy and
+    beam 2 misheard the spoken order number in the bundled recordings).
+    ``max_pending``: turns allowed to wait, process-wide.
     """
 
     model_dir: Path | None = None
     compute_type: str = "int8"
-    cpu_threads: int = 2
+    workers: int = 2
+    cpu_threads: int = 1
     beam_size: int = 5
     language: str = "en"
-    max_pending: int = 8
+    max_pending: int = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +175,27 @@ def _halfband_taps(half_width: int = 32) -> np.ndarray[Any, np.dtype[np.float32]
 _TAPS = _halfband_taps()
 
 
+def trim_and_pad(
+    pcm: np.ndarray[Any, np.dtype[np.float32]],
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Cut the audio to its audible part (± :data:`KEEP_MS`) and pad :data:`PAD_MS` of
+    silence on each side, so Whisper sees the same input however the turn was cut (a
+    speculative transcription at a pause and the committed turn differ only in trailing
+    silence, and tiny.en's output moves with the silence around speech)."""
+    loud = np.flatnonzero(np.abs(pcm) > AUDIBLE_LEVEL)
+    if len(loud) == 0:
+        return pcm
+    keep = KEEP_MS * 8
+    core = pcm[max(0, int(loud[0]) - keep) : int(loud[-1]) + keep]
+    pad = np.zeros(PAD_MS * 8, dtype=np.float32)
+    return np.concatenate([pad, core, pad])
+
+
 def ulaw_to_whisper(ulaw: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """8 kHz μ-law → 16 kHz float32 in [-1, 1] (zero-stuffing + half-band low-pass)."""
+    """8 kHz μ-law → trimmed and padded (:func:`trim_and_pad`) → 16 kHz float32 in
+    [-1, 1] (zero-stuffing + half-band low-pass)."""
     pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype=np.int16).astype(np.float32) / 32768.0
+    pcm = trim_and_pad(pcm)
     up = np.zeros(len(pcm) * 2, dtype=np.float32)
     up[::2] = pcm
     out: np.ndarray[Any, np.dtype[np.float32]] = np.convolve(up, _TAPS, mode="same").astype(
@@ -194,11 +220,13 @@ class WhisperTranscriber:
             device="cpu",
             compute_type=self.config.compute_type,
             cpu_threads=self.config.cpu_threads,
-            num_workers=1,
+            num_workers=self.config.workers,
             local_files_only=True,
         )
         self.load_ms = (time.perf_counter() - t0) * 1000
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asr")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            self.config.workers, thread_name_prefix="asr"
+        )
         self._pending = 0
         self._lock = threading.Lock()
         log.info("speech model %s loaded in %.0f ms", self.model_dir, self.load_ms)

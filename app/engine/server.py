@@ -58,7 +58,7 @@ SEND_QUEUE_MAX = 1024
 #: Largest client message accepted (bytes); the real service caps the input buffer at 15 MiB.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Committed caller turns waiting for transcription per connection (bounded queue).
-TRANSCRIBE_QUEUE_MAX = 8
+TRANSCRIBE_QUEUE_MAX = 4
 #: Longest a response waits for its input turn's transcription (s).
 TRANSCRIBE_WAIT_S = 30.0
 #: Sessions kept in ``EngineServer.sessions`` for introspection (oldest dropped first).
@@ -194,10 +194,24 @@ class _Connection:
 
     async def _quiet_transcribe(self, audio: bytes, prompt: str | None) -> str | None:
         try:
-            return await self.responder.transcribe(audio, -1, prompt)
+            text = await self.responder.transcribe(audio, -1, prompt)
         except Exception as exc:  # a failed guess is retried at commit
             log.debug("speculative transcription failed: %s", exc)
             return None
+        preview = getattr(self.responder, "preview", None)
+        say = preview(text) if callable(preview) else None
+        if isinstance(say, str) and say:
+            # Synthesise the reply's first sentence now: if the turn commits with this
+            # transcript the reply finds it in the TTS cache.
+            first = split_sentences(say)[0]
+            self._spawn(self._quiet_synthesize(first, self.session.config.voice))
+        return text
+
+    async def _quiet_synthesize(self, text: str, voice: str) -> None:
+        try:
+            await self.tts.synthesize(text, voice)
+        except Exception as exc:  # the real reply will report it
+            log.debug("speculative synthesis failed: %s", exc)
 
     async def _transcript(self, action: Transcribe) -> str:
         spec, self._speculation = self._speculation, None

@@ -196,6 +196,7 @@ class Tts:
         self._backend = backend
         self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._cache_size = cache_size
+        self._inflight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
 
     @property
     def backend(self) -> TtsBackend:
@@ -213,7 +214,18 @@ class Tts:
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
-        audio = await self.backend.render(text, voice)
+        running = self._inflight.get(key)
+        if running is not None:  # the same line is being synthesised (e.g. speculatively)
+            return await asyncio.shield(running)
+        future = asyncio.ensure_future(self.backend.render(text, voice))
+        self._inflight[key] = future
+        try:
+            audio = await asyncio.shield(future)
+        finally:
+            if future.done():
+                self._inflight.pop(key, None)
+            else:  # we were cancelled: let the synthesis finish for the cache
+                future.add_done_callback(lambda _f: self._inflight.pop(key, None))
         self._cache[key] = audio
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

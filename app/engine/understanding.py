@@ -38,6 +38,7 @@ confirm first is confirmed with a yes/no question.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import logging
@@ -1116,6 +1117,16 @@ class Understanding:
             extra={"understanding": {"text": text, **decision.explain()}},
         )
         return decision
+
+    def preview(self, text: str) -> Decision:
+        """What :meth:`decide` would do with ``text`` now, without changing the dialogue
+        state or logging (the engine uses it to synthesise a reply speculatively)."""
+        saved = (copy.deepcopy(self.pending), self.last_said, self.misses)
+        try:
+            a = analyse(text)
+            return self._decide(a, tuple(self.index.score(a, self.context)), "auto", None)
+        finally:
+            self.pending, self.last_said, self.misses = saved
 
     def _decide(
         self,
