@@ -49,6 +49,7 @@ from app.engine.session import (
     split_text,
 )
 from app.engine.tts import Tts, make_backend, split_sentences
+from app.engine.understanding import COMMON_LINES
 from app.engine.vad import SpeechScorer, make_scorer
 
 log = logging.getLogger(__name__)
@@ -359,6 +360,7 @@ class EngineServer:
         self.scorer_factory = scorer_factory
         self.sessions: list[EngineSession] = []
         self._server: Server | None = None
+        self._warm: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Load the speech model (agent mode), bind and start serving; raises
@@ -370,6 +372,8 @@ class EngineServer:
             await asyncio.to_thread(warm)
         if self.agent is not None:
             await self.agent.start()
+            # Lines the agent says verbatim: synthesised ahead so they play at once.
+            self._warm = asyncio.create_task(self.tts.warm(COMMON_LINES))
         self._server = await serve(
             self._handle,
             self.host,
@@ -391,6 +395,11 @@ class EngineServer:
 
     async def stop(self) -> None:
         """Close every connection and stop listening."""
+        if self._warm is not None:
+            self._warm.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._warm
+            self._warm = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

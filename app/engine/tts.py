@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -198,6 +199,11 @@ class Tts:
         self._cache_size = cache_size
         self._inflight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
 
+    async def warm(self, lines: Iterable[str], voice: str = "alloy") -> None:
+        """Synthesise ``lines`` into the cache (one at a time, in the background)."""
+        for line in lines:
+            await self.synthesize(line, voice)
+
     @property
     def backend(self) -> TtsBackend:
         if self._backend is None:
@@ -209,7 +215,8 @@ class Tts:
         text = " ".join(text.split())[:MAX_TEXT_CHARS]
         if not text:
             return b""
-        key = (voice, text)
+        # Backends with one voice (all of today's) share cache entries across voices.
+        key = (voice if getattr(self.backend, "has_voices", False) else "", text)
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)

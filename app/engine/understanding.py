@@ -71,6 +71,23 @@ MAX_ASKS = 2
 MAX_VALUE_CHARS = 80
 
 NUM = "#num"
+#: First sentence before a lookup ("Sure, one moment. Let me check order 1042.").
+HOLD_LINE = "Sure, one moment."
+#: Lines the engine says verbatim often enough to synthesise ahead (TTS cache warm-up).
+COMMON_LINES = (
+    HOLD_LINE,
+    "Okay, one moment.",
+    "Sorry, I didn't catch that.",
+    "Could you say it again?",
+    "You're welcome!",
+    "Goodbye!",
+    "Hello!",
+    "How can I help you today?",
+    "Are you still there?",
+    "Sure, take your time.",
+    "You're being transferred now.",
+    "Please hold.",
+)
 
 CONTRACTIONS = {
     "what's": "what is", "where's": "where is", "when's": "when is", "who's": "who is",
@@ -1258,8 +1275,11 @@ class Understanding:
             who = "a person" if concept(target.lower()) == "human" else target
             return f"Sure, I'll transfer you to {who} now."
         if tool.kind == "lookup":
+            # A constant first sentence is in the TTS cache, so audio starts at once; the
+            # read-back is synthesised while it plays.
             subject = _subject(tool, args, None)
-            return f"Let me check {subject}." if subject != "that" else "Let me look that up."
+            check = f"Let me check {subject}." if subject != "that" else "Let me look that up."
+            return f"{HOLD_LINE} {check}"
         return "Okay, one moment."
 
     def _follow_up(self, a: Analysis, scores: tuple[IntentScore, ...]) -> Decision | None:

@@ -67,7 +67,7 @@ async def test_speech_to_function_call_to_spoken_answer_ga(agent_engine: EngineS
     assert call["name"] == "get_order_status", transcript
     assert json.loads(call["arguments"]) == {"order_id": "1042"}
     spoken = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
-    assert spoken["transcript"] == "Let me check order 1042."
+    assert spoken["transcript"] == "Sure, one moment. Let me check order 1042."
     answer = await _answer(client, call, ORDER_1042)
     assert answer.startswith("Order 1042 is shipped. Delivery date: November 24.")
 

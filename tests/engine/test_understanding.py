@@ -41,7 +41,7 @@ def support() -> Understanding:
 def test_order_status_with_the_number_said_any_way(said: str) -> None:
     d = support().decide(said)
     assert (d.action, d.tool, d.arguments) == ("call", "get_order_status", {"order_id": "1042"})
-    assert d.say == "Let me check order 1042."
+    assert d.say == "Sure, one moment. Let me check order 1042."
 
 
 def test_missing_required_argument_is_asked_then_filled_from_the_answer() -> None:
