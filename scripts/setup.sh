@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what Switchboard needs on a fresh Debian machine: Debian packages (redis-server,
-# espeak-ng, flite), a venv with the project and its dev tools. Idempotent and quick when done.
+# espeak-ng, flite, chromium), a venv with the project and its dev tools. Idempotent and
+# quick when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,8 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v flite >/dev/null 2>&1 || need_apt+=(flite)
+# The operator page's browser test drives the system Chromium (never `playwright install`).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -65,8 +65,17 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-#: OpenAPI ``responses`` for admin routes: the auth errors.
+class ValidationErrorBody(BaseModel):
+    """422: ``detail`` is a message, or FastAPI's list of field errors
+    (``[{"type", "loc", "msg", "input", ...}]``)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+#: OpenAPI ``responses`` for admin routes: the auth errors, malformed and invalid input.
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed request (a body that is not JSON)"},
+    422: {"model": ValidationErrorBody, "description": "Invalid parameters or body"},
     401: {"model": ErrorBody, "description": "Missing, invalid or revoked API key"},
     403: {"model": ErrorBody, "description": "The key lacks the scope (or a CSRF token is bad)"},
     429: {"model": ErrorBody, "description": "Too many failed auth attempts from this client"},

@@ -26,6 +26,7 @@ from app.api.routes import (
 )
 from app.deps import Services
 from app.settings import Settings, get_settings
+from app.web import routes as web
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     for router in (admin_calls, admin_live, admin_flows, admin_dnc, admin_keys):
         app.include_router(router.router)
+    app.include_router(web.router)
+    app.mount("/admin/ui/static", web.static, name="admin-ui-static")
     return app
 
 

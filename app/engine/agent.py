@@ -126,9 +126,8 @@ class UnderstandingResponder:
                 call = FunctionCallReply(d.tool, dict(d.arguments))
             return Reply(say=d.say, function_call=call)
         if inp.kind == "tool_output":
-            return Reply(
-                say=u.after_tool(inp.tool_name or "", inp.tool_arguments, inp.tool_output or "")
-            )
+            said = u.after_tool(inp.tool_name or "", inp.tool_arguments, inp.tool_output or "")
+            return Reply(say=said or None)  # nothing after a hang-up: an empty response
         if inp.kind == "idle_timeout":
             u.last_said = IDLE_PROMPT
             return Reply(say=IDLE_PROMPT)

@@ -1439,7 +1439,7 @@ class Understanding:
 
     def _generic(self, tool: ToolSpec, args: dict[str, Any], data: dict[str, Any]) -> str:
         if tool.kind == "hangup":
-            return "Goodbye!"
+            return ""  # the goodbye was said before the call; the line closes now
         if tool.kind == "transfer":
             return "You're being transferred now. Please hold."
         subject = _subject(tool, args, data)

@@ -64,7 +64,11 @@ async def make_admin(
         stack: Stack = await make_stack(**overrides)
         if keys is None:
             keys = await make_keys(redis_client, redis_prefix)
-        http = httpx.AsyncClient(base_url=stack.base_url, timeout=10)
+        # One connection per request: the fixture's server socket has no TCP_NODELAY, so
+        # keep-alive requests would each wait ~40 ms for a delayed ACK.
+        http = httpx.AsyncClient(
+            base_url=stack.base_url, timeout=10, headers={"Connection": "close"}
+        )
         clients.append(http)
         return AdminStack(stack, keys[0], keys[1], http)
 

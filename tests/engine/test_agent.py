@@ -74,7 +74,14 @@ async def test_speech_to_function_call_to_spoken_answer_ga(agent_engine: EngineS
     events = await _say(client, "goodbye")
     call = _call(events[-1])
     assert call["name"] == "end_call"
-    assert await _answer(client, call, {"ok": True, "ending": True}) == "Goodbye!"
+    spoken = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
+    assert spoken["transcript"] == "Thanks for calling Acme. Goodbye!"
+    # The goodbye came before the hang-up: its result gets an empty response.
+    item = {"type": "function_call_output", "call_id": call["call_id"], "output": '{"ok": true}'}
+    await client.send({"type": "conversation.item.create", "item": item})
+    await client.send({"type": "response.create"})
+    done = (await client.recv_until("response.done"))[-1]["response"]
+    assert (done["status"], done["output"]) == ("completed", [])
     # Every event was validated against the openai package's typed models (conftest).
     await client.ws.close()
 

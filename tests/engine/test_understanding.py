@@ -223,7 +223,7 @@ ORDER = {
             {**ORDER, "created": True, "order_id": "1045", "status": "processing"},
             "Order 1045 has been created. Delivery date: November 24.",
         ),
-        ("end_call", {}, {"ok": True, "ending": True}, "Goodbye!"),
+        ("end_call", {}, {"ok": True, "ending": True}, ""),  # goodbye was said before the call
         (
             "transfer_call",
             {"target": "human"},

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 from app.admin.calls import CallFilters, call_detail, list_calls, to_ms, transcript_text
 from app.admin.schemas import CallDetail, CallPage
 from app.admin.service import storage_errors
-from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, ErrorBody
+from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, ValidationErrorBody
 from app.api.deps import ServicesDep
 
 router = APIRouter(prefix="/admin/calls", tags=["admin: calls"])
@@ -27,7 +27,7 @@ _FILTER = Query(min_length=1, max_length=128)
     summary="List calls, newest first, with filters and cursor pagination",
     responses={
         **ADMIN_ERRORS,
-        422: {"model": ErrorBody, "description": "Bad filter, number or cursor"},
+        422: {"model": ValidationErrorBody, "description": "Bad filter, number or cursor"},
     },
 )
 async def get_calls(
@@ -109,15 +109,13 @@ async def export_call(services: ServicesDep, principal: AdminRead, call_sid: Cal
 @router.get(
     "/{call_sid}/transcript.txt",
     summary="One call's transcript as plain text",
-    response_class=PlainTextResponse,
+    response_class=Response,
     responses={
         **ADMIN_ERRORS_404,
         200: {"content": {"text/plain": {}}, "description": "[mm:ss.s] Caller|Agent: text"},
     },
 )
-async def transcript(
-    services: ServicesDep, principal: AdminRead, call_sid: CallSid
-) -> PlainTextResponse:
+async def transcript(services: ServicesDep, principal: AdminRead, call_sid: CallSid) -> Response:
     detail = await _detail(services, call_sid)
     return PlainTextResponse(
         transcript_text(detail),

@@ -9,7 +9,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from app.admin.dnc import DncEntry, DncList
 from app.admin.schemas import DncAddRequest, DncEntryModel, DncPage
 from app.admin.service import storage_errors
-from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite, ErrorBody
+from app.api.auth import (
+    ADMIN_ERRORS,
+    ADMIN_ERRORS_404,
+    AdminRead,
+    AdminWrite,
+    ValidationErrorBody,
+)
 from app.api.deps import ServicesDep
 from app.deps import Services
 
@@ -24,7 +30,7 @@ Entry = Annotated[
     ),
 ]
 _422: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorBody, "description": "Not a phone number, entry id or cursor"}
+    422: {"model": ValidationErrorBody, "description": "Not a phone number, entry id or cursor"}
 }
 
 

@@ -22,7 +22,14 @@ from app.admin.schemas import (
     TransferRequest,
 )
 from app.admin.service import storage_errors
-from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite, ErrorBody
+from app.api.auth import (
+    ADMIN_ERRORS,
+    ADMIN_ERRORS_404,
+    AdminRead,
+    AdminWrite,
+    ErrorBody,
+    ValidationErrorBody,
+)
 from app.api.deps import ServicesDep
 from app.api.routes.admin_calls import CallSid
 
@@ -32,7 +39,10 @@ _COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
     **ADMIN_ERRORS_404,
     404: {"model": ErrorBody, "description": "The call is not live"},
     409: {"model": ErrorBody, "description": "The call cannot take this command now"},
-    422: {"model": ErrorBody, "description": "Bad arguments (unknown target, not a number)"},
+    422: {
+        "model": ValidationErrorBody,
+        "description": "Bad arguments (unknown target, not a number)",
+    },
     504: {"model": ErrorBody, "description": "The instance holding the call did not answer"},
 }
 

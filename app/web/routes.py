@@ -1,0 +1,306 @@
+"""``/admin/ui``: the operator's page (see the package docstring).
+
+Every page but the login form needs a session; without one the browser is sent to
+``/admin/ui/login`` (303). The session cookie (``sb_admin``) is HttpOnly,
+SameSite=Strict, ``Secure`` when ``public_base_url`` is https, scoped to ``/admin``, and
+lives ``admin_session_ttl_s``. Logging in counts failures like API requests do (429
+after ``admin_auth_fail_max`` in a window).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.staticfiles import StaticFiles
+
+from app import metrics
+from app.admin.calls import CallFilters, call_detail, list_calls, to_ms
+from app.admin.keys import FailureLimiter, Scope
+from app.admin.live import live_calls
+from app.admin.service import storage_errors
+from app.api.auth import SESSION_COOKIE, ErrorBody, Principal, api_keys, client_ip
+from app.api.deps import ServicesDep
+from app.api.routes.admin_calls import CALL_SID_PATTERN
+from app.deps import Services
+from app.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix="/admin/ui", tags=["operator page"])
+static = StaticFiles(directory=HERE / "static")
+
+#: Headers on every page: no framing, no inline script, nothing cached.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "The page"},
+    303: {"description": "No session: to the login form"},
+}
+
+
+def _fmt_ms(ms: int | None) -> str:
+    if not ms:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) + "Z"
+
+
+def _clock(ms: int | None) -> str:
+    seconds = max(0, ms or 0) / 1000
+    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
+
+templates.env.filters["when"] = _fmt_ms
+templates.env.filters["clock"] = _clock
+
+
+def _render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+async def _session(request: Request, services: Services) -> Principal | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    with storage_errors():
+        session = await api_keys(services).session(token)
+    if session is None:
+        return None
+    return Principal(key=session.key, via="session", csrf=session.csrf)
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/admin/ui/login?" + urlencode({"next": target}), status_code=303)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only same-site page paths (no scheme, no ``//host``)."""
+    if value and value.startswith("/admin/ui") and "//" not in value and "\\" not in value:
+        return value
+    return "/admin/ui"
+
+
+def _base(principal: Principal) -> dict[str, Any]:
+    return {
+        "principal": principal,
+        "can_write": principal.key.allows(Scope.write),
+        "csrf": principal.csrf or "",
+    }
+
+
+@router.get("/login", summary="Login form", response_class=HTMLResponse, responses=_PAGE)
+async def login_form(
+    request: Request,
+    services: ServicesDep,
+    next: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    if await _session(request, services) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _render(request, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post(
+    "/login",
+    summary="Log in with an admin API key (sets the session cookie)",
+    response_class=HTMLResponse,
+    responses={
+        303: {"description": "Logged in: to the page asked for"},
+        401: {"content": {"text/html": {}}, "description": "Wrong key"},
+        429: {"content": {"text/html": {}}, "description": "Too many failures"},
+    },
+)
+async def login(
+    request: Request,
+    services: ServicesDep,
+    key: Annotated[str, Form(max_length=200)],
+    next: Annotated[str | None, Form(max_length=500)] = None,
+) -> Response:
+    settings = services.settings
+    limiter = FailureLimiter(
+        services.redis,
+        services.keys,
+        max_failures=settings.admin_auth_fail_max,
+        window_s=settings.admin_auth_fail_window_s,
+    )
+    ip = client_ip(request)
+    keys = api_keys(services)
+    target = _safe_next(next)
+    with storage_errors():
+        retry_after = await limiter.blocked(ip)
+        if retry_after is not None:
+            metrics.ADMIN_AUTH_FAILURES.labels("rate_limited").inc()
+            context = {"next": target, "error": "Too many failed attempts. Try again later."}
+            response = _render(request, "login.html", context, status_code=429)
+            response.headers["Retry-After"] = str(retry_after)
+            return response
+        found, reason = await keys.verify(key)
+        if found is None:
+            count = await limiter.record_failure(ip)
+            metrics.ADMIN_AUTH_FAILURES.labels(reason).inc()
+            log.warning(
+                "operator page login failed: reason=%s ip=%s failures=%d", reason, ip, count
+            )
+            context = {"next": target, "error": "That key is not valid."}
+            return _render(request, "login.html", context, status_code=401)
+        token, _ = await keys.open_session(found)
+    log.info("operator page login: key %s (%s) from %s", found.key_id, found.name, ip)
+    redirect = RedirectResponse(target, status_code=303)
+    redirect.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.admin_session_ttl_s,
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=settings.public_base_url.startswith("https://"),
+    )
+    return redirect
+
+
+@router.post(
+    "/logout",
+    summary="Log out (ends the session)",
+    responses={303: {"description": "To the login form"}, 403: {"model": ErrorBody}},
+)
+async def logout(
+    request: Request,
+    services: ServicesDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    principal = await _session(request, services)
+    if principal is not None:
+        if csrf != principal.csrf:
+            raise HTTPException(403, "missing or invalid CSRF token")
+        with storage_errors():
+            await api_keys(services).close_session(request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/admin/ui/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/admin")
+    return response
+
+
+@router.get(
+    "",
+    summary="Live calls (updating by themselves) and the call list with filters",
+    response_class=HTMLResponse,
+    responses=_PAGE,
+)
+async def dashboard(
+    request: Request,
+    services: ServicesDep,
+    direction: Annotated[str | None, Query(max_length=16)] = None,
+    flow: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[str | None, Query(max_length=128)] = None,
+    number: Annotated[str | None, Query(max_length=32)] = None,
+    campaign: Annotated[str | None, Query(max_length=128)] = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+) -> Response:
+    principal = await _session(request, services)
+    if principal is None:
+        return _to_login(request)
+    form = {
+        "direction": direction or "",
+        "flow": flow or "",
+        "status": status or "",
+        "number": number or "",
+        "campaign": campaign or "",
+        "since": since or "",
+        "until": until or "",
+    }
+    error = None
+    page = None
+    live: list[Any] = []
+    try:
+        filters = CallFilters(
+            since_ms=to_ms(_parse_time(since)),
+            until_ms=to_ms(_parse_time(until)),
+            direction=direction if direction in ("inbound", "outbound") else None,
+            flow=flow or None,
+            status=status or None,
+            number=number or None,
+            campaign=campaign or None,
+        )
+        page = await list_calls(services, filters, cursor=cursor, limit=50)
+        live = await live_calls(services.redis, services.keys)
+    except ValueError as exc:
+        error = str(exc)
+    except StoreError as exc:
+        log.error("operator page: storage unavailable: %s", exc)
+        error = "Storage is unavailable right now."
+    older = None
+    if page is not None and page.next_cursor:
+        older = "?" + urlencode(
+            {**{k: v for k, v in form.items() if v}, "cursor": page.next_cursor}
+        )
+    context = {
+        **_base(principal),
+        "form": form,
+        "page": page,
+        "live": live,
+        "error": error,
+        "older": older,
+        "flows": sorted(services.flows.flows),
+    }
+    return _render(
+        request, "index.html", context, status_code=422 if error and page is None else 200
+    )
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    """A datetime from the filter form (``YYYY-MM-DDTHH:MM`` or ISO 8601), or None."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a date and time: {value!r}") from None
+
+
+@router.get(
+    "/calls/{call_sid}",
+    summary="One call: transcript, tool calls, routing, and controls while it is live",
+    response_class=HTMLResponse,
+    responses={**_PAGE, 404: {"content": {"text/html": {}}, "description": "No such call"}},
+)
+async def call_page(request: Request, services: ServicesDep, call_sid: str) -> Response:
+    principal = await _session(request, services)
+    if principal is None:
+        return _to_login(request)
+    detail = None
+    if re.match(CALL_SID_PATTERN, call_sid):
+        with storage_errors():
+            detail = await call_detail(services, call_sid)
+    if detail is None:
+        context = {**_base(principal), "call_sid": call_sid}
+        return _render(request, "not_found.html", context, status_code=404)
+    flow = services.flows.get(detail.call.flow)
+    context = {
+        **_base(principal),
+        "d": detail,
+        "targets": sorted(flow.transfer_targets) if flow else [],
+    }
+    return _render(request, "call.html", context)
