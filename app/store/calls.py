@@ -14,6 +14,7 @@ smallest matching index instead of scanning.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -538,6 +539,48 @@ class CallStore:
             self.redis.zrevrangebyscore(self.keys.calls_by_time, top, "-inf", start=0, num=limit),
         )
         return sids
+
+    async def backfill_indexes(self, *, batch: int = 500) -> int:
+        """Index every call of ``calls:by_time`` in the ``calls:idx:*`` sets (idempotent).
+
+        For calls stored before the indexes existed (a migration runs this once). Calls
+        whose record has expired are skipped. Returns how many calls were indexed.
+        """
+        fields = [*INDEXED_FIELDS, "from_hash", "to_hash", "created_at_ms"]
+        done = start = 0
+        while True:
+            sids: list[str] = await self._read(
+                "backfill_indexes",
+                self.redis.zrange(self.keys.calls_by_time, start, start + batch - 1),
+            )
+            if not sids:
+                return done
+            start += len(sids)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid in sids:
+                    pipe.hmget(self.keys.call(sid), fields)
+                rows = await self._read("backfill_indexes", pipe.execute())
+            entries: list[tuple[str, str, int]] = []
+            for sid, values in zip(sids, rows, strict=True):
+                row = dict(zip(fields, values, strict=True))
+                if not row["created_at_ms"]:
+                    continue  # expired
+                done += 1
+                names = [
+                    (name, str(row[name]))
+                    for name in INDEXED_FIELDS
+                    if row[name] and len(str(row[name])) <= _MAX_INDEX_VALUE
+                ]
+                names += [("number", str(h)) for h in {row["from_hash"], row["to_hash"]} if h]
+                created = int(row["created_at_ms"])
+                entries += [(self.keys.call_index(n, v), sid, created) for n, v in names]
+            if entries:
+                await self._exec("backfill_indexes", functools.partial(self._add_all, entries))
+
+    def _add_all(self, entries: list[tuple[str, str, int]], p: Pipeline) -> None:
+        for index, sid, created in entries:
+            p.zadd(index, {sid: created})
+            p.expire(index, self.retention_s)
 
     async def query_calls(
         self,

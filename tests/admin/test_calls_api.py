@@ -223,3 +223,18 @@ async def test_call_detail_export_and_transcript(admin: AdminStack) -> None:
     for path in ("", "/export", "/transcript.txt"):
         r = await admin.http.get(f"/admin/calls/{sid(999)}{path}", headers=admin.read)
         assert r.status_code == 404
+
+
+async def test_backfill_indexes_old_calls(admin: AdminStack) -> None:
+    """Calls stored before the indexes existed become filterable after a backfill."""
+    store = admin.stack.store
+    made = await seed(store, 10)
+    keys, redis = store.keys, store.redis
+    await redis.delete(*[k async for k in redis.scan_iter(match=keys.call_index("*", "*"))])
+    assert await pages(admin, {"flow": "sales"}) == [[]]
+    assert await store.backfill_indexes(batch=3) == 10
+    assert await store.backfill_indexes() == 10  # idempotent
+    got = await pages(admin, {"flow": "sales", "number": NUMBERS[0]})
+    assert got == [
+        expected(made, lambda c: c["flow"] == "sales" and c["from_number"] == NUMBERS[0])
+    ]
