@@ -110,3 +110,38 @@ class UnknownTool(ToolError):
 
 class StoreError(SwitchboardError):
     """Redis storage failed or holds data in an unexpected shape."""
+
+
+# --- outbound campaigns (app/dialer) ----------------------------------------------------
+
+
+class DialerError(SwitchboardError):
+    """A campaign or dialer operation failed."""
+
+
+class CampaignNotFound(DialerError):
+    """No campaign (or contact) with that id (answered 404)."""
+
+
+class CampaignStateError(DialerError):
+    """The campaign is not in a state that allows this (start twice, import into a
+    finished campaign, start without a valid flow or contacts; answered 409)."""
+
+
+class ContactFileError(DialerError):
+    """A contact file is unreadable as a whole (answered 400); bad rows are not errors,
+    they are reported row by row."""
+
+
+class DialFailed(DialerError):
+    """Placing a call through the carrier's REST API failed.
+
+    ``definite``: the carrier answered with a refusal (HTTP 4xx), so no call exists;
+    otherwise (timeout, 5xx, connection error) the call may or may not have been placed.
+    ``code``: the carrier's error code when it sent one.
+    """
+
+    def __init__(self, message: str, *, definite: bool, code: int | None = None) -> None:
+        super().__init__(message)
+        self.definite = definite
+        self.code = code

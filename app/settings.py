@@ -143,6 +143,30 @@ class Settings(BaseSettings):
     price_text_output_per_1m: float = Field(16.0, ge=0)
     price_audio_output_per_1m: float = Field(64.0, ge=0)
 
+    # --- Outbound dialer (app/dialer) ---------------------------------------------------
+    #: Run a dialer inside `switchboard serve`; `switchboard dialer` processes may run too
+    #: (any number, sharing Redis).
+    dialer_enabled: bool = True
+    #: How long a claimed attempt is reserved for its dialer before others may take it back.
+    dialer_lease_ms: int = Field(30_000, ge=100)
+    #: After a dial, how long without any word from the carrier before it counts as lost.
+    dialer_dial_grace_ms: int = Field(60_000, ge=100)
+    #: Time past ring timeout + time limit before a silent call is looked up at the carrier.
+    dialer_call_grace_ms: int = Field(120_000, ge=100)
+    #: Longest pause between dialer passes (new retries and freed slots are seen within it).
+    dialer_poll_ms: int = Field(1000, ge=10)
+    #: Calls per second for the whole account, all campaigns and dialers (Twilio default: 1).
+    dialer_account_cps: float = Field(1.0, gt=0, le=1000)
+    #: `calls.create` requests one dialer process may have outstanding.
+    dialer_max_pending_dials: int = Field(16, ge=1, le=1000)
+    #: Timeout of one Twilio REST request made for campaigns (s).
+    dialer_rest_timeout_s: float = Field(10.0, gt=0)
+    #: Heartbeat period of a dialer in ``dialer:instances`` (listing only).
+    dialer_heartbeat_ms: int = Field(5000, ge=100)
+    #: Rows accepted in one contact import, and the largest import body (bytes).
+    dialer_max_import_rows: int = Field(100_000, ge=1)
+    dialer_max_import_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+
     @property
     def is_dev(self) -> bool:
         return self.env is Environment.dev

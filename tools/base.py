@@ -56,10 +56,28 @@ class Orders(Protocol):
     async def create(self, account_id: str, item: str, quantity: int) -> dict[str, Any]: ...
 
 
+class Outcomes(Protocol):
+    """Campaign outcomes backend (the dialer's, ``app.dialer.outcomes``): what the called
+    person decided on an outbound campaign call, found by the call's SID."""
+
+    async def record(self, call_sid: str, outcome: str, detail: str) -> bool:
+        """Record ``outcome`` (``confirmed``, ``rescheduled``, ``cancelled``,
+        ``wrong_person``) with free-text ``detail``; False when the call is not a
+        campaign call. An opt-out already recorded on the call is kept."""
+        ...
+
+    async def opt_out(self, call_sid: str, reason: str) -> bool:
+        """Opt the called number out of the call's campaign; False when the call is not
+        a campaign call."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Backends:
     customers: Customers
     orders: Orders
+    #: Campaign outcomes; None where no dialer is wired (the outcome tools then refuse).
+    outcomes: Outcomes | None = None
 
 
 @dataclass(frozen=True, slots=True)

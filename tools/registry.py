@@ -33,6 +33,7 @@ from tools.base import Tool, ToolContext, ToolOutcome
 from tools.call_control import END_CALL, TRANSFER_CALL, make_transfer_call
 from tools.customers import LOOKUP_CUSTOMER
 from tools.orders import CREATE_ORDER, GET_ORDER_STATUS
+from tools.outcomes import OPT_OUT, RECORD_OUTCOME
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +186,21 @@ class ToolRegistry:
 
 def default_registry(*, allow_transfer_to_numbers: bool = True) -> ToolRegistry:
     """A registry with every built-in tool: ``lookup_customer``, ``get_order_status``,
-    ``create_order``, ``transfer_call``, ``end_call``.
+    ``create_order``, ``transfer_call``, ``end_call``, ``opt_out``, ``record_outcome``.
 
     ``allow_transfer_to_numbers=False`` limits ``transfer_call`` to the flow's named targets.
     """
     transfer = (
         TRANSFER_CALL if allow_transfer_to_numbers else make_transfer_call(allow_numbers=False)
     )
-    return ToolRegistry([LOOKUP_CUSTOMER, GET_ORDER_STATUS, CREATE_ORDER, transfer, END_CALL])
+    return ToolRegistry(
+        [
+            LOOKUP_CUSTOMER,
+            GET_ORDER_STATUS,
+            CREATE_ORDER,
+            transfer,
+            END_CALL,
+            OPT_OUT,
+            RECORD_OUTCOME,
+        ]
+    )

@@ -34,6 +34,43 @@ Key                                    Type      Contents
                                                  (processing|shipped|delivered|cancelled),
                                                  delivery_date (ISO date), created_at_ms.
 ``{p}orders:seq``                      string    counter; ``INCR`` allocates new order ids.
+``{p}campaigns``                       zset      campaign ids scored by created_at_ms (app/dialer).
+``{p}campaigns:active``                set       campaign ids the dialers look after: running,
+                                                 paused, or cancelled with calls still in flight.
+``{p}campaign:{cid}``                  hash      id, name, flow, spec (JSON ``CampaignSpec``),
+                                                 status (draft|running|paused|completed|
+                                                 cancelled), contacts, created_at_ms,
+                                                 started_at_ms, ended_at_ms, updated_at_ms.
+``{p}campaign:{cid}:seq``              string    counter; ``INCR`` allocates contact ids 1, 2, …
+``{p}campaign:{cid}:contact:{n}``      hash      id, phone (raw E.164: the one place a number is
+                                                 kept, to dial it), phone_masked, phone_hash, tz,
+                                                 variables (JSON), row, state (pending|leased|
+                                                 dialing|done), outcome, reason, attempts,
+                                                 due_at_ms, done_at_ms, last_attempt,
+                                                 current_attempt, ``o:{outcome}`` counters of
+                                                 attempt outcomes.
+``{p}campaign:{cid}:history:{n}``      list      attempt ids of contact n, oldest first.
+``{p}campaign:{cid}:phones``           hash      ``{sha}`` → contact id (duplicate check).
+``{p}campaign:{cid}:due``              zset      contact ids waiting, scored by due time (ms).
+``{p}campaign:{cid}:inflight``         zset      attempt ids leased or on a call, scored by their
+                                                 lease/call deadline (ms); its size is the
+                                                 campaign's concurrency across all dialers.
+``{p}campaign:{cid}:optouts``          set       ``{sha}`` of numbers opted out of the campaign.
+``{p}campaign:{cid}:stats``            hash      dialed, recovered, lost, ``outcome:{o}`` (contacts
+                                                 done per outcome), ``attempt:{o}`` (attempts per
+                                                 outcome).
+``{p}campaign:{cid}:rate``             string    ms of the campaign's next free call slot (CPS).
+``{p}dialer:rate``                     string    ms of the account's next free call slot (CPS).
+``{p}dialer:instances``                zset      dialer ids scored by last heartbeat (ms).
+``{p}attempt:{aid}``                   hash      id, campaign, contact, number, state (leased|
+                                                 dialing|placed|ringing|answered|done), owner,
+                                                 due_at_ms, leased_at_ms, dialed_at_ms,
+                                                 placed_at_ms, ringing_at_ms, answered_at_ms,
+                                                 ended_at_ms, call_sid, carrier_status,
+                                                 amd_at_ms, answered_by, result, result_detail,
+                                                 result_at_ms, outcome, decision, retry_at_ms,
+                                                 error, voicemail_at_ms.
+``{p}attempts:by_call:{call_sid}``     string    attempt id of an outbound call. TTL: retention.
 ``{p}calls:idx:{field}:{value}``       zset      call_sid → created_at_ms for one filter value:
                                                  ``direction``, ``flow``, ``status``, ``campaign``
                                                  (value as stored) and ``number`` (value is
@@ -59,8 +96,11 @@ Key                                    Type      Contents
 ``{p}control:reply:{request_id}``      channel   pub/sub: the answer to one command.
 =====================================  ========  ================================================
 
-All times are Unix epoch milliseconds (``*_ms``). Raw phone numbers are never stored:
-call records keep ``app.phone.mask`` output plus the hash.
+All times are Unix epoch milliseconds (``*_ms``). Raw phone numbers are never stored in
+call records (they keep ``app.phone.mask`` output plus the hash); the only raw numbers
+are campaign contacts', which the dialer needs to dial (deleted with the campaign).
+The dialer's Lua scripts build contact and attempt keys from the prefixes below, so
+they assume one Redis node (no Cluster).
 """
 
 from __future__ import annotations
@@ -232,3 +272,82 @@ class Keys:
     def control_reply(self, request_id: str) -> str:
         """Pub/sub channel carrying the answer to one command."""
         return f"{self.prefix}control:reply:{request_id}"
+
+    # --- outbound campaigns (app/dialer) ----------------------------------------------
+
+    @property
+    def campaigns(self) -> str:
+        """Sorted set of campaign ids by ``created_at_ms``."""
+        return f"{self.prefix}campaigns"
+
+    @property
+    def campaigns_active(self) -> str:
+        """Set of campaign ids the dialers look after."""
+        return f"{self.prefix}campaigns:active"
+
+    def campaign(self, cid: str) -> str:
+        """Hash with one campaign."""
+        return f"{self.prefix}campaign:{cid}"
+
+    def campaign_seq(self, cid: str) -> str:
+        """Counter allocating contact ids in a campaign."""
+        return f"{self.prefix}campaign:{cid}:seq"
+
+    def contact_prefix(self, cid: str) -> str:
+        """Prefix of contact hashes: ``contact_prefix(cid) + str(n)`` (used inside Lua)."""
+        return f"{self.prefix}campaign:{cid}:contact:"
+
+    def contact(self, cid: str, n: str | int) -> str:
+        """Hash with one contact."""
+        return f"{self.contact_prefix(cid)}{n}"
+
+    def contact_attempts(self, cid: str, n: str | int) -> str:
+        """List of a contact's attempt ids."""
+        return f"{self.prefix}campaign:{cid}:history:{n}"
+
+    def campaign_phones(self, cid: str) -> str:
+        """Hash ``phone_hash`` → contact id."""
+        return f"{self.prefix}campaign:{cid}:phones"
+
+    def campaign_due(self, cid: str) -> str:
+        """Sorted set of waiting contact ids by due time."""
+        return f"{self.prefix}campaign:{cid}:due"
+
+    def campaign_inflight(self, cid: str) -> str:
+        """Sorted set of leased / on-call attempt ids by deadline."""
+        return f"{self.prefix}campaign:{cid}:inflight"
+
+    def campaign_optouts(self, cid: str) -> str:
+        """Set of phone hashes opted out of one campaign."""
+        return f"{self.prefix}campaign:{cid}:optouts"
+
+    def campaign_stats(self, cid: str) -> str:
+        """Hash of campaign counters."""
+        return f"{self.prefix}campaign:{cid}:stats"
+
+    def campaign_rate(self, cid: str) -> str:
+        """The campaign's next free call slot (ms)."""
+        return f"{self.prefix}campaign:{cid}:rate"
+
+    @property
+    def dialer_rate(self) -> str:
+        """The account's next free call slot (ms)."""
+        return f"{self.prefix}dialer:rate"
+
+    @property
+    def dialer_instances(self) -> str:
+        """Sorted set of dialer ids by last heartbeat."""
+        return f"{self.prefix}dialer:instances"
+
+    @property
+    def attempt_prefix(self) -> str:
+        """Prefix of attempt hashes (used inside Lua)."""
+        return f"{self.prefix}attempt:"
+
+    def attempt(self, aid: str) -> str:
+        """Hash with one call attempt."""
+        return f"{self.attempt_prefix}{aid}"
+
+    def attempt_by_call(self, call_sid: str) -> str:
+        """Attempt id of an outbound call."""
+        return f"{self.prefix}attempts:by_call:{call_sid}"

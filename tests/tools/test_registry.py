@@ -173,6 +173,8 @@ def test_definitions_and_unknown_names() -> None:
         "create_order",
         "transfer_call",
         "end_call",
+        "opt_out",
+        "record_outcome",
     ]
     defs = registry.definitions(["end_call", "lookup_customer"])
     assert [d["name"] for d in defs] == ["end_call", "lookup_customer"]
