@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import orjson
@@ -49,6 +49,9 @@ from websockets.protocol import State
 
 from app.audio import FRAME_BYTES, FRAME_MS, ULAW_SILENCE
 from app.sim.playback import ClearRecord, Playback, PlaybackOverflow
+
+if TYPE_CHECKING:
+    from app.sim.outbound import OutboundDesk
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +236,12 @@ class LiveCall:
     redirect_url: str | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once an end was requested or happened (first reason wins)."""
+    answered_by: str | None = None
+    """AMD verdict of an outbound call (``human``, ``machine_end_beep``, …)."""
+    said: list[str] = field(default_factory=list)
+    """``<Say>`` texts of TwiML the call was updated with (a voicemail message)."""
+    said_at: float | None = None
+    """``loop.time()`` when the first ``<Say>`` update arrived."""
 
     @property
     def duration_s(self) -> int | None:
@@ -296,6 +305,15 @@ class CarrierSimulator:
         """Calls in progress by CallSid (the fake REST API acts on these)."""
         self.finished_calls: OrderedDict[str, LiveCall] = OrderedDict()
         """The last ``MAX_FINISHED_CALLS`` ended calls by CallSid."""
+        self.outbound: OutboundDesk | None = None
+        """Outbound calls placed through the REST fake (``app.sim.outbound``)."""
+
+    def finish_call(self, call: LiveCall) -> None:
+        """Move ``call`` from the live registry to the finished ones."""
+        self.live_calls.pop(call.sid, None)
+        self.finished_calls[call.sid] = call
+        while len(self.finished_calls) > MAX_FINISHED_CALLS:
+            self.finished_calls.popitem(last=False)
 
     def get_call(self, call_sid: str) -> LiveCall | None:
         """A live or recently finished call, or None."""
@@ -324,10 +342,7 @@ class CarrierSimulator:
             if call.end_reason is None:
                 call.end_reason = "rejected"
             call.ended.set()
-            self.live_calls.pop(call.sid, None)
-            self.finished_calls[call.sid] = call
-            while len(self.finished_calls) > MAX_FINISHED_CALLS:
-                self.finished_calls.popitem(last=False)
+            self.finish_call(call)
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,6 +383,12 @@ def parse_dial(twiml: str) -> str | None:
     root = ET.fromstring(twiml)
     dial = root.find("./Dial")
     return None if dial is None else _dial_target(dial)
+
+
+def parse_say(twiml: str) -> list[str]:
+    """The texts of a TwiML document's top-level ``<Say>`` verbs, in order."""
+    root = ET.fromstring(twiml)
+    return [(say.text or "").strip() for say in root.findall("./Say")]
 
 
 def _frames(ulaw: bytes) -> list[bytes]:

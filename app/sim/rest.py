@@ -13,14 +13,24 @@ with ``client.api.base_url = fake.base_url``. Implemented:
   and posts the status callback.
 - ``GET`` of the same resource.
 
+- ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json``: place an outbound call with
+  Twilio's form fields (``To``, ``From``, ``Url`` or ``Twiml``, ``StatusCallback``,
+  repeated ``StatusCallbackEvent``, ``MachineDetection``, ``AsyncAmd``,
+  ``AsyncAmdStatusCallback``, ``Timeout``, ``TimeLimit``); answers 201 with the call
+  resource (``queued``) and plays the call out by the rule for its number
+  (:mod:`app.sim.outbound`). A TwiML update with ``<Say>`` (a voicemail message) is
+  recorded on the call before it ends.
+
 Errors use Twilio's JSON shape ``{code, message, more_info, status}``: 401/20003
 for bad credentials, 404/20404 for an unknown call, 400/21220 for updating a call
-that is no longer in progress. ``POST .../Calls.json`` (outbound calls) answers
-501 until outbound simulation exists.
+that is no longer in progress; for ``Calls.json`` 400 with 21201/21211 (missing or
+invalid ``To``), 21213/21212 (``From``), 21205 (no ``Url``/``Twiml``) and 21626 (bad
+``StatusCallbackEvent``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -35,7 +45,9 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.sim.carrier import API_VERSION, CarrierSimulator, LiveCall, parse_dial
+from app.phone import is_e164
+from app.sim.carrier import API_VERSION, CarrierSimulator, LiveCall, parse_dial, parse_say
+from app.sim.outbound import EVENTS, OutboundDesk, OutboundRefused
 from app.sim.serve import LoopbackServer
 
 #: Requests remembered in :attr:`TwilioRestFake.requests`.
@@ -79,7 +91,7 @@ def call_resource(call: LiveCall, status: str | None = None) -> dict[str, Any]:
     return {
         "account_sid": call.account_sid,
         "annotation": None,
-        "answered_by": None,
+        "answered_by": call.answered_by,
         "api_version": API_VERSION,
         "caller_name": None,
         "date_created": _rfc2822(call.created_at),
@@ -133,6 +145,10 @@ class TwilioRestFake:
         self.auth_token = auth_token
         self.requests: deque[RestRequest] = deque(maxlen=MAX_LOGGED_REQUESTS)
         """The last requests answered, oldest first."""
+        if simulator.outbound is None:
+            simulator.outbound = OutboundDesk(simulator)
+        self.outbound: OutboundDesk = simulator.outbound
+        """Outbound calls: ``outbound.rules`` says what each number does."""
         self.app = FastAPI(title="Twilio REST fake", openapi_url=None, docs_url=None)
         prefix = f"/{API_VERSION}/Accounts/{{account_sid}}"
         self.app.add_api_route(
@@ -152,7 +168,8 @@ class TwilioRestFake:
         await self._server.start()
 
     async def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving and abandon outbound calls still playing out."""
+        await self.outbound.cancel_all()
         await self._server.stop()
 
     # ------------------------------------------------------------------ helpers
@@ -228,6 +245,10 @@ class TwilioRestFake:
             if dial_to is not None:
                 call.request_end("transfer", transferred_to=dial_to)
             else:
+                said = [text for text in parse_say(twiml) if text]
+                if said and call.is_live:
+                    call.said.extend(said)
+                    call.said_at = asyncio.get_running_loop().time()
                 call.request_end("hangup")
         elif url is not None:
             call.request_end("redirect", redirect_url=url)
@@ -237,7 +258,26 @@ class TwilioRestFake:
         params, err = await self._check(request, account_sid)
         if err is not None:
             return self._log(request, params, err)
-        # Outbound call simulation comes with issue 4.
-        return self._log(
-            request, params, twilio_error(501, 20001, "Outbound calls are not simulated yet")
-        )
+        pairs = parse_qsl((await request.body()).decode(errors="replace"))
+        events = [v for k, v in pairs if k == "StatusCallbackEvent"]
+        return self._log(request, params, self._place(params, events))
+
+    def _place(self, params: dict[str, str], events: list[str]) -> JSONResponse:
+        to, from_ = params.get("To", ""), params.get("From", "")
+        if not to:
+            return twilio_error(400, 21201, "No 'To' number is specified")
+        if not is_e164(to):
+            return twilio_error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        if not from_:
+            return twilio_error(400, 21213, "No 'From' number is specified")
+        if not is_e164(from_):
+            return twilio_error(400, 21212, f"Invalid 'From' Phone Number: {from_}")
+        if not params.get("Url") and not params.get("Twiml"):
+            return twilio_error(400, 21205, "Url parameter is required")
+        if any(e not in EVENTS for e in events):
+            return twilio_error(400, 21626, "Invalid 'StatusCallbackEvent'")
+        try:
+            call = self.outbound.place(params, events)
+        except OutboundRefused as exc:
+            return twilio_error(exc.status, exc.code, exc.message)
+        return JSONResponse(call_resource(call, status="queued"), status_code=201)
