@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from app.dialer.cli import campaign_app
+from app.dialer.cli import dialer as _dialer_command
 from app.settings import Settings, get_settings
 
 cli = typer.Typer(
@@ -296,6 +298,11 @@ def keys_revoke(
         typer.echo(f"error: no key {key_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked key {key.key_id} ({key.name})")
+
+
+# Outbound campaigns (app/dialer/cli.py): `switchboard dialer`, `switchboard campaign …`.
+cli.command("dialer")(_dialer_command)
+cli.add_typer(campaign_app, name="campaign")
 
 
 def main() -> None:

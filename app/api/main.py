@@ -1,9 +1,10 @@
 """The FastAPI application: ``create_app(settings)``.
 
 Start-up builds the services (Redis, flows, tools) and refuses to start with invalid
-flows, then starts the admin machinery (live-call registry, control listener). Shutdown
-runs in a fixed order: stop accepting calls, drain live calls within
-``shutdown_drain_s``, stop the admin machinery, then close storage.
+flows, then starts the admin machinery (live-call registry, control listener) and,
+with ``dialer_enabled``, an in-process campaign dialer. Shutdown runs in a fixed order:
+stop dialling, stop accepting calls, drain live calls within ``shutdown_drain_s``, stop
+the admin machinery, then close storage.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI
 
 from app.admin.service import Admin
 from app.api.routes import (
     admin_calls,
+    admin_campaigns,
     admin_dnc,
     admin_flows,
     admin_keys,
@@ -25,6 +28,7 @@ from app.api.routes import (
     twilio,
 )
 from app.deps import Services
+from app.dialer.runtime import DialerRuntime
 from app.settings import Settings, get_settings
 from app.web import routes as web
 
@@ -38,6 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.build(settings)
         app.state.services = services
+        campaigns = DialerRuntime.build(settings, services.redis, flows=lambda: services.flows)
+        app.state.dialer = campaigns
+        services.backends = replace(services.backends, outcomes=campaigns.outcomes)
+        dialer = campaigns.dialer() if settings.dialer_enabled else None
         admin = Admin.build(services)
         app.state.admin = admin
         await admin.start()
@@ -49,9 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sorted(services.flows.flows),
             "local engine" if settings.uses_local_engine else settings.realtime_dialect,
         )
+        if dialer is not None:
+            dialer.start()
         try:
             yield
         finally:
+            if dialer is not None:
+                await dialer.stop()  # no new calls while the live ones drain
             # Calls stay listed and controllable while they drain; then admin stops.
             await services.drain()
             await admin.stop()
@@ -65,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(twilio.router)
     app.include_router(health.router)
-    for router in (admin_calls, admin_live, admin_flows, admin_dnc, admin_keys):
+    for router in (admin_calls, admin_live, admin_flows, admin_dnc, admin_keys, admin_campaigns):
         app.include_router(router.router)
     app.include_router(web.router)
     app.mount("/admin/ui/static", web.static, name="admin-ui-static")

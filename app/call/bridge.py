@@ -33,6 +33,7 @@ from app.call.session import CallSession
 from app.carrier import twilio as tw
 from app.carrier.rest import CarrierRestError
 from app.deps import Services
+from app.dialer.variables import fill_flow, from_parameters
 from app.errors import (
     CallAborted,
     CallCompleted,
@@ -107,6 +108,8 @@ class CallBridge:
         bind_call(self.call_sid)
         flow = self.services.flows.get(context.get("flow", "")) or self.services.flows.default
         self.direction = context.get("direction", "inbound")
+        variables = from_parameters(context)  # a campaign contact's, as var_* parameters
+        flow = fill_flow(flow, variables)  # {{name}} placeholders; missing ones become ""
         self.session = CallSession(
             call_sid=self.call_sid,
             stream_sid=self.stream_sid,
@@ -123,6 +126,7 @@ class CallBridge:
             to_number=context.get("to", ""),
             flow=flow.name,
             transfer_targets=dict(flow.transfer_targets),
+            variables=variables,
         )
         self.tool_ctx = ToolContext(info, self.session, self.services.backends)
         self.services.live.add(self)

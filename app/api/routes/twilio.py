@@ -17,10 +17,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSoc
 from app import metrics
 from app.api.deps import ServicesDep, get_services
 from app.call.bridge import POLICY_VIOLATION, CallBridge
-from app.carrier.twiml import connect_stream
+from app.carrier.twiml import connect_stream, hangup_twiml
 from app.deps import Services
-from app.errors import StoreError
+from app.dialer.runtime import runtime_of
+from app.dialer.variables import to_parameters
+from app.errors import DialerError, StoreError
 from app.phone import is_e164, mask, normalize
+from flows import RoutingDecision
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
@@ -72,9 +75,13 @@ def _call_sid(params: dict[str, str]) -> str:
         **_ERRORS,
     },
 )
-async def voice(params: SignedForm, services: ServicesDep) -> Response:
+async def voice(params: SignedForm, services: ServicesDep, request: Request) -> Response:
     """Route the call to a flow by the called number, record the routing decision and
-    answer TwiML with a one-time stream token as a ``<Parameter>``."""
+    answer TwiML with a one-time stream token as a ``<Parameter>``.
+
+    An answered campaign call (``Direction=outbound-api``, ``?attempt=`` in the URL the
+    dialer gave) gets its campaign's flow and the contact's variables as ``var_*``
+    parameters; one whose attempt already finished is hung up."""
     call_sid = _call_sid(params)
     if not services.accepting:
         raise HTTPException(503, "shutting down")
@@ -88,6 +95,25 @@ async def voice(params: SignedForm, services: ServicesDep) -> Response:
         "outbound" if params.get("Direction", "inbound").startswith("outbound") else "inbound"
     )
     flow, decision = services.flows.route(to_number)
+    extra: dict[str, str] = {}
+    variables: dict[str, str] = {}
+    runtime = runtime_of(request.app.state)
+    if direction == "outbound" and runtime is not None:
+        try:
+            answer = await runtime.campaigns.answer(call_sid, request.query_params.get("attempt"))
+        except (StoreError, DialerError) as exc:
+            log.error("voice webhook: campaign lookup failed: %s", exc)
+            raise HTTPException(503, "storage unavailable") from None
+        if answer is not None:
+            campaign_flow = services.flows.get(answer.flow)
+            if not answer.active or campaign_flow is None:
+                log.warning(
+                    "outbound call %s: attempt %s is over; hanging up", call_sid, answer.attempt
+                )
+                return Response(hangup_twiml(), media_type=TWIML)
+            flow = campaign_flow
+            decision = RoutingDecision(flow.name, "campaign", to_number)
+            extra, variables = {"campaign": answer.campaign}, answer.variables
     now_ms = int(time.time() * 1000)
     try:
         await services.store.create_call(
@@ -98,6 +124,7 @@ async def voice(params: SignedForm, services: ServicesDep) -> Response:
             flow=flow.name,
             status=params.get("CallStatus", "ringing"),
             created_at_ms=now_ms,
+            extra=extra,
         )
         await services.store.append_routing(
             call_sid,
@@ -118,6 +145,7 @@ async def voice(params: SignedForm, services: ServicesDep) -> Response:
             "direction": direction,
             "from": from_number if is_e164(from_number) else "",
             "to": to_number,
+            **to_parameters(variables),
         },
         status_callback=settings.public_url("/twilio/stream-status"),
     )
@@ -139,14 +167,55 @@ async def voice(params: SignedForm, services: ServicesDep) -> Response:
     summary="Call status callback (initiated, ringing, answered, completed, …)",
     responses=_ERRORS,
 )
-async def call_status(params: SignedForm, services: ServicesDep) -> Response:
+async def call_status(params: SignedForm, services: ServicesDep, request: Request) -> Response:
     """Record a call status change. Unknown calls are answered 204 and logged, so Twilio
-    does not retry; a repeated callback is recorded once."""
+    does not retry; a repeated callback is recorded once. A campaign call's status also
+    moves its attempt on (``Campaigns.on_status``, idempotent)."""
     call_sid = _call_sid(params)
     status = params.get("CallStatus", "")
     if not status:
         raise HTTPException(400, "CallStatus missing")
+    runtime = runtime_of(request.app.state)
+    if runtime is not None:
+        try:
+            await runtime.campaigns.on_status(params, request.query_params.get("attempt"))
+        except StoreError as exc:
+            log.error("status callback: store unavailable: %s", exc)
+            raise HTTPException(503, "storage unavailable") from None
+        except DialerError as exc:
+            log.warning("status %s of call %s: %s", status, call_sid, exc)
     await _record_status(services, call_sid, status, params)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/amd",
+    status_code=204,
+    summary="Async answering machine detection callback (AnsweredBy)",
+    responses=_ERRORS,
+)
+async def amd_status(params: SignedForm, services: ServicesDep, request: Request) -> Response:
+    """Apply a campaign's voicemail policy to an AMD verdict (leave the message after
+    the beep, or hang up). Unknown calls are answered 204 and logged."""
+    call_sid = _call_sid(params)
+    answered_by = params.get("AnsweredBy", "")
+    if not answered_by:
+        raise HTTPException(400, "AnsweredBy missing")
+    runtime = runtime_of(request.app.state)
+    handled = False
+    if runtime is not None:
+        try:
+            handled = await runtime.campaigns.on_amd(params, request.query_params.get("attempt"))
+        except StoreError as exc:
+            log.error("AMD callback: store unavailable: %s", exc)
+            raise HTTPException(503, "storage unavailable") from None
+        except DialerError as exc:
+            log.warning("AMD %s of call %s: %s", answered_by, call_sid, exc)
+    if not handled:
+        log.info("AMD %s for unknown call %s ignored", answered_by, call_sid)
+        metrics.WEBHOOKS.labels("amd", "unknown_call").inc()
+        return Response(status_code=204)
+    await _record_status(services, call_sid, "amd", params)
     return Response(status_code=204)
 
 
@@ -186,7 +255,7 @@ async def _record_status(
         }
         now = int(time.time() * 1000)
         await store.append_status(call_sid, status=status, at_ms=now, extra=extra)
-        if not status.startswith("stream-"):
+        if not status.startswith("stream-") and status != "amd":
             await store.update_call(call_sid, carrier_status=status)
     except StoreError as exc:
         log.error("status callback: store unavailable: %s", exc)
