@@ -34,6 +34,7 @@ import math
 import os
 import secrets
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: ``is_blocked(e164)``: the global do-not-call check.
 DncCheck = Callable[[str], Awaitable[bool]]
+#: Window (ms) of the ``switchboard_dialer_cps`` gauge (calls this process placed).
+CPS_WINDOW_MS = 10_000
 
 
 def new_dialer_id() -> str:
@@ -101,6 +104,7 @@ class Dialer:
         self._stop = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._last_heartbeat = -(10**15)
+        self._recent: dict[str, deque[int]] = {}
         self.placed = 0
         """Calls this instance placed (``calls.create`` answered with a SID)."""
 
@@ -316,6 +320,11 @@ class Dialer:
         self.placed += 1
         metrics.DIALER_ATTEMPTS.labels(cid, "placed").inc()
         now = self.clock.now_ms()
+        recent = self._recent.setdefault(cid, deque(maxlen=1000))
+        recent.append(now)
+        while recent and recent[0] <= now - CPS_WINDOW_MS:
+            recent.popleft()
+        metrics.DIALER_CPS.labels(cid).set(len(recent) * 1000 / CPS_WINDOW_MS)
         await self._quietly(
             self.store.progress(
                 cid,
