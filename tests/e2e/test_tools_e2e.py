@@ -51,19 +51,22 @@ async def test_slow_tool_gets_a_filler_line_and_audio_keeps_flowing(make_stack: 
         hangup_after_ms=1500,
         max_duration_s=30,
     )
+    utterance_ms = len(script.caller_audio[0]) // 8
     call = asyncio.create_task(stack.sim.place_inbound_call(script))
     await eventually(lambda: bool(stack.engine.sessions))
     (session,) = stack.engine.sessions
     await eventually(
         lambda: any(
-            isinstance(e, dict) and e.get("type") == "input_audio_buffer.speech_stopped"
+            isinstance(e, dict) and e.get("type") == "input_audio_buffer.speech_started"
             for e in session.events_sent
         ),
         timeout_s=15,
     )
-    # The orders backend (Redis) stalls for 2 s: the turn commits ~0.5 s later, so the
-    # tool waits ~1.5 s, past the flow's 1 s filler delay.
-    await stack.redis.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+    # The orders backend (Redis) stalls from the start of the caller's turn until 2 s past
+    # its end. The engine may answer the moment the turn ends (with the function call),
+    # so the stall must already be on then: the tool waits ~2 s, past the flow's 1 s
+    # filler delay, however fast the bridge relays the call.
+    await stack.redis.execute_command("CLIENT", "PAUSE", str(utterance_ms + 2000), "ALL")
     result = await call
     assert result.errors == []
     spoken = _spoken(stack)
