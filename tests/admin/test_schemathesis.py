@@ -70,7 +70,7 @@ async def run_schemathesis(base_url: str, key: str, cwd: Path) -> tuple[str, int
         "--header",
         f"Authorization: Bearer {key}",
         "--max-examples",
-        os.environ.get("SWITCHBOARD_ST_EXAMPLES", "25"),
+        os.environ.get("SWITCHBOARD_ST_EXAMPLES", "15"),
         "--phases",
         "examples,coverage,fuzzing",
         "--workers",
