@@ -31,29 +31,66 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+#: ``--ws`` choices: uvicorn's WebSocket implementations (``make bench`` compares them).
+WS_IMPLEMENTATIONS = ("websockets-sansio", "websockets", "wsproto")
+LOOPS = ("uvloop", "asyncio", "auto")
+
+
+def _worker_app() -> Any:
+    """App factory for ``serve --workers N``: each worker process configures its own logs."""
+    from app import logs
+    from app.api.main import create_app
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_json)
+    return create_app(settings)
+
+
 @cli.command()
 def serve(
     host: Annotated[
         str | None, typer.Option(help="Bind address (default: SWITCHBOARD_HOST).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default: SWITCHBOARD_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the port (one core each; a call stays on its worker).",
+        ),
+    ] = 1,
+    loop: Annotated[
+        str, typer.Option(help=f"Event loop: {', '.join(LOOPS)} (uvloop is the fastest).")
+    ] = "uvloop",
+    ws: Annotated[
+        str,
+        typer.Option(help=f"WebSocket implementation: {', '.join(WS_IMPLEMENTATIONS)}."),
+    ] = "websockets-sansio",
 ) -> None:
     """Run the HTTP/WebSocket server: Twilio webhooks, the media stream and health endpoints."""
     import uvicorn
 
     from app import logs
-    from app.api.main import create_app
 
+    if loop not in LOOPS or ws not in WS_IMPLEMENTATIONS:
+        typer.echo(f"error: --loop must be one of {LOOPS}, --ws one of {WS_IMPLEMENTATIONS}")
+        raise typer.Exit(2)
     settings = _settings()
     logs.configure(settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        ws="websockets-sansio",
-        timeout_graceful_shutdown=int(settings.shutdown_drain_s) + 5,
-    )
+    common: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_config": None,
+        "loop": loop,
+        "ws": ws,
+        "timeout_graceful_shutdown": int(settings.shutdown_drain_s) + 5,
+    }
+    if workers > 1:
+        uvicorn.run("app.cli:_worker_app", factory=True, workers=workers, **common)
+    else:
+        from app.api.main import create_app
+
+        uvicorn.run(create_app(settings), **common)
 
 
 @cli.command()
@@ -123,6 +160,14 @@ def engine(
             "flite), piper, espeak-ng or flite.",
         ),
     ] = "auto",
+    echo: Annotated[
+        bool,
+        typer.Option(
+            "--echo",
+            help="Echo mode for load tests (app.bench.echo): each append answered by an "
+            "audio delta with the same bytes, a speech_started every 3 s.",
+        ),
+    ] = False,
 ) -> None:
     """Run the local Realtime engine (GA and beta) on loopback: VAD, Whisper transcription,
     understanding of the session's tools, TTS. --scenario/--scripted: scripted replies."""
@@ -135,6 +180,11 @@ def engine(
         raise typer.Exit(2)
     settings = _settings()
     logs.configure(settings.log_level, settings.log_json)
+    if echo:
+        from app.bench.echo import run as run_echo
+
+        run_echo(host or settings.engine_host, port or settings.engine_port)
+        return
     run(
         host or settings.engine_host,
         port or settings.engine_port,
@@ -303,6 +353,20 @@ def keys_revoke(
 # Outbound campaigns (app/dialer/cli.py): `switchboard dialer`, `switchboard campaign …`.
 cli.command("dialer")(_dialer_command)
 cli.add_typer(campaign_app, name="campaign")
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmarks, as `make bench` does: `switchboard bench [SECTION ...] [ARGS]`
+    (sections: engine, load; the rest goes to them, e.g. `switchboard bench load --n 1 50`)."""
+    from app.bench import SECTIONS
+    from app.bench.__main__ import main as bench_main
+
+    args = list(ctx.args)
+    names = []
+    while args and args[0] in SECTIONS:
+        names.append(args.pop(0))
+    raise typer.Exit(bench_main([*names, "--", *args]))
 
 
 def main() -> None:

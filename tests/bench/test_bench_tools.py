@@ -1,0 +1,139 @@
+"""The load bench's own tools at tiny N: stamps, framing, the echo engine, the generator
+against the bare relay and against a real Switchboard stack, the report join, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from app.bench import wsframe
+from app.bench.echo import EchoServer
+from app.bench.load import Step, capacity, report
+from app.bench.loadgen import Generator, Options
+from app.bench.relay import start_relay
+from app.bench.stamp import payload_bytes, read_stamp, stamped_payload
+from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack
+
+
+def test_stamp_round_trip_and_sizes() -> None:
+    p = stamped_payload(513, 70_000)
+    raw = base64.b64decode(p, validate=True)
+    assert len(raw) == 160 and raw[6:] == b"\xff" * 154
+    assert read_stamp(p) == (513, 70_000)
+    assert payload_bytes(p) == 160
+    for n in (0, 1, 2, 3, 159):
+        assert payload_bytes(base64.b64encode(b"x" * n).decode()) == n
+    with pytest.raises(ValueError):
+        read_stamp("@@")
+
+
+def test_framing_round_trip_masked_fragmented_and_control() -> None:
+    got: list[tuple[int, bytes]] = []
+    written: list[bytes] = []
+    closed: list[int] = []
+    reader = wsframe.FrameReader(
+        lambda op, p: got.append((op, p)), written.append, closed.append, masked=True
+    )
+    big = b"y" * 70_000
+    stream = (
+        wsframe.frame(b"hello", client=True)
+        + wsframe.frame(big, wsframe.OP_BINARY, client=True)
+        + wsframe.frame(b"ping!", wsframe.OP_PING, client=True)
+    )
+    for i in range(0, len(stream), 7):  # any split of the byte stream
+        reader.feed(stream[i : i + 7])
+    # A fragmented message with a real (non-zero) mask, as browsers send.
+    key = b"\x01\x02\x03\x04"
+    from websockets.speedups import apply_mask
+
+    first = bytes((0x01, 0x80 | 3)) + key + apply_mask(b"abc", key)
+    last = bytes((0x80, 0x80 | 3)) + key + apply_mask(b"def", key)
+    reader.feed(first + last + wsframe.close_frame(1001, client=True))
+    assert got == [(wsframe.OP_TEXT, b"hello"), (wsframe.OP_BINARY, big), (1, b"abcdef")]
+    assert written == [wsframe.frame(b"ping!", wsframe.OP_PONG)]
+    assert closed == [1001]
+    with pytest.raises(wsframe.FrameError):
+        wsframe.FrameReader(lambda o, p: None, written.append, closed.append, masked=True).feed(
+            wsframe.frame(b"unmasked")
+        )
+
+
+async def test_generator_against_the_bare_relay() -> None:
+    async with EchoServer(barge_every_ms=400) as echo:
+        relay = await start_relay("127.0.0.1", 0, f"ws://127.0.0.1:{echo.port}/v1/realtime")
+        port = next(iter(relay.sockets)).getsockname()[1]
+        try:
+            gen = Generator(
+                Options(
+                    target=f"http://127.0.0.1:{port}",
+                    n=3,
+                    duration_s=1.0,
+                    warmup_s=0.3,
+                    drain_s=0.3,
+                    mode="relay",
+                )
+            )
+            result = await gen.run()
+        finally:
+            relay.close()
+            await relay.wait_closed()
+    assert result["errors"] == [] and result["connected"] == 3
+    assert result["frames_expected"] == 150 and result["frames_lost"] == 0
+    assert result["crossed"] == 0 and result["unstamped"] == 0
+    assert result["rtt_ns"]["count"] == 150 and result["rtt_ns"]["p50"] < 1e9
+    assert echo.stats.appends >= 150 and echo.stats.barge_ins
+
+
+async def test_generator_against_switchboard_joins_barge_ins_and_truncates(
+    make_stack: Any,
+) -> None:
+    echo = EchoServer(barge_every_ms=500)
+    await echo.start()
+    try:
+        stack: Stack = await make_stack(
+            realtime_url=f"ws://127.0.0.1:{echo.port}/v1/realtime?model=gpt-realtime"
+        )
+        gen = Generator(
+            Options(
+                target=stack.base_url,
+                n=2,
+                duration_s=1.5,
+                warmup_s=0.5,
+                drain_s=0.3,
+                account_sid=ACCOUNT_SID,
+                auth_token=AUTH_TOKEN,
+            )
+        )
+        result = await gen.run()
+    finally:
+        await echo.stop()
+    assert result["errors"] == [] and result["connected"] == 2
+    assert result["frames_lost"] == 0 and result["crossed"] == 0
+    assert result["closed_early"] == 0
+    step = Step("switchboard", 2, gen=result, echo=echo.stats.as_json())
+    barge = step.barge_ins()
+    assert barge["count"] >= 2 and barge["no_clear"] == 0 and barge["invalid_truncates"] == 0
+    assert barge["truncate_correct"] == barge["count"]
+    assert 0 < barge["p50_ms"] < 1000
+    assert echo.stats.errors_sent == 0
+    assert capacity([step]) in (0, 2)
+    assert "switchboard" in report([step], [])
+
+
+def test_bench_cli_runs_the_load_section_end_to_end() -> None:
+    args = ["--n", "2", "--duration", "1", "--warmup", "0.3", "--servers", "relay", "--scale-out"]
+    out = subprocess.run(
+        [sys.executable, "-m", "app.bench", "load", "--", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    rows = [line for line in lines if line.startswith("| relay | 2 |")]
+    assert rows and all("failed" not in r for r in rows)
+    assert any("highest N" in line for line in lines)
