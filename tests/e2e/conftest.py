@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.api.main import create_app
+from app.call.links import DirectWebSocketProtocol
 from app.deps import Services
 from app.engine import EngineServer, Scenario
 from app.migrate import migrate
@@ -60,16 +61,24 @@ StackFactory = Callable[..., Any]
 async def make_stack(
     redis_prefix: str, redis_client: aioredis.Redis
 ) -> AsyncIterator[StackFactory]:
-    """``await make_stack(**settings_overrides)`` → a running ``Stack`` (stopped after)."""
+    """``await make_stack(**settings_overrides)`` → a running ``Stack`` (stopped after).
+
+    The server runs as ``switchboard serve`` does: uvicorn with the media stream's direct
+    WebSocket path (``ws="websockets-sansio"`` would test the plain ASGI fallback)."""
     stops: list[Callable[[], Any]] = []
 
     async def factory(
-        engine_pace: float = 8.0, scenario: Scenario | None = None, **overrides: Any
+        engine_pace: float = 8.0,
+        scenario: Scenario | None = None,
+        ws: Any = DirectWebSocketProtocol,
+        **overrides: Any,
     ) -> Stack:
         engine = EngineServer(scenario or Scenario.load(), pace=engine_pace)
         await engine.start()
         stops.append(engine.stop)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto is
+        # TCP, and accepted connections inherit it (else: 40 ms delayed-ACK stalls).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -95,9 +104,7 @@ async def make_stack(
         keys = Keys(redis_prefix)
         await migrate(redis_client, keys)
         app = create_app(settings)
-        server = _Server(
-            uvicorn.Config(app, log_config=None, ws="websockets-sansio", lifespan="on")
-        )
+        server = _Server(uvicorn.Config(app, log_config=None, ws=ws, lifespan="on"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
 
         async def stop_server() -> None:
