@@ -22,8 +22,12 @@ def create_redis(
     after ``socket_timeout_s`` and connects after ``connect_timeout_s`` (raising
     ``redis.exceptions.TimeoutError``) so a stuck Redis never hangs a call; idle
     connections are pinged every ``health_check_interval_s``. No I/O happens here.
+
+    At most ``max_connections`` are open; past that a command waits (up to
+    ``socket_timeout_s``) for a free one instead of failing at once with "Too many
+    connections": hundreds of calls ending together each write their record.
     """
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         socket_timeout=socket_timeout_s,
@@ -31,5 +35,7 @@ def create_redis(
         socket_keepalive=True,
         health_check_interval=health_check_interval_s,
         max_connections=max_connections,
+        timeout=socket_timeout_s,
         retry=Retry(ExponentialWithJitterBackoff(cap=0.25, base=0.02), retries),
     )
+    return aioredis.Redis.from_pool(pool)
