@@ -31,8 +31,9 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-#: ``--ws`` choices: uvicorn's WebSocket implementations (``make bench`` compares them).
-WS_IMPLEMENTATIONS = ("websockets-sansio", "websockets", "wsproto")
+#: ``--ws`` choices: ``direct`` is uvicorn's ``websockets-sansio`` with the media stream's
+#: direct path (``app.call.links``); the others are uvicorn's own, for comparison.
+WS_IMPLEMENTATIONS = ("direct", "websockets-sansio", "websockets", "wsproto")
 LOOPS = ("uvloop", "asyncio", "auto")
 
 
@@ -65,7 +66,7 @@ def serve(
     ws: Annotated[
         str,
         typer.Option(help=f"WebSocket implementation: {', '.join(WS_IMPLEMENTATIONS)}."),
-    ] = "websockets-sansio",
+    ] = "direct",
 ) -> None:
     """Run the HTTP/WebSocket server: Twilio webhooks, the media stream and health endpoints."""
     import uvicorn
@@ -82,7 +83,7 @@ def serve(
         "port": port or settings.port,
         "log_config": None,
         "loop": loop,
-        "ws": ws,
+        "ws": "app.call.links:DirectWebSocketProtocol" if ws == "direct" else ws,
         "timeout_graceful_shutdown": int(settings.shutdown_drain_s) + 5,
     }
     if workers > 1:

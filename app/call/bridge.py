@@ -8,10 +8,16 @@ leg, store writer, tool runs, timers); the first to fail cancels its siblings. A
 end raises ``CallCompleted``, an abnormal one ``CallAborted``: the stored ``end_reason``
 and the ``switchboard_calls_total{outcome}`` metric tell them apart.
 
-Hot path: an inbound ``media`` message is decoded, and its base64 payload is put into an
-``input_audio_buffer.append`` untouched (no transcoding, no re-encoding). Assistant audio
-goes to the carrier the moment it arrives, so ``clear`` never waits behind queued audio:
-there is no audio queue in this process, only Twilio's, which ``clear`` empties.
+Hot path (``app.call.links``): both sockets deliver messages to synchronous handlers
+here, straight from the WebSocket parser, and the handlers write straight to the other
+socket. An inbound ``media`` message is decoded and its base64 payload put into an
+``input_audio_buffer.append`` untouched (no transcoding, no re-encoding); an assistant
+audio chunk becomes a ``media`` and a ``mark`` message written together. No task switch,
+queue or action list per frame. So ``clear`` never waits behind queued audio: there is no
+audio queue in this process, only Twilio's, which ``clear`` empties. Whatever the
+handlers cannot do synchronously (tools, timers, store writes, hang-up) is spawned into
+the call's task group, and a handler that must end the call hands the reason to the
+group through ``_end``.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from typing import Any
 
 import websockets
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-from websockets.asyncio.client import ClientConnection
 
 from app import metrics
 from app.call import actions as act
+from app.call.links import CarrierLink, LinkClosed, LinkStalled, RealtimeConnection
 from app.call.session import CallSession
 from app.carrier import twilio as tw
 from app.carrier.rest import CarrierRestError
@@ -76,7 +82,8 @@ class CallBridge:
         self.call_sid = ""
         self.stream_sid = ""
         self.session: CallSession | None = None
-        self.rt: ClientConnection | None = None
+        self.rt: RealtimeConnection | None = None
+        self.carrier = CarrierLink(ws, self.settings.carrier_send_queue_max)
         self.writer: StoreWriter | None = None
         self.endpoint: Endpoint = endpoint(self.settings)
         frames = max(1, self.settings.inbound_buffer_ms // 20)
@@ -85,6 +92,10 @@ class CallBridge:
         self._tg: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[Any] | None = None
         self._abort_reason: str | None = None
+        #: Set (once) by a synchronous handler that must end the call: the exception the
+        #: task group raises.
+        self._ending: asyncio.Future[BaseException] | None = None
+        self._stopped = False
         self.frames_in = 0
         self.frames_out = 0
         self.malformed = 0
@@ -159,7 +170,9 @@ class CallBridge:
     async def _finish(self, outcome: str) -> None:
         assert self.session is not None and self.writer is not None
         reason = self.ended_reason or outcome
-        self._dispatch_now(self.session.end(reason))
+        if self.rt is not None:
+            self.rt.detach()  # late Realtime events must not touch the finished session
+        self._dispatch_final(self.session.end(reason))
         writer, store, sid = self.writer, self.services.store, self.call_sid
         ended = int(time.time() * 1000)
         writer.submit(lambda: store.update_call(sid, status="ended", ended_at_ms=ended))
@@ -270,125 +283,183 @@ class CallBridge:
 
     async def _run_legs(self, flow: Flow) -> None:
         assert self.writer is not None
+        self._ending = asyncio.get_running_loop().create_future()
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            tg.create_task(self._carrier_reader(), name=f"{self.call_sid}:carrier")
+            tg.create_task(self._carrier_leg(), name=f"{self.call_sid}:carrier")
             tg.create_task(self._realtime_leg(flow), name=f"{self.call_sid}:realtime")
             tg.create_task(self._deadline(), name=f"{self.call_sid}:deadline")
+            tg.create_task(self._watch_ending(), name=f"{self.call_sid}:ending")
 
     async def _deadline(self) -> None:
         await asyncio.sleep(self.settings.max_call_duration_s)
         raise CallAborted(f"max call duration {self.settings.max_call_duration_s}s reached")
 
-    async def _carrier_reader(self) -> None:
+    async def _watch_ending(self) -> None:
+        assert self._ending is not None
+        raise await self._ending
+
+    def _end(self, exc: BaseException) -> None:
+        """End the call from a synchronous handler: the task group raises ``exc``
+        (the first reason given wins)."""
+        if self._ending is not None and not self._ending.done():
+            self._ending.set_result(exc)
+
+    async def _carrier_leg(self) -> None:
         session = self.session
         assert session is not None
-        limit = self.settings.carrier_max_message_bytes
-        append = rtc.ClientEvents.input_audio_append
-        try:
-            while True:
-                text = await self._receive_text()
-                if text is None:
-                    break
-                if len(text) > limit:
-                    self._malformed(f"oversized carrier message ({len(text)} bytes)")
-                    continue
-                try:
-                    event = tw.decode(text)
-                except CarrierCodecError as exc:
-                    self._malformed(str(exc))
-                    continue
-                if type(event) is tw.Media:
-                    self.frames_in += 1
-                    rt = self.rt
-                    if rt is not None and session.configured:
-                        await rt.send(append(event.payload))
-                    else:
-                        self._pending_audio.append(event.payload)
-                elif type(event) is tw.Mark:
-                    await self._dispatch(session.on_mark(event.name))
-                elif type(event) is tw.Dtmf:
-                    await self._dispatch(session.on_dtmf(event.digit))
-                elif type(event) is tw.Stop:
-                    raise CallCompleted(session.end_reason("carrier stop"))
-                elif type(event) is tw.Unknown:
-                    metrics.UNKNOWN_EVENTS.labels("carrier").inc()
-                    log.info("unknown carrier event %r ignored", event.event)
-        except WebSocketDisconnect:
-            pass
-        except websockets.ConnectionClosed as exc:
-            raise RealtimeDisconnected(f"realtime socket closed: {exc}") from None
+        with contextlib.suppress(WebSocketDisconnect):
+            await self.carrier.serve(self._on_carrier_message)
+        if self._stopped:
+            await asyncio.Future()  # `stop` already ended the call through `_end`
         if session.action_done:
             raise CallCompleted(session.end_reason("carrier closed"))
         raise CarrierDisconnected("carrier socket closed without stop")
+
+    def _on_carrier_message(self, data: bytes) -> None:
+        """One message from the carrier (called straight from its socket's parser)."""
+        if self._stopped:
+            return
+        if len(data) > self.settings.carrier_max_message_bytes:
+            self._malformed(f"oversized carrier message ({len(data)} bytes)")
+            return
+        try:
+            event = tw.decode(data)
+        except CarrierCodecError as exc:
+            self._malformed(str(exc))
+            return
+        session = self.session
+        assert session is not None
+        try:
+            if type(event) is tw.Media:
+                self.frames_in += 1
+                rt = self.rt
+                if rt is not None and session.configured:
+                    rt.send_now(rtc.ClientEvents.input_audio_append(event.payload))
+                else:
+                    self._pending_audio.append(event.payload)
+            elif type(event) is tw.Mark:
+                self._dispatch_now(session.on_mark(event.name))
+            elif type(event) is tw.Dtmf:
+                self._dispatch_now(session.on_dtmf(event.digit))
+            elif type(event) is tw.Stop:
+                self._stopped = True
+                self._end(CallCompleted(session.end_reason("carrier stop")))
+            elif type(event) is tw.Unknown:
+                metrics.UNKNOWN_EVENTS.labels("carrier").inc()
+                log.info("unknown carrier event %r ignored", event.event)
+        except LinkClosed:
+            pass  # the carrier is gone: its leg ends the call
+        except Exception as exc:
+            self._end(self._link_failure(exc))
 
     async def _realtime_leg(self, flow: Flow) -> None:
         session = self.session
         assert session is not None
         tools = self.services.registry.definitions(flow.tools)
         try:
-            self.rt = await websockets.connect(
+            rt = await websockets.connect(
                 self.endpoint.url,
                 additional_headers=self.endpoint.headers,
                 open_timeout=self.settings.realtime_connect_timeout_ms / 1000,
                 max_size=2**24,
                 compression=None,
+                create_connection=RealtimeConnection,
             )
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             metrics.REALTIME_DISCONNECTS.inc()
             raise RealtimeDisconnected(
                 f"realtime connect to {self.endpoint.redacted_url()} failed: {exc}"
             ) from None
-        await self._dispatch(session.start(tools))
-        try:
-            async for message in self.rt:
-                try:
-                    event = rtc.decode(message)
-                except RealtimeCodecError as exc:
-                    metrics.MALFORMED.labels("realtime").inc()
-                    log.warning("malformed realtime event: %s", exc)
-                    continue
-                if type(event) is ev.ResponseOutputAudioDelta:
-                    await self._dispatch(session.on_audio_delta(event))
-                    continue
-                await self._dispatch(session.on_realtime(event))
-                if type(event) is ev.SessionUpdated and self._pending_audio:
-                    await self._flush_pending_audio()
-        except websockets.ConnectionClosed as exc:
-            metrics.REALTIME_DISCONNECTS.inc()
-            raise RealtimeDisconnected(f"realtime socket closed: {exc}") from None
+        assert isinstance(rt, RealtimeConnection)
+        self.rt = rt
+        self._dispatch_now(session.start(tools))
+        rt.attach(self._on_realtime_message, self.settings.realtime_send_queue_max)
+        await rt.wait_closed()
         metrics.REALTIME_DISCONNECTS.inc()
-        raise RealtimeDisconnected("realtime socket closed")
+        raise RealtimeDisconnected(
+            f"realtime socket closed: {rt.close_code} {rt.close_reason or ''}".rstrip()
+        )
 
-    async def _flush_pending_audio(self) -> None:
+    def _on_realtime_message(self, data: bytes) -> None:
+        """One Realtime server event (called straight from its socket's parser)."""
+        try:
+            event = rtc.decode(data)
+        except RealtimeCodecError as exc:
+            metrics.MALFORMED.labels("realtime").inc()
+            log.warning("malformed realtime event: %s", exc)
+            return
+        session = self.session
+        assert session is not None
+        try:
+            if type(event) is ev.ResponseOutputAudioDelta:
+                out = session.audio_delta(event)
+                if out is not None:
+                    self.frames_out += 2
+                    self.carrier.send(*out)
+                return
+            self._dispatch_now(session.on_realtime(event))
+            if type(event) is ev.SessionUpdated and self._pending_audio:
+                self._flush_pending_audio()
+        except LinkClosed:
+            pass  # the carrier is gone: its leg ends the call
+        except Exception as exc:
+            self._end(self._link_failure(exc))
+
+    def _flush_pending_audio(self) -> None:
         rt = self.rt
         assert rt is not None
-        while self._pending_audio:
-            await rt.send(rtc.ClientEvents.input_audio_append(self._pending_audio.popleft()))
+        append = rtc.ClientEvents.input_audio_append
+        pending, self._pending_audio = self._pending_audio, deque(maxlen=self._pending_audio.maxlen)
+        rt.send_now(*(append(p) for p in pending))
+
+    def _link_failure(self, exc: Exception) -> BaseException:
+        """The call-level exception for a failure inside a synchronous handler."""
+        if isinstance(exc, CallCompleted | CallAborted):
+            return exc
+        if isinstance(exc, websockets.ConnectionClosed):
+            return RealtimeDisconnected(f"realtime socket closed: {exc}")
+        if isinstance(exc, LinkClosed):
+            return CarrierDisconnected(str(exc))
+        if isinstance(exc, LinkStalled):
+            return CallAborted(f"stalled: {exc}")
+        log.exception("call handler failed", exc_info=exc)
+        return exc
 
     # --- actions ----------------------------------------------------------------------------
 
     async def _dispatch(self, actions: list[act.Action]) -> None:
+        """Perform ``actions`` from a task (timers, tools, operator commands)."""
+        try:
+            self._dispatch_now(actions)
+        except Exception as exc:
+            raise self._link_failure(exc) from None
+
+    def _dispatch_now(self, actions: list[act.Action]) -> None:
+        """Perform ``actions`` in order, now: socket sends are written synchronously, the
+        rest is queued (store), logged or spawned (tools, timers, call actions)."""
         for a in actions:
             t = type(a)
             if t is act.SendCarrier:
-                await self._send_carrier(a.text)  # type: ignore[union-attr]
+                self._send_carrier(a)  # type: ignore[arg-type]
             elif t is act.SendRealtime:
                 if self.rt is not None:
-                    await self.rt.send(a.text)  # type: ignore[union-attr]
+                    self.rt.send_now(a.text)  # type: ignore[union-attr]
             else:
                 self._perform(a)
 
-    def _dispatch_now(self, actions: list[act.Action]) -> None:
-        """Perform actions that need no socket (store writes, logs) at call end."""
+    def _dispatch_final(self, actions: list[act.Action]) -> None:
+        """Perform the actions that need no socket (store writes, logs) at call end."""
         for a in actions:
             if isinstance(a, act.Store | act.Log):
                 self._perform(a)
 
-    async def _send_carrier(self, text: str) -> None:
-        if self.ws.application_state is WebSocketState.CONNECTED:
-            self.frames_out += 1
-            await self.ws.send_text(text)
+    def _send_carrier(self, a: act.SendCarrier) -> None:
+        try:
+            self.carrier.send(a.text, control=a.control)
+        except LinkClosed:
+            return  # the call is ending; nothing more reaches the caller
+        self.frames_out += 1
 
     def _perform(self, a: act.Action) -> None:
         assert self.writer is not None

@@ -268,36 +268,44 @@ class CallSession:
 
         Returns ``[media, mark]`` carrier sends, or nothing for a cancelled response.
         """
+        out = self.audio_delta(event)
+        return [] if out is None else [act.SendCarrier(out[0]), act.SendCarrier(out[1])]
+
+    def audio_delta(self, event: ev.ResponseOutputAudioDelta) -> tuple[str, str] | None:
+        """The hot path of ``on_audio_delta``: the ``media`` and ``mark`` messages to send
+        to the carrier (in that order), or None for a cancelled response. No action
+        objects: this runs for every chunk of assistant audio."""
         item = self.items.get(event.item_id)
         if item is None:
             item = self._new_item(event.item_id, event.response_id)
         item.generated_bytes += event.size
-        if event.response_id in self.cancelled_responses or item.interrupted:
-            return []
-        now = self.now_ms()
+        if item.interrupted or event.response_id in self.cancelled_responses:
+            return None
         if item.sent_bytes == 0:
-            prev = self.playing
-            start = now
-            if (
-                prev is not None
-                and prev is not item
-                and prev.play_start_ms is not None
-                and not prev.interrupted
-            ):
-                start = max(now, prev.play_start_ms + prev.sent_ms)
-            item.play_start_ms = start
-            item.offset_ms = int(start - self.t0)
-            self.playing = item
-            if self.last_speech_stop_t is not None:
-                self.turn_latencies_ms.append(int(now - self.last_speech_stop_t))
-                self.last_speech_stop_t = None
+            self._start_playing(item)
         item.sent_bytes += event.size
         name = f"{item.item_id}:{next(self._mark_seq)}"
-        self.marks[name] = (item, item.sent_ms)
-        return [
-            act.SendCarrier(encode_media(self.stream_sid, event.delta)),
-            act.SendCarrier(encode_mark(self.stream_sid, name)),
-        ]
+        self.marks[name] = (item, item.sent_bytes / BYTES_PER_MS)
+        return encode_media(self.stream_sid, event.delta), encode_mark(self.stream_sid, name)
+
+    def _start_playing(self, item: PlaybackItem) -> None:
+        """``item``'s first audio goes out: place it on the playback timeline."""
+        now = self.now_ms()
+        prev = self.playing
+        start = now
+        if (
+            prev is not None
+            and prev is not item
+            and prev.play_start_ms is not None
+            and not prev.interrupted
+        ):
+            start = max(now, prev.play_start_ms + prev.sent_ms)
+        item.play_start_ms = start
+        item.offset_ms = int(start - self.t0)
+        self.playing = item
+        if self.last_speech_stop_t is not None:
+            self.turn_latencies_ms.append(int(now - self.last_speech_stop_t))
+            self.last_speech_stop_t = None
 
     def unplayed_ms(self) -> int:
         """Estimated ms of sent audio the carrier has not played yet (items play in order)."""
