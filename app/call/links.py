@@ -19,6 +19,16 @@ the bridge's sends go straight to the socket, several messages in one ``write``:
   handshake, keepalive and close all stay with ``websockets``) whose text messages go
   to a callback instead of the ``recv()`` queue, and with a synchronous ``send_now``.
 
+Both also frame the common case themselves (RFC 6455 §5.2): after the HTTP handshake
+(whose head is handed to ``websockets`` byte for byte) the incoming stream is cut into
+frames here; a final, unfragmented text or binary frame, masked as the side requires,
+goes straight to the callback, and every other frame (ping, pong, close, fragments,
+protocol errors, frames over the size limit) is handed to the ``websockets`` protocol
+whole, so its state machine always sits on a frame boundary and keeps doing what it
+does. Outgoing messages are framed here too (clients mask with keys drawn from a
+``urandom`` pool instead of one ``getrandom`` call per frame). That halves the Python
+work per message; the ``websockets`` code still owns the connection.
+
 A synchronous send never waits: when a peer stops reading, its bytes pile up in the
 transport's buffer, and past ``max_buffer_bytes`` the send raises ``LinkStalled`` so
 the bridge ends the call instead of buffering without bound.
@@ -27,8 +37,9 @@ the bridge ends the call instead of buffering without bound.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
@@ -36,7 +47,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
+from websockets.speedups import apply_mask
 
 #: ASGI scope extension under which ``DirectWebSocketProtocol`` offers itself.
 EXTENSION = "switchboard.direct_websocket"
@@ -45,7 +57,125 @@ MESSAGE_BYTES = 400
 #: Realtime messages kept while the bridge is not attached yet (connection set-up).
 EARLY_MAX = 256
 
+#: Longest HTTP head accepted before the frames start (bytes); beyond it the split is
+#: left to ``websockets``, which refuses such a handshake anyway.
+MAX_HEAD_BYTES = 16_384
+#: Masking keys drawn per ``urandom`` call (4 bytes a frame).
+MASK_POOL_BYTES = 4096
+
 MessageHandler = Callable[[bytes], None]
+
+
+def _frame_limit(protocol: Protocol) -> int:
+    """Largest single-frame payload ``protocol`` accepts (bytes; websockets 13 to 17)."""
+    limits = [
+        getattr(protocol, name, None)
+        for name in ("max_message_size", "max_fragment_size", "max_size")
+    ]
+    ints = [v for v in limits if isinstance(v, int)]
+    return min(ints) if ints else 1 << 62
+
+
+def _header(n: int, opcode_byte: int, mask_bit: int) -> bytes:
+    """A frame header for an ``n``-byte payload (RFC 6455 §5.2)."""
+    if n < 126:
+        return bytes((opcode_byte, mask_bit | n))
+    if n < 65536:
+        return bytes((opcode_byte, mask_bit | 126)) + n.to_bytes(2, "big")
+    return bytes((opcode_byte, mask_bit | 127)) + n.to_bytes(8, "big")
+
+
+class _Splitter:
+    """Cuts one side's incoming byte stream into WebSocket frames.
+
+    ``feed(data)`` calls ``fast(payload)`` for every final, unfragmented text/binary frame
+    (unmasked, when ``masked`` is set) while ``ready()`` holds, and ``slow(frame_bytes)``
+    with each other complete frame. A frame over ``limit`` goes to ``slow`` with the rest
+    of the stream, for good (``websockets`` fails the connection on it).
+    """
+
+    __slots__ = ("_buf", "bypass", "fast", "limit", "masked", "ready", "slow")
+
+    def __init__(
+        self,
+        fast: MessageHandler,
+        slow: Callable[[bytes], None],
+        ready: Callable[[], bool],
+        *,
+        masked: bool,
+        limit: int,
+    ) -> None:
+        self._buf = b""
+        self.fast, self.slow, self.ready = fast, slow, ready
+        self.masked = masked
+        self.limit = limit
+        self.bypass = False
+
+    def feed(self, data: bytes) -> None:
+        if self.bypass:
+            self.slow(data)
+            return
+        buf = self._buf + data if self._buf else data
+        n = len(buf)
+        pos = 0
+        mask_bit = 0x80 if self.masked else 0
+        while n - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            size = b1 & 0x7F
+            at = pos + 2
+            if size == 126:
+                if n - at < 2:
+                    break
+                size = int.from_bytes(buf[at : at + 2], "big")
+                at += 2
+            elif size == 127:
+                if n - at < 8:
+                    break
+                size = int.from_bytes(buf[at : at + 8], "big")
+                at += 8
+            if size > self.limit:
+                self.bypass = True
+                self._buf = b""
+                self.slow(buf[pos:])
+                return
+            if b1 & 0x80:
+                at += 4
+            end = at + size
+            if end > n:
+                break
+            if (b0 == 0x81 or b0 == 0x82) and (b1 & 0x80) == mask_bit and self.ready():
+                if mask_bit:
+                    self.fast(apply_mask(buf[at:end], buf[at - 4 : at]))
+                else:
+                    self.fast(buf[at:end])
+            else:
+                self.slow(buf[pos:end])
+            pos = end
+        self._buf = buf[pos:] if pos < n else b""
+
+
+class _HeadThenFrames:
+    """Hands the HTTP handshake head to ``websockets`` byte for byte, then the frames
+    to a ``_Splitter`` (so both agree on where every frame starts)."""
+
+    __slots__ = ("_head", "splitter")
+
+    def __init__(self) -> None:
+        self._head = b""
+        self.splitter: _Splitter | None = None
+
+    def split_head(self, data: bytes) -> tuple[bytes, bytes] | None:
+        """(head, rest) once the head is complete, else None (``data`` is kept)."""
+        head = self._head + data
+        end = head.find(b"\r\n\r\n")
+        if end < 0 and len(head) <= MAX_HEAD_BYTES:
+            self._head = head
+            return None
+        self._head = b""
+        if end < 0:
+            return head, b""
+        return head[: end + 4], head[end + 4 :]
 
 
 class LinkStalled(Exception):
@@ -67,6 +197,45 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     """
 
     _on_message: MessageHandler | None = None
+    _stream: _HeadThenFrames | None = None
+
+    def data_received(self, data: bytes) -> None:
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = _HeadThenFrames()
+        splitter = stream.splitter
+        if splitter is not None:
+            splitter.feed(data)
+            return
+        parts = stream.split_head(data)
+        if parts is None:
+            return
+        head, rest = parts
+        super().data_received(head)
+        stream.splitter = splitter = _Splitter(
+            self._direct_message,
+            super().data_received,
+            self._direct_ready,
+            masked=True,
+            limit=_frame_limit(self.conn),
+        )
+        if not head.endswith(b"\r\n\r\n"):
+            splitter.bypass = True  # no well-formed head: websockets has the whole stream
+        if rest:
+            splitter.feed(rest)
+
+    def _direct_ready(self) -> bool:
+        return (
+            self._on_message is not None
+            and not self.close_sent
+            and self.conn.state is State.OPEN
+            and self.conn.current_size is None  # not inside a fragmented message
+        )
+
+    def _direct_message(self, payload: bytes) -> None:
+        handler = self._on_message
+        assert handler is not None
+        handler(payload)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -116,9 +285,12 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         transport = self.transport
         if transport.get_write_buffer_size() > max_buffer_bytes:
             raise LinkStalled(f"carrier is not reading ({max_buffer_bytes} bytes waiting)")
+        out = conn.data_to_send()  # anything websockets queued goes first (normally none)
         for text in texts:
-            conn.send_text(text.encode())
-        transport.write(b"".join(conn.data_to_send()))
+            payload = text.encode()
+            out.append(_header(len(payload), 0x81, 0))
+            out.append(payload)
+        transport.write(b"".join(out))
 
 
 class CarrierLink:
@@ -209,7 +381,39 @@ class RealtimeConnection(ClientConnection):
     _handler: MessageHandler | None = None
     _early: list[bytes] | None = None
     _fragments: list[bytes] | None = None
+    _stream: _HeadThenFrames | None = None
+    _masks: bytes = b""
+    _mask_at: int = MASK_POOL_BYTES
     max_buffer_bytes: int = 2000 * MESSAGE_BYTES
+
+    def data_received(self, data: bytes) -> None:
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = _HeadThenFrames()
+        splitter = stream.splitter
+        if splitter is not None:
+            splitter.feed(data)
+            return
+        parts = stream.split_head(data)
+        if parts is None:
+            return
+        head, rest = parts
+        super().data_received(head)
+        stream.splitter = splitter = _Splitter(
+            self._deliver,
+            super().data_received,
+            self._direct_ready,
+            masked=False,
+            limit=_frame_limit(self.protocol),
+        )
+        if self.protocol.state is not State.OPEN or not head.endswith(b"\r\n\r\n"):
+            splitter.bypass = True  # a refused handshake: websockets reads the rest
+        if rest:
+            splitter.feed(rest)
+
+    def _direct_ready(self) -> bool:
+        protocol = self.protocol
+        return protocol.state is State.OPEN and protocol.current_size is None
 
     def attach(self, on_message: MessageHandler, max_queue: int) -> None:
         """Deliver data messages to ``on_message`` (those received so far first)."""
@@ -271,6 +475,20 @@ class RealtimeConnection(ClientConnection):
             )
         if self.transport.get_write_buffer_size() > self.max_buffer_bytes:
             raise LinkStalled(f"realtime peer is not reading ({self.max_buffer_bytes} bytes)")
+        self.transport.write(b"".join(self._frames(protocol.data_to_send(), texts)))
+
+    def _frames(self, out: list[bytes], texts: Iterable[str]) -> list[bytes]:
+        """Append masked text frames for ``texts`` to ``out`` (RFC 6455 §5.3: a fresh
+        random key per frame, drawn from a pool refilled by ``os.urandom``)."""
+        masks, at = self._masks, self._mask_at
         for text in texts:
-            protocol.send_text(text.encode())
-        self.transport.write(b"".join(protocol.data_to_send()))
+            payload = text.encode()
+            if at >= MASK_POOL_BYTES:
+                masks, at = os.urandom(MASK_POOL_BYTES), 0
+            key = masks[at : at + 4]
+            at += 4
+            out.append(_header(len(payload), 0x81, 0x80))
+            out.append(key)
+            out.append(apply_mask(payload, key))
+        self._masks, self._mask_at = masks, at
+        return out
