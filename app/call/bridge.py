@@ -88,6 +88,9 @@ class CallBridge:
         self.endpoint: Endpoint = endpoint(self.settings)
         frames = max(1, self.settings.inbound_buffer_ms // 20)
         self._pending_audio: deque[str] = deque(maxlen=frames)
+        #: Realtime events produced before the socket exists (early keypad digits, a
+        #: response.create): sent right after session.update, never dropped silently.
+        self._pending_events: deque[str] = deque()
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[Any] | None = None
@@ -374,6 +377,9 @@ class CallBridge:
         assert isinstance(rt, RealtimeConnection)
         self.rt = rt
         self._dispatch_now(session.start(tools))
+        if self._pending_events:
+            pending, self._pending_events = self._pending_events, deque()
+            rt.send_now(*pending)
         rt.attach(self._on_realtime_message, self.settings.realtime_send_queue_max)
         await rt.wait_closed()
         metrics.REALTIME_DISCONNECTS.inc()
@@ -445,6 +451,13 @@ class CallBridge:
             elif t is act.SendRealtime:
                 if self.rt is not None:
                     self.rt.send_now(a.text)  # type: ignore[union-attr]
+                elif len(self._pending_events) < self.settings.realtime_send_queue_max:
+                    self._pending_events.append(a.text)  # type: ignore[union-attr]
+                else:
+                    log.error(
+                        "realtime leg not open and %d events queued: dropping one",
+                        len(self._pending_events),
+                    )
             else:
                 self._perform(a)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from app.audio import BYTES_PER_MS, FRAME_MS
@@ -138,3 +140,53 @@ async def test_beta_dialect_full_call(make_stack: Any) -> None:
     assert [t["name"] for t in stored["tool_calls"]] == ["get_order_status", "end_call"]
     for event in _client_events(stack):
         validate(event, side="client", beta=True)
+
+
+async def _slow_proxy(target_port: int, delay_s: float) -> asyncio.Server:
+    """A TCP proxy on loopback that holds each connection ``delay_s`` before relaying it:
+    a Realtime service slow to accept."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(delay_s)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_keypad_digits_before_the_realtime_leg_is_open_are_not_lost(
+    make_stack: Any,
+) -> None:
+    stack: Stack = await make_stack(scenario=_scenario())
+    proxy = await _slow_proxy(stack.engine.port, delay_s=0.5)
+    port = proxy.sockets[0].getsockname()[1]
+    url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
+    stack.services.settings = stack.settings.model_copy(update={"realtime_url": url})
+    script = CallScript(
+        from_number=CALLER,
+        to_number=SUPPORT,
+        dtmf=[(0, "4"), (0, "2"), (0, "#")],  # with `start`, before the Realtime handshake
+        hangup_after_ms=1000,
+        max_duration_s=8,
+    )
+    result = await stack.sim.place_inbound_call(script)
+    assert result.dtmf_sent == ["4", "2", "#"]
+    events = _client_events(stack)
+    types = [e["type"] for e in events]
+    assert types[0] == "session.update"  # configured first, then what was queued
+    texts = [
+        c["text"]
+        for e in events
+        if e["type"] == "conversation.item.create" and e["item"].get("role") == "user"
+        for c in e["item"]["content"]
+    ]
+    assert texts == ["The caller entered 42 on the keypad."]
+    assert types.count("response.create") >= 2  # the keypad's, and the greeting's after it
+    proxy.close()
