@@ -401,7 +401,7 @@ class CallBridge:
             if type(event) is ev.ResponseOutputAudioDelta:
                 out = session.audio_delta(event)
                 if out is not None:
-                    self.frames_out += 2
+                    self.frames_out += len(out)
                     self.carrier.send(*out)
                 return
             self._dispatch_now(session.on_realtime(event))

@@ -6,10 +6,13 @@ expiries and tool outcomes; every handler returns the ``Action``s to perform, in
 Time comes from an injected ``now_ms`` clock so tests drive it with a fake clock.
 
 Playback accounting (protocols.md §1 "Barge-in over a WebSocket", §2 "Media Streams"):
-after each outbound audio chunk a ``mark`` named ``<item_id>:<n>`` is sent. When Twilio
+after an outbound audio chunk a ``mark`` named ``<item_id>:<n>`` is sent, once at least
+``MARK_EVERY_MS`` of audio went out since the previous one (so every chunk of 100 ms or
+more, every fifth of 20 ms chunks), and after the item's last chunk. When Twilio
 echoes it, the audio before it has played, which anchors the item's playhead at that
 chunk's end; between echoes the playhead advances in real time, capped at the audio sent.
-So ``heard_ms`` is accurate to well within one 20 ms frame even with 100 ms chunks. On
+So ``heard_ms`` is accurate to well within one 20 ms frame even with 100 ms between
+marks, and small chunks do not cost one mark and one echo each. On
 ``input_audio_buffer.speech_started`` the session sends ``clear`` first, then
 ``conversation.item.truncate`` with ``audio_end_ms`` = heard (none when nothing was
 heard, never past the generated audio). Marks echoed after a ``clear`` are ignored: Twilio
@@ -41,6 +44,9 @@ DTMF_TIMER = "dtmf"
 ACTION_TIMER = "call_action"
 #: response.create requests queued behind an active response.
 MAX_PENDING_CREATES = 8
+#: Audio (ms) sent between two marks at most, unless the item ends sooner.
+MARK_EVERY_MS = 100
+_MARK_EVERY_BYTES = MARK_EVERY_MS * BYTES_PER_MS
 
 
 @dataclass(slots=True)
@@ -51,6 +57,7 @@ class PlaybackItem:
     response_id: str
     generated_bytes: int = 0  # every delta received, including ones dropped after barge-in
     sent_bytes: int = 0  # what was forwarded to the carrier
+    marked_bytes: int = 0  # position of the last mark sent after it
     play_start_ms: float | None = None  # clock time its first byte starts playing (estimate)
     offset_ms: int = 0  # call-relative time playback started
     anchor_ms: float = 0.0  # audio position proven played by the last echoed mark
@@ -266,14 +273,14 @@ class CallSession:
     def on_audio_delta(self, event: ev.ResponseOutputAudioDelta) -> list[act.Action]:
         """Forward one chunk of assistant audio to the carrier, followed by a mark.
 
-        Returns ``[media, mark]`` carrier sends, or nothing for a cancelled response.
+        Returns ``[media]`` or ``[media, mark]`` carrier sends, or nothing for a cancelled
+        response.
         """
-        out = self.audio_delta(event)
-        return [] if out is None else [act.SendCarrier(out[0]), act.SendCarrier(out[1])]
+        return [act.SendCarrier(text) for text in self.audio_delta(event) or ()]
 
-    def audio_delta(self, event: ev.ResponseOutputAudioDelta) -> tuple[str, str] | None:
-        """The hot path of ``on_audio_delta``: the ``media`` and ``mark`` messages to send
-        to the carrier (in that order), or None for a cancelled response. No action
+    def audio_delta(self, event: ev.ResponseOutputAudioDelta) -> tuple[str, ...] | None:
+        """The hot path of ``on_audio_delta``: the ``media`` message to send to the carrier,
+        then a ``mark`` when one is due, or None for a cancelled response. No action
         objects: this runs for every chunk of assistant audio."""
         item = self.items.get(event.item_id)
         if item is None:
@@ -284,9 +291,22 @@ class CallSession:
         if item.sent_bytes == 0:
             self._start_playing(item)
         item.sent_bytes += event.size
+        media = encode_media(self.stream_sid, event.delta)
+        if item.sent_bytes - item.marked_bytes < _MARK_EVERY_BYTES:
+            return (media,)
+        return media, self._mark(item)
+
+    def _mark(self, item: PlaybackItem) -> str:
+        """A mark after everything sent of ``item`` so far (the carrier message)."""
+        item.marked_bytes = item.sent_bytes
         name = f"{item.item_id}:{next(self._mark_seq)}"
         self.marks[name] = (item, item.sent_bytes / BYTES_PER_MS)
-        return encode_media(self.stream_sid, event.delta), encode_mark(self.stream_sid, name)
+        return encode_mark(self.stream_sid, name)
+
+    def _mark_tail(self, item: PlaybackItem) -> None:
+        """``item`` has no more audio: mark its unmarked tail, so its end is observed."""
+        if item.sent_bytes > item.marked_bytes and not item.interrupted:
+            self._out.append(act.SendCarrier(self._mark(item)))
 
     def _start_playing(self, item: PlaybackItem) -> None:
         """``item``'s first audio goes out: place it on the playback timeline."""
@@ -396,6 +416,7 @@ class CallSession:
         item = self.items.get(event.item_id)
         if item is not None:
             item.audio_done = True
+            self._mark_tail(item)
 
     def _on_transcript_done(self, event: ev.ResponseOutputAudioTranscriptDone) -> None:
         item = self.items.get(event.item_id) or self._new_item(event.item_id, event.response_id)
@@ -414,6 +435,7 @@ class CallSession:
                 item = self.items.get(out["id"])
                 if item is not None:
                     item.audio_done = True
+                    self._mark_tail(item)
         if event.status == "failed":
             self._log("warning", f"response {event.response_id} failed", "response_failed")
         calls = tuple(

@@ -240,3 +240,25 @@ def test_dtmf_digits_become_one_user_text_item(session: CallSession) -> None:
     msgs = sent(out, act.SendRealtime)
     assert msgs[0]["item"]["content"][0]["text"] == "The caller entered 1042 on the keypad."
     assert msgs[1]["type"] == "response.create"
+
+
+def test_small_chunks_are_marked_every_100_ms_and_at_the_end(
+    session: CallSession, clock: Clock
+) -> None:
+    session.on_realtime(ev.ResponseCreated("r1"))
+    marks = play(session, "a1", 12, ms=20)  # 240 ms in 20 ms chunks
+    assert [int(m.split(":")[1]) for m in marks] == [1, 2]  # after 100 ms and 200 ms
+    out = session.on_realtime(ev.ResponseOutputAudioDone("r1", "a1"))
+    (tail,) = sent(out, act.SendCarrier)
+    assert tail["event"] == "mark"
+    assert session.marks[tail["mark"]["name"]][1] == 240.0
+    session.on_realtime(ev.ResponseDone("r1", "completed", None, [], None))
+    assert session.on_realtime(ev.ResponseOutputAudioDone("r1", "a1")) == []  # marked once
+    clock.t = 100.0
+    session.on_mark(marks[0])
+    clock.t = 130.0  # 30 ms after the echo of the 100 ms mark
+    assert session.items["a1"].heard_ms(clock.t) == 130.0
+    clock.t = 300.0
+    for m in [marks[1], tail["mark"]["name"]]:
+        session.on_mark(m)
+    assert session.items["a1"].fully_played()
