@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     #: Outbound messages queued to the carrier before the call is considered stalled.
     carrier_send_queue_max: int = Field(2000, ge=10)
     realtime_send_queue_max: int = Field(2000, ge=10)
+    #: How far (ms) a mark echo may lag the playhead estimate before it is taken as a
+    #: playback stall and the playhead re-anchored on it (echoes lag by network latency).
+    playback_stall_tolerance_ms: int = Field(60, ge=0, le=2000)
     #: Deadline for a pending hang-up/transfer when no playback mark comes back.
     call_action_grace_ms: int = Field(10_000, ge=100)
     #: Deadline for closing one call's tasks once it ends.

@@ -131,6 +131,7 @@ class CallBridge:
             beta=self.endpoint.beta,
             now_ms=lambda: time.monotonic() * 1000,
             call_action_grace_ms=self.settings.call_action_grace_ms,
+            playback_stall_tolerance_ms=self.settings.playback_stall_tolerance_ms,
         )
         self.writer = StoreWriter(self.call_sid, max_pending=self.settings.store_queue_max)
         info = CallInfo(

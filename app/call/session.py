@@ -60,8 +60,9 @@ class PlaybackItem:
     marked_bytes: int = 0  # position of the last mark sent after it
     play_start_ms: float | None = None  # clock time its first byte starts playing (estimate)
     offset_ms: int = 0  # call-relative time playback started
-    anchor_ms: float = 0.0  # audio position proven played by the last echoed mark
-    anchor_t: float | None = None  # clock time of that echo
+    anchor_ms: float = 0.0  # playhead position at clock time `anchor_t` (see heard_ms)
+    anchor_t: float | None = None  # None: the playhead runs from `play_start_ms`
+    echoed_ms: float = 0.0  # audio proven played: the furthest echoed mark
     audio_done: bool = False
     transcript: str | None = None
     interrupted: bool = False
@@ -87,10 +88,26 @@ class PlaybackItem:
             if self.anchor_t is not None
             else (0.0, self.play_start_ms)
         )
-        return max(0.0, min(self.sent_ms, base_ms + max(0.0, now - base_t)))
+        estimate = base_ms + max(0.0, now - base_t)
+        return max(0.0, min(self.sent_ms, max(self.echoed_ms, estimate)))
+
+    def on_echo(self, cum_ms: float, now: float, stall_tolerance_ms: float) -> None:
+        """A mark at ``cum_ms`` came back at ``now``.
+
+        Echoes arrive late by the carrier's network latency (and Twilio's own timing), so
+        re-anchoring on every echo would bias the playhead low by that delay. The playhead
+        keeps running in real time and is re-anchored only when an echo proves it wrong:
+        the echo is ahead of it (playback started sooner than assumed), or more than
+        ``stall_tolerance_ms`` behind it (playback stalled, e.g. audio came slower than
+        real time and the carrier's queue ran dry).
+        """
+        self.echoed_ms = max(self.echoed_ms, cum_ms)
+        predicted = self.heard_ms(now)
+        if cum_ms > predicted or predicted - cum_ms > stall_tolerance_ms:
+            self.anchor_ms, self.anchor_t = cum_ms, now
 
     def fully_played(self) -> bool:
-        return self.audio_done and self.anchor_ms >= self.sent_ms
+        return self.audio_done and self.echoed_ms >= self.sent_ms
 
 
 @dataclass(slots=True)
@@ -124,6 +141,7 @@ class CallSession:
         beta: bool,
         now_ms: Callable[[], float],
         call_action_grace_ms: int = 10_000,
+        playback_stall_tolerance_ms: int = 60,
         dtmf_gap_ms: int = 1500,
     ) -> None:
         self.call_sid = call_sid
@@ -135,6 +153,7 @@ class CallSession:
         self.machine = StateMachine()
         self.counters = SessionCounters()
         self.call_action_grace_ms = call_action_grace_ms
+        self.playback_stall_tolerance_ms = playback_stall_tolerance_ms
         self.dtmf_gap_ms = dtmf_gap_ms
 
         self.items: dict[str, PlaybackItem] = {}
@@ -242,7 +261,7 @@ class CallSession:
             self.counters.marks_ignored += 1
             return []
         item, cum_ms = entry
-        item.anchor_ms, item.anchor_t = cum_ms, self.now_ms()
+        item.on_echo(cum_ms, self.now_ms(), self.playback_stall_tolerance_ms)
         if item.fully_played():
             self._record_assistant(item, self.now_ms())
         self._check_action()

@@ -262,3 +262,34 @@ def test_small_chunks_are_marked_every_100_ms_and_at_the_end(
     for m in [marks[1], tail["mark"]["name"]]:
         session.on_mark(m)
     assert session.items["a1"].fully_played()
+
+
+def test_late_echoes_do_not_pull_the_playhead_back(session: CallSession, clock: Clock) -> None:
+    """Echoes arrive after the audio played (network latency): the playhead keeps running
+    from the start of playback instead of re-anchoring on each late echo."""
+    session.on_realtime(ev.ResponseCreated("r1"))
+    marks = play(session, "a1", 10)
+    for i, name in enumerate(marks[:3], start=1):
+        clock.t = 100.0 * i + 15  # each echo 15 ms late
+        session.on_mark(name)
+    clock.t = 347.0
+    out = session.on_realtime(ev.InputAudioBufferSpeechStarted(2000, "u1"))
+    (trunc,) = sent(out, act.SendRealtime)
+    assert trunc["audio_end_ms"] == 347  # not 332 (300 + 32 from the late echo)
+
+
+def test_a_stalled_carrier_queue_re_anchors_on_the_echo(session: CallSession, clock: Clock) -> None:
+    """Audio came slower than real time: the queue ran dry and playback paused. The echo
+    that lags the estimate by more than the tolerance re-anchors the playhead."""
+    session.on_realtime(ev.ResponseCreated("r1"))
+    first = play(session, "a1", 2)  # 200 ms at t=0, then nothing until t=500
+    clock.t = 205.0
+    session.on_mark(first[-1])
+    clock.t = 500.0
+    later = play(session, "a1", 3)  # plays 500..800 on the carrier
+    clock.t = 601.0
+    session.on_mark(later[0])  # 300 ms played at t=600: the estimate said 500
+    clock.t = 650.0
+    out = session.on_realtime(ev.InputAudioBufferSpeechStarted(2000, "u1"))
+    (trunc,) = sent(out, act.SendRealtime)
+    assert trunc["audio_end_ms"] == 349  # 300 + 49, not the free-running 500
