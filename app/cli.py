@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 from pathlib import Path
@@ -10,25 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
+from app.cli_support import make_typer, settings_or_exit
 from app.dialer.cli import campaign_app
 from app.dialer.cli import dialer as _dialer_command
-from app.settings import Settings, get_settings
 
-cli = typer.Typer(
-    name="switchboard",
-    help="Switchboard: a telephony voice agent bridging Twilio Media Streams and OpenAI Realtime.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
+cli = make_typer(
+    "switchboard",
+    "Switchboard: a telephony voice agent bridging Twilio Media Streams and OpenAI Realtime.",
 )
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 #: ``--ws`` choices: ``direct`` is uvicorn's ``websockets-sansio`` with the media stream's
@@ -37,14 +27,36 @@ WS_IMPLEMENTATIONS = ("direct", "websockets-sansio", "websockets", "wsproto")
 LOOPS = ("uvloop", "asyncio", "auto")
 
 
+def _freeze_after_startup(app: Any) -> Any:
+    """Wrap an ASGI ``app`` so that once its start-up completes, every object alive then
+    (modules, routes, flows, settings: ~170k) is moved out of the garbage collector's
+    reach (``gc.freeze``). A full collection then walks the calls' objects only: a few
+    ms instead of ~100 ms for every live call's audio, when call set-ups trigger one."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def send_freezing(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                gc.collect()
+                gc.freeze()
+            await send(message)
+
+        await app(scope, receive, send_freezing)
+
+    return wrapped
+
+
 def _worker_app() -> Any:
     """App factory for ``serve --workers N``: each worker process configures its own logs."""
     from app import logs
     from app.api.main import create_app
 
-    settings = _settings()
+    settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_json)
-    return create_app(settings)
+    return _freeze_after_startup(create_app(settings))
 
 
 @cli.command()
@@ -76,7 +88,7 @@ def serve(
     if loop not in LOOPS or ws not in WS_IMPLEMENTATIONS:
         typer.echo(f"error: --loop must be one of {LOOPS}, --ws one of {WS_IMPLEMENTATIONS}")
         raise typer.Exit(2)
-    settings = _settings()
+    settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_json)
     common: dict[str, Any] = {
         "host": host or settings.host,
@@ -91,7 +103,7 @@ def serve(
     else:
         from app.api.main import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(_freeze_after_startup(create_app(settings)), **common)
 
 
 @cli.command()
@@ -106,7 +118,7 @@ def migrate(
     from app.store.keys import Keys
     from app.store.redis import create_redis
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def run() -> None:
         redis = create_redis(settings.redis_url)
@@ -179,7 +191,7 @@ def engine(
     if tts not in BACKENDS:
         typer.echo(f"--tts must be one of {', '.join(BACKENDS)}", err=True)
         raise typer.Exit(2)
-    settings = _settings()
+    settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_json)
     if echo:
         from app.bench.echo import run as run_echo
@@ -218,7 +230,7 @@ def call(
     real-time pace, mark echoes after playback, stop. Prints a summary from Redis."""
     from app.sim.summary import place_call
 
-    settings = _settings()
+    settings = settings_or_exit()
     wavs = wav or []
     if not wavs:
         from app.sim.assets import recording_path
@@ -266,7 +278,7 @@ def _run_keys(action: Any) -> Any:
     from app.store.keys import Keys
     from app.store.redis import create_redis
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def run() -> Any:
         redis = create_redis(settings.redis_url)

@@ -102,6 +102,17 @@ class Principal:
         return f"{self.key.name} ({self.key.key_id})"
 
 
+def failure_limiter(services: Services) -> FailureLimiter:
+    """The per-IP failed-auth limiter configured by the admin settings."""
+    settings = services.settings
+    return FailureLimiter(
+        services.redis,
+        services.keys,
+        max_failures=settings.admin_auth_fail_max,
+        window_s=settings.admin_auth_fail_window_s,
+    )
+
+
 def api_keys(services: Services) -> ApiKeys:
     """The key store for this app's Redis and prefix."""
     return ApiKeys(
@@ -126,13 +137,7 @@ async def authenticate(
 ) -> Principal:
     """Resolve the caller's key (see the module docstring). Raises 401/403/429/503."""
     services = get_services(request)
-    settings = services.settings
-    limiter = FailureLimiter(
-        services.redis,
-        services.keys,
-        max_failures=settings.admin_auth_fail_max,
-        window_s=settings.admin_auth_fail_window_s,
-    )
+    limiter = failure_limiter(services)
     ip = client_ip(request)
     keys = api_keys(services)
     raw = header_key or (bearer.credentials if bearer else None)

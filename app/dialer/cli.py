@@ -27,31 +27,19 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from app.cli_support import make_typer, settings_or_exit
 from app.dialer.models import CampaignSpec
 from app.dialer.progress import finished, render
 from app.errors import DialerError, StoreError
-from app.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from app.dialer.runtime import DialerRuntime
 
 T = TypeVar("T")
 
-campaign_app = typer.Typer(
-    name="campaign",
-    help="Outbound campaigns: create, import contacts, start/pause/resume/cancel, progress.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
+campaign_app = make_typer(
+    "campaign", "Outbound campaigns: create, import contacts, start/pause/resume/cancel, progress."
 )
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _run(work: Callable[[DialerRuntime], Awaitable[T]]) -> T:
@@ -60,7 +48,7 @@ def _run(work: Callable[[DialerRuntime], Awaitable[T]]) -> T:
     from app.store.redis import create_redis
     from flows import FlowCatalog
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> T:
         redis = create_redis(settings.redis_url)
@@ -274,7 +262,7 @@ def dialer(
     from app.dialer.runtime import DialerRuntime
     from app.store.redis import create_redis
 
-    settings = _settings()
+    settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_json)
 
     async def main() -> None:

@@ -24,10 +24,17 @@ from starlette.staticfiles import StaticFiles
 
 from app import metrics
 from app.admin.calls import CallFilters, call_detail, list_calls, to_ms
-from app.admin.keys import FailureLimiter, Scope
+from app.admin.keys import Scope
 from app.admin.live import live_calls
 from app.admin.service import storage_errors
-from app.api.auth import SESSION_COOKIE, ErrorBody, Principal, api_keys, client_ip
+from app.api.auth import (
+    SESSION_COOKIE,
+    ErrorBody,
+    Principal,
+    api_keys,
+    client_ip,
+    failure_limiter,
+)
 from app.api.deps import ServicesDep
 from app.api.routes.admin_calls import CALL_SID_PATTERN
 from app.deps import Services
@@ -139,12 +146,7 @@ async def login(
     next: Annotated[str | None, Form(max_length=500)] = None,
 ) -> Response:
     settings = services.settings
-    limiter = FailureLimiter(
-        services.redis,
-        services.keys,
-        max_failures=settings.admin_auth_fail_max,
-        window_s=settings.admin_auth_fail_window_s,
-    )
+    limiter = failure_limiter(services)
     ip = client_ip(request)
     keys = api_keys(services)
     target = _safe_next(next)
