@@ -9,10 +9,13 @@ Playback accounting (protocols.md §1 "Barge-in over a WebSocket", §2 "Media St
 after an outbound audio chunk a ``mark`` named ``<item_id>:<n>`` is sent, once at least
 ``MARK_EVERY_MS`` of audio went out since the previous one (so every chunk of 100 ms or
 more, every fifth of 20 ms chunks), and after the item's last chunk. When Twilio
-echoes it, the audio before it has played, which anchors the item's playhead at that
-chunk's end; between echoes the playhead advances in real time, capped at the audio sent.
-So ``heard_ms`` is accurate to well within one 20 ms frame even with 100 ms between
-marks, and small chunks do not cost one mark and one echo each. On
+echoes it, the audio before it has played. The playhead is estimated from the send log:
+the carrier plays what it was sent in order and in real time, and pauses when its queue
+runs dry, so each chunk starts no earlier than it was sent (audio sent at real-time pace
+makes such pauses common). Echoes correct the estimate only when they prove it wrong
+(see ``PlaybackItem.on_echo``): they arrive late by the network delay. So ``heard_ms``
+is accurate to well within one 20 ms frame even with 100 ms between marks, and small
+chunks do not cost one mark and one echo each. On
 ``input_audio_buffer.speech_started`` the session sends ``clear`` first, then
 ``conversation.item.truncate`` with ``audio_end_ms`` = heard (none when nothing was
 heard, never past the generated audio). Marks echoed after a ``clear`` are ignored: Twilio
@@ -60,8 +63,7 @@ class PlaybackItem:
     marked_bytes: int = 0  # position of the last mark sent after it
     play_start_ms: float | None = None  # clock time its first byte starts playing (estimate)
     offset_ms: int = 0  # call-relative time playback started
-    anchor_ms: float = 0.0  # playhead position at clock time `anchor_t` (see heard_ms)
-    anchor_t: float | None = None  # None: the playhead runs from `play_start_ms`
+    play_end_ms: float = 0.0  # clock time all audio sent so far has played (estimate)
     echoed_ms: float = 0.0  # audio proven played: the furthest echoed mark
     audio_done: bool = False
     transcript: str | None = None
@@ -83,28 +85,32 @@ class PlaybackItem:
             return self.heard_final_ms
         if self.sent_bytes == 0 or self.play_start_ms is None:
             return 0.0
-        base_ms, base_t = (
-            (self.anchor_ms, self.anchor_t)
-            if self.anchor_t is not None
-            else (0.0, self.play_start_ms)
-        )
-        estimate = base_ms + max(0.0, now - base_t)
-        return max(0.0, min(self.sent_ms, max(self.echoed_ms, estimate)))
+        sent_ms = self.sent_ms
+        queued = self.play_end_ms - now  # sent audio still waiting to play
+        estimate = sent_ms - queued if queued > 0 else sent_ms
+        return max(0.0, min(sent_ms, max(self.echoed_ms, estimate)))
+
+    def sent_chunk(self, ms: float, now: float) -> None:
+        """A chunk of ``ms`` went to the carrier at ``now``: it plays after what is queued,
+        and not before it arrives (the carrier's queue may have run dry)."""
+        end = self.play_end_ms
+        self.play_end_ms = (end if end > now else now) + ms
 
     def on_echo(self, cum_ms: float, now: float, stall_tolerance_ms: float) -> None:
         """A mark at ``cum_ms`` came back at ``now``.
 
         Echoes arrive late by the carrier's network latency (and Twilio's own timing), so
-        re-anchoring on every echo would bias the playhead low by that delay. The playhead
-        keeps running in real time and is re-anchored only when an echo proves it wrong:
-        the echo is ahead of it (playback started sooner than assumed), or more than
-        ``stall_tolerance_ms`` behind it (playback stalled, e.g. audio came slower than
-        real time and the carrier's queue ran dry).
+        re-anchoring on every echo would bias the playhead low by that delay. The estimate
+        from the send log stands unless an echo proves it wrong: the echo is ahead of it
+        (playback started sooner than assumed), or more than ``stall_tolerance_ms`` behind
+        it (playback stalled for a reason the send log cannot show, e.g. the carrier's own
+        network); then what is left plays from ``now``. Pauses because audio came slower
+        than real time need no echo: ``sent_chunk`` already accounts for them.
         """
         self.echoed_ms = max(self.echoed_ms, cum_ms)
         predicted = self.heard_ms(now)
         if cum_ms > predicted or predicted - cum_ms > stall_tolerance_ms:
-            self.anchor_ms, self.anchor_t = cum_ms, now
+            self.play_end_ms = now + (self.sent_ms - cum_ms)  # the rest plays from now
 
     def fully_played(self) -> bool:
         return self.audio_done and self.echoed_ms >= self.sent_ms
@@ -307,9 +313,11 @@ class CallSession:
         item.generated_bytes += event.size
         if item.interrupted or event.response_id in self.cancelled_responses:
             return None
+        now = self.now_ms()
         if item.sent_bytes == 0:
-            self._start_playing(item)
+            self._start_playing(item, now)
         item.sent_bytes += event.size
+        item.sent_chunk(event.size / BYTES_PER_MS, now)
         media = encode_media(self.stream_sid, event.delta)
         if item.sent_bytes - item.marked_bytes < _MARK_EVERY_BYTES:
             return (media,)
@@ -327,9 +335,9 @@ class CallSession:
         if item.sent_bytes > item.marked_bytes and not item.interrupted:
             self._out.append(act.SendCarrier(self._mark(item)))
 
-    def _start_playing(self, item: PlaybackItem) -> None:
-        """``item``'s first audio goes out: place it on the playback timeline."""
-        now = self.now_ms()
+    def _start_playing(self, item: PlaybackItem, now: float) -> None:
+        """``item``'s first audio goes out at ``now``: place it on the playback timeline,
+        after the previous item's audio unless that was cleared."""
         prev = self.playing
         start = now
         if (
@@ -338,8 +346,9 @@ class CallSession:
             and prev.play_start_ms is not None
             and not prev.interrupted
         ):
-            start = max(now, prev.play_start_ms + prev.sent_ms)
+            start = max(now, prev.play_end_ms)
         item.play_start_ms = start
+        item.play_end_ms = start
         item.offset_ms = int(start - self.t0)
         self.playing = item
         if self.last_speech_stop_t is not None:
@@ -351,7 +360,7 @@ class CallSession:
         item = self.playing
         if item is None or item.interrupted or item.play_start_ms is None:
             return 0
-        return max(0, int(item.play_start_ms + item.sent_ms - self.now_ms()))
+        return max(0, int(item.play_end_ms - self.now_ms()))
 
     def _new_item(self, item_id: str, response_id: str) -> PlaybackItem:
         item = PlaybackItem(item_id=item_id, response_id=response_id)

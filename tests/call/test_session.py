@@ -278,9 +278,9 @@ def test_late_echoes_do_not_pull_the_playhead_back(session: CallSession, clock: 
     assert trunc["audio_end_ms"] == 347  # not 332 (300 + 32 from the late echo)
 
 
-def test_a_stalled_carrier_queue_re_anchors_on_the_echo(session: CallSession, clock: Clock) -> None:
-    """Audio came slower than real time: the queue ran dry and playback paused. The echo
-    that lags the estimate by more than the tolerance re-anchors the playhead."""
+def test_a_dry_carrier_queue_pauses_the_playhead(session: CallSession, clock: Clock) -> None:
+    """Audio came slower than real time: the queue ran dry and playback paused until the
+    next chunk was sent. The send log shows it; the echo confirms it (within its lag)."""
     session.on_realtime(ev.ResponseCreated("r1"))
     first = play(session, "a1", 2)  # 200 ms at t=0, then nothing until t=500
     clock.t = 205.0
@@ -288,8 +288,23 @@ def test_a_stalled_carrier_queue_re_anchors_on_the_echo(session: CallSession, cl
     clock.t = 500.0
     later = play(session, "a1", 3)  # plays 500..800 on the carrier
     clock.t = 601.0
-    session.on_mark(later[0])  # 300 ms played at t=600: the estimate said 500
+    session.on_mark(later[0])  # 300 ms played at t=600, as the send log says
     clock.t = 650.0
     out = session.on_realtime(ev.InputAudioBufferSpeechStarted(2000, "u1"))
     (trunc,) = sent(out, act.SendRealtime)
-    assert trunc["audio_end_ms"] == 349  # 300 + 49, not the free-running 500
+    assert trunc["audio_end_ms"] == 350  # 200 + 150, not the free-running 500
+
+
+def test_a_carrier_stall_the_send_log_cannot_show_re_anchors_on_the_echo(
+    session: CallSession, clock: Clock
+) -> None:
+    """All audio was sent at once, but the carrier played it late (its own network): the
+    echo lagging the estimate by more than the tolerance re-anchors the playhead."""
+    session.on_realtime(ev.ResponseCreated("r1"))
+    marks = play(session, "a1", 10)  # 1000 ms at t=0
+    clock.t = 500.0
+    session.on_mark(marks[2])  # only 300 ms played at t=500: the estimate said 500
+    clock.t = 550.0
+    out = session.on_realtime(ev.InputAudioBufferSpeechStarted(2000, "u1"))
+    (trunc,) = sent(out, act.SendRealtime)
+    assert trunc["audio_end_ms"] == 350
