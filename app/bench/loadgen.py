@@ -504,6 +504,9 @@ class Generator:
             out["echo"] = cpu_seconds(o.echo_pid)
         for i, busy in enumerate(core_busy_seconds()):
             out[f"core{i}"] = busy
+        if len(o.server_pids) > 1:
+            for p in o.server_pids:
+                out[f"pid{p}"] = cpu_seconds(p)
         return out
 
     async def _schedule(self, t0: int, total: int, w0: int, cpu0: dict[str, float]) -> None:

@@ -82,7 +82,7 @@ class FrameReader:
         *,
         masked: bool,
     ) -> None:
-        self._buf = bytearray()
+        self._buf = b""
         self._frag: list[bytes] = []
         self._frag_op = 0
         self.on_message = on_message
@@ -92,8 +92,7 @@ class FrameReader:
 
     def feed(self, data: bytes) -> None:
         """Parse ``data`` (any split of the byte stream). Raises ``FrameError``."""
-        buf = self._buf
-        buf += data
+        buf = self._buf + data if self._buf else data
         pos = 0
         end = len(buf)
         while end - pos >= 2:
@@ -115,21 +114,21 @@ class FrameReader:
                 raise FrameError(f"frame of {n} bytes")
             key = b""
             if b1 & 0x80:
-                if end - at < 4:
-                    break
-                key = bytes(buf[at : at + 4])
                 at += 4
+                key = buf[at - 4 : at]
             elif self.masked:
                 raise FrameError("unmasked client frame")
             if end - at < n:
                 break
-            payload = bytes(buf[at : at + n])
+            payload = buf[at : at + n]
             pos = at + n
             if key and key != _ZERO_MASK:
                 payload = apply_mask(payload, key)
-            self._frame(b0 & 0x80, b0 & 0x0F, payload)
-        if pos:
-            del buf[:pos]
+            if b0 == 0x81 and not self._frag:
+                self.on_message(OP_TEXT, payload)  # the common case: a whole text message
+            else:
+                self._frame(b0 & 0x80, b0 & 0x0F, payload)
+        self._buf = buf[pos:] if pos < end else b""
 
     def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
         if opcode >= OP_CLOSE:

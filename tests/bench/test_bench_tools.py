@@ -121,7 +121,7 @@ async def test_generator_against_switchboard_joins_barge_ins_and_truncates(
     assert 0 < barge["p50_ms"] < 1000
     assert echo.stats.errors_sent == 0
     assert capacity([step]) in (0, 2)
-    assert "switchboard" in report([step], [])
+    assert "switchboard" in report([step], [], 0.0)
 
 
 def test_bench_cli_runs_the_load_section_end_to_end() -> None:
