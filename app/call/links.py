@@ -269,7 +269,12 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if handler is None or self.close_sent:
             super().send_receive_event_to_app()
             return
-        frames = self.frames
+        # The message uvicorn assembled (fragmented ones; whole frames come through the
+        # splitter): `frames` since uvicorn 0.4x, one `bytes` buffer before.
+        frames: list[bytes] | None = getattr(self, "frames", None)
+        if frames is None:
+            handler(bytes(getattr(self, "bytes", b"")))
+            return
         self.frames = []
         handler(frames[0] if len(frames) == 1 else b"".join(frames))
 
