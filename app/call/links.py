@@ -76,6 +76,12 @@ def _frame_limit(protocol: Protocol) -> int:
     return min(ints) if ints else 1 << 62
 
 
+def _fragment_attr(protocol: Protocol) -> str:
+    """The protocol's attribute holding the size of a fragmented message in progress (None
+    between messages): ``current_size`` since websockets 16, ``cur_size`` before."""
+    return "current_size" if hasattr(protocol, "current_size") else "cur_size"
+
+
 def _header(n: int, opcode_byte: int, mask_bit: int) -> bytes:
     """A frame header for an ``n``-byte payload (RFC 6455 §5.2)."""
     if n < 126:
@@ -198,6 +204,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     _on_message: MessageHandler | None = None
     _stream: _HeadThenFrames | None = None
+    _fragment_attr = "current_size"
 
     def data_received(self, data: bytes) -> None:
         stream = self._stream
@@ -212,6 +219,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         head, rest = parts
         super().data_received(head)
+        self._fragment_attr = _fragment_attr(self.conn)
         stream.splitter = splitter = _Splitter(
             self._direct_message,
             super().data_received,
@@ -229,7 +237,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             self._on_message is not None
             and not self.close_sent
             and self.conn.state is State.OPEN
-            and self.conn.current_size is None  # not inside a fragmented message
+            and getattr(self.conn, self._fragment_attr) is None  # not inside a fragmented message
         )
 
     def _direct_message(self, payload: bytes) -> None:
@@ -387,6 +395,7 @@ class RealtimeConnection(ClientConnection):
     _early: list[bytes] | None = None
     _fragments: list[bytes] | None = None
     _stream: _HeadThenFrames | None = None
+    _fragment_attr = "current_size"
     _masks: bytes = b""
     _mask_at: int = MASK_POOL_BYTES
     max_buffer_bytes: int = 2000 * MESSAGE_BYTES
@@ -404,6 +413,7 @@ class RealtimeConnection(ClientConnection):
             return
         head, rest = parts
         super().data_received(head)
+        self._fragment_attr = _fragment_attr(self.protocol)
         stream.splitter = splitter = _Splitter(
             self._deliver,
             super().data_received,
@@ -418,7 +428,7 @@ class RealtimeConnection(ClientConnection):
 
     def _direct_ready(self) -> bool:
         protocol = self.protocol
-        return protocol.state is State.OPEN and protocol.current_size is None
+        return protocol.state is State.OPEN and getattr(protocol, self._fragment_attr) is None
 
     def attach(self, on_message: MessageHandler, max_queue: int) -> None:
         """Deliver data messages to ``on_message`` (those received so far first)."""
@@ -474,7 +484,7 @@ class RealtimeConnection(ClientConnection):
         protocol = self.protocol
         if protocol.state is not State.OPEN:
             raise (
-                self.close_exc
+                protocol.close_exc
                 if protocol.state is State.CLOSED
                 else ConnectionClosedError(None, None)
             )
