@@ -598,6 +598,7 @@ def main(argv: list[str]) -> None:
         bench.cleanup_redis()
     print()
     print(report(steps, scale, load_avg))
+    print(f"server logs: {bench.workdir}")
     if a.json:
         a.json.write_bytes(
             orjson.dumps(
