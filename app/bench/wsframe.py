@@ -20,7 +20,10 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from websockets.speedups import apply_mask
+try:  # the C extension is optional in websockets (as websockets.frames does)
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - pure-Python build of websockets
+    from websockets.utils import apply_mask
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

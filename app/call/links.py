@@ -48,7 +48,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, State
-from websockets.speedups import apply_mask
+
+try:  # the C extension is optional in websockets (as websockets.frames does)
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - pure-Python build of websockets
+    from websockets.utils import apply_mask
 
 #: ASGI scope extension under which ``DirectWebSocketProtocol`` offers itself.
 EXTENSION = "switchboard.direct_websocket"

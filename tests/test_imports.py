@@ -1,0 +1,29 @@
+"""Imports that cannot fail on a valid install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+_WITHOUT_SPEEDUPS = """
+import sys
+sys.modules["websockets.speedups"] = None  # as on a pure-Python build of websockets
+import importlib
+mod = importlib.import_module({module!r})
+assert mod.apply_mask(b"\\x01\\x02\\x03\\x04\\x05", b"\\x01\\x01\\x01\\x01") == b"\\x00\\x03\\x02\\x05\\x04"
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("module", ["app.call.links", "app.bench.wsframe"])
+def test_modules_import_without_the_optional_websockets_c_extension(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_SPEEDUPS.format(module=module)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
