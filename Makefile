@@ -1,8 +1,16 @@
 # Switchboard: `make demo` runs a whole call offline, `make test` runs the tests.
-.PHONY: setup redis demo test check fmt bench clean
+.PHONY: setup lock redis demo test check fmt bench clean
 
 setup:
 	@bash scripts/setup.sh
+
+# Refresh the lock files from pyproject.toml's ranges (universal: every platform's wheels, hashed).
+lock:
+	@test -x .venv/bin/uv || bash scripts/setup.sh
+	.venv/bin/uv pip compile requirements/build.in --universal --generate-hashes \
+	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/build.lock $(LOCK_ARGS)
+	.venv/bin/uv pip compile pyproject.toml --extra dev --universal --generate-hashes \
+	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/dev.lock $(LOCK_ARGS)
 
 redis: setup
 	@bash scripts/ensure_redis.sh

@@ -24,11 +24,17 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PY" -m venv .venv
 fi
+# Exactly what the lock files say (requirements/*.lock, made by `make lock`): every package
+# pinned and hash-checked, the same on every machine; then the project itself, without deps.
 stamp=.venv/.switchboard-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements/build.lock requirements/dev.lock | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "==> installing Python packages"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[dev]"
+  echo "==> installing Python packages from requirements/dev.lock"
+  pipi() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
+  pipi --require-hashes --only-binary=:all: -r requirements/build.lock
+  pipi --require-hashes -r requirements/dev.lock
+  pipi --no-deps --no-build-isolation -e . > .venv/editable.log 2>&1 \
+    || { cat .venv/editable.log >&2; exit 1; }
+  .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 fi
