@@ -10,6 +10,7 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v flite >/dev/null 2>&1 || need_apt+=(flite)
+command -v sox >/dev/null 2>&1 || need_apt+=(sox)
 # The operator page's browser test drives the system Chromium (never `playwright install`).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
