@@ -74,3 +74,15 @@ class SignatureChecker:
     def sign(self, url: str, params: Mapping[str, str]) -> str:
         """The signature Twilio would send (used by the carrier simulator and tests)."""
         return str(self._validator.compute_signature(url, dict(params)))
+
+
+def valid_stream_upgrade(checker: SignatureChecker, stream_url: str, signature: str | None) -> bool:
+    """Whether a media WebSocket upgrade's ``X-Twilio-Signature`` is Twilio's.
+
+    Twilio signs the handshake over the full ``wss://`` URL of the ``<Stream>`` exactly as
+    the TwiML gave it, with no POST parameters (Twilio docs "Media Streams: WebSocket
+    security"). ``stream_url`` is that URL rebuilt from the public base URL
+    (``Settings.media_stream_url``), never from the request's Host header. Pure: call it
+    before the upgrade is accepted, from whichever WebSocket path serves the route.
+    """
+    return checker.valid(stream_url, {}, signature)
