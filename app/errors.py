@@ -81,6 +81,15 @@ class CarrierDisconnected(CallAborted):
     """The carrier socket closed without a ``stop`` message."""
 
 
+class RealtimeUnavailable(CallAborted):
+    """No working Realtime session could be had (connect failed, ``session.update``
+    refused, reconnect budget spent): the flow's fallback runs."""
+
+
+class QueueFull(SwitchboardError):
+    """A bounded call-level queue (e.g. waiting ``response.create`` requests) is full."""
+
+
 # --- tools ------------------------------------------------------------------------------
 
 

@@ -48,6 +48,22 @@ class FillerSettings(BaseModel):
     lines: list[str] = Field(default_factory=lambda: ["One moment while I check that."])
 
 
+class FallbackSettings(BaseModel):
+    """What the carrier does when no Realtime session can be had (connect failed,
+    ``session.update`` refused, reconnect budget spent): speak ``line`` (TwiML ``<Say>``),
+    then transfer to ``transfer_to`` (a name in ``transfer_targets`` or E.164) or hang up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line: str = Field(
+        "Sorry, we're having technical trouble and can't continue this call right now. "
+        "Please call back in a few minutes.",
+        min_length=1,
+        max_length=500,
+    )
+    transfer_to: str | None = None
+
+
 class ToolHints(BaseModel):
     """What a flow can say about a tool to help the local engine (examples, synonyms)."""
 
@@ -82,6 +98,10 @@ class Flow(BaseModel):
     #: Named transfer targets (E.164), e.g. ``{"sales": "+15550001111"}``.
     transfer_targets: dict[str, str] = Field(default_factory=dict)
     filler: FillerSettings = Field(default_factory=FillerSettings)
+    fallback: FallbackSettings = Field(default_factory=FallbackSettings)
+    #: Said by the agent after its Realtime session was replaced mid-call (none: it just
+    #: goes on).
+    reconnect_line: str | None = None
     max_output_tokens: int | Literal["inf"] = "inf"
     temperature: float | None = None
 

@@ -65,6 +65,31 @@ class Transfer:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectRealtime:
+    """Open a (new) Realtime socket; report back with ``CallSession.on_realtime_open`` or
+    ``on_realtime_connect_failed``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRealtime:
+    """Close the current Realtime socket on purpose (``reason``: ``rollover``,
+    ``session_expired``); its late events must not reach the session. The session has
+    already planned the reconnect (a ``reconnect`` timer)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """The Realtime leg cannot be had: end the stream and let the carrier speak ``line``
+    (TwiML ``<Say>``), then ``<Dial>`` ``target`` or hang up when it is empty."""
+
+    line: str
+    target: str
+    reason: str
+
+
 # --- store operations ---------------------------------------------------------------------
 
 
@@ -97,6 +122,17 @@ class StoreToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreEvent:
+    """A call event beside the transcript (``kind``: ``realtime_lost``,
+    ``realtime_reconnected``, ``rollover``, ``fallback``; ``fields`` such as
+    ``reconnect_ms``), at ``at_ms`` ms into the call."""
+
+    kind: str
+    fields: dict[str, str | int]
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoreUsage:
     usage: dict[str, Any]
 
@@ -106,7 +142,7 @@ class StoreCallFields:
     fields: dict[str, str | int | float]
 
 
-StoreOp = StoreTranscript | StoreRouting | StoreToolCall | StoreUsage | StoreCallFields
+StoreOp = StoreTranscript | StoreRouting | StoreToolCall | StoreUsage | StoreCallFields | StoreEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +167,9 @@ Action = (
     | CancelTimer
     | Hangup
     | Transfer
+    | ConnectRealtime
+    | CloseRealtime
+    | Fallback
     | Store
     | Log
 )

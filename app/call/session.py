@@ -1,135 +1,151 @@
-"""The call session: a sans-I/O state machine for one call.
+"""The call session: a sans-I/O state machine that owns every bit of one call's state.
 
-It owns barge-in, playback accounting, tool round trips, call actions (hang-up, transfer)
-and the transcript. Inputs are decoded carrier and Realtime events, mark echoes, timer
-expiries and tool outcomes; every handler returns the ``Action``s to perform, in order.
-Time comes from an injected ``now_ms`` clock so tests drive it with a fake clock.
+Inputs are decoded carrier and Realtime events, the Realtime leg's life (opened, lost,
+failed to connect), mark echoes, timer expiries, tool outcomes and operator commands;
+every handler returns the ``Action``s to perform, in order (``app.call.actions``). The
+bridge (``app.call.bridge``) only moves bytes and performs actions. Time comes from an
+injected ``now_ms`` clock, so tests drive it with a fake clock.
 
-Playback accounting (protocols.md §1 "Barge-in over a WebSocket", §2 "Media Streams"):
-after an outbound audio chunk a ``mark`` named ``<item_id>:<n>`` is sent, once at least
-``MARK_EVERY_MS`` of audio went out since the previous one (so every chunk of 100 ms or
-more, every fifth of 20 ms chunks), and after the item's last chunk. When Twilio
-echoes it, the audio before it has played. The playhead is estimated from the send log:
-the carrier plays what it was sent in order and in real time, and pauses when its queue
-runs dry, so each chunk starts no earlier than it was sent (audio sent at real-time pace
-makes such pauses common). Echoes correct the estimate only when they prove it wrong
-(see ``PlaybackItem.on_echo``): they arrive late by the network delay. So ``heard_ms``
-is accurate to well within one 20 ms frame even with 100 ms between marks, and small
-chunks do not cost one mark and one echo each. On
-``input_audio_buffer.speech_started`` the session sends ``clear`` first, then
-``conversation.item.truncate`` with ``audio_end_ms`` = heard (none when nothing was
-heard, never past the generated audio). Marks echoed after a ``clear`` are ignored: Twilio
-echoes every pending mark on ``clear``, so an echo then proves nothing.
+What it owns, each in its own module:
+
+- the call's state (``app.call.state``), the Realtime leg's (``LegState``) and the pending
+  hang-up or transfer (``ActionPhase``);
+- what the caller heard (``app.call.playback``: marks, playhead, the timeline of items);
+- one response at a time (``app.call.responses``);
+- the conversation so far, replayed into a new Realtime session after a reconnect or a
+  rollover (``app.call.conversation``);
+- the caller's audio while no Realtime session takes it (bounded, oldest dropped).
+
+Barge-in (docs/protocols.md §1 "Barge-in over a WebSocket"): on
+``input_audio_buffer.speech_started`` the session sends ``clear`` first, then for each
+item on the playback timeline that was not all heard: ``conversation.item.truncate`` with
+``audio_end_ms`` = what was heard when some of it was (never past the generated audio),
+``conversation.item.delete`` when it was queued behind and never began playing. Marks
+echoed after a ``clear`` are ignored: Twilio echoes every pending mark on ``clear``.
+
+Faults (README "Reliability"): a Realtime leg that drops is reopened with back-off and
+the conversation replayed; one that cannot be had within ``dead_air_max_ms`` — connect
+failures, ``session.update`` refused, the reconnect budget spent — gives way to the
+flow's fallback (a spoken apology through the carrier, then a transfer or hang-up), so
+the caller is never left in silence. Before the service's session cap the session rolls
+over to a new Realtime session at a quiet moment.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import orjson
 
-from app.audio import BYTES_PER_MS, FRAME_MS
+from app.audio import FRAME_MS
 from app.call import actions as act
+from app.call.conversation import Conversation
+from app.call.playback import MARK_EVERY_MS, Playback, PlaybackItem, cut_text
+from app.call.responses import Request, ResponseQueue
 from app.call.state import CallState, StateMachine
-from app.carrier.twilio import encode_clear, encode_mark, encode_media
-from app.errors import ToolRefused
+from app.errors import InvalidTransition, QueueFull, ToolRefused
 from app.realtime import events as ev
 from app.realtime.codec import ClientEvents, say_exactly
 from flows import Flow
 from tools.base import ToolOutcome
 
+__all__ = [
+    "ACTION_TIMER",
+    "DEAD_AIR_TIMER",
+    "DTMF_TIMER",
+    "FILLER_TIMER",
+    "MARK_EVERY_MS",
+    "RECONNECT_TIMER",
+    "RESPONSE_RETRY_TIMER",
+    "ROLLOVER_TIMER",
+    "ActionPhase",
+    "CallSession",
+    "LegState",
+    "PlaybackItem",
+    "SessionLimits",
+    "cut_text",
+]
+
 FILLER_TIMER = "filler"
 DTMF_TIMER = "dtmf"
 ACTION_TIMER = "call_action"
-#: response.create requests queued behind an active response.
-MAX_PENDING_CREATES = 8
-#: Audio (ms) sent between two marks at most, unless the item ends sooner.
-MARK_EVERY_MS = 100
-_MARK_EVERY_BYTES = MARK_EVERY_MS * BYTES_PER_MS
+DEAD_AIR_TIMER = "dead_air"
+RECONNECT_TIMER = "reconnect"
+ROLLOVER_TIMER = "rollover"
+RESPONSE_RETRY_TIMER = "response_retry"
+#: A refused-as-busy response.create is retried after this long (ms) when nothing else
+#: tells the session the active response ended.
+RESPONSE_RETRY_MS = 2000
+#: How often (ms) a due rollover looks again for a quiet moment.
+ROLLOVER_RETRY_MS = 500
+
+BUSY_CODE = "conversation_already_has_active_response"
 
 
-@dataclass(slots=True)
-class PlaybackItem:
-    """One assistant item's audio as sent to the carrier (all ms at 8 kHz μ-law)."""
+class LegState(StrEnum):
+    """The Realtime leg as the session sees it.
 
-    item_id: str
-    response_id: str
-    generated_bytes: int = 0  # every delta received, including ones dropped after barge-in
-    sent_bytes: int = 0  # what was forwarded to the carrier
-    marked_bytes: int = 0  # position of the last mark sent after it
-    play_start_ms: float | None = None  # clock time its first byte starts playing (estimate)
-    offset_ms: int = 0  # call-relative time playback started
-    play_end_ms: float = 0.0  # clock time all audio sent so far has played (estimate)
-    echoed_ms: float = 0.0  # audio proven played: the furthest echoed mark
-    audio_done: bool = False
-    transcript: str | None = None
-    interrupted: bool = False
-    heard_final_ms: float | None = None
-    recorded: bool = False
+    ```
+    down ──open──▶ configuring ──session.updated──▶ ready
+      ▲                │                              │
+      └────lost────────┴──────────────lost────────────┘      any ──▶ failed (fallback)
+    ```
+    """
 
-    @property
-    def sent_ms(self) -> float:
-        return self.sent_bytes / BYTES_PER_MS
-
-    @property
-    def generated_ms(self) -> float:
-        return self.generated_bytes / BYTES_PER_MS
-
-    def heard_ms(self, now: float) -> float:
-        """Estimated ms of this item the caller has heard at clock time ``now``."""
-        if self.heard_final_ms is not None:
-            return self.heard_final_ms
-        if self.sent_bytes == 0 or self.play_start_ms is None:
-            return 0.0
-        sent_ms = self.sent_ms
-        queued = self.play_end_ms - now  # sent audio still waiting to play
-        estimate = sent_ms - queued if queued > 0 else sent_ms
-        return max(0.0, min(sent_ms, max(self.echoed_ms, estimate)))
-
-    def sent_chunk(self, ms: float, now: float) -> None:
-        """A chunk of ``ms`` went to the carrier at ``now``: it plays after what is queued,
-        and not before it arrives (the carrier's queue may have run dry)."""
-        end = self.play_end_ms
-        self.play_end_ms = (end if end > now else now) + ms
-
-    def on_echo(self, cum_ms: float, now: float, stall_tolerance_ms: float) -> None:
-        """A mark at ``cum_ms`` came back at ``now``.
-
-        Echoes arrive late by the carrier's network latency (and Twilio's own timing), so
-        re-anchoring on every echo would bias the playhead low by that delay. The estimate
-        from the send log stands unless an echo proves it wrong: the echo is ahead of it
-        (playback started sooner than assumed), or more than ``stall_tolerance_ms`` behind
-        it (playback stalled for a reason the send log cannot show, e.g. the carrier's own
-        network); then what is left plays from ``now``. Pauses because audio came slower
-        than real time need no echo: ``sent_chunk`` already accounts for them.
-        """
-        self.echoed_ms = max(self.echoed_ms, cum_ms)
-        predicted = self.heard_ms(now)
-        if cum_ms > predicted or predicted - cum_ms > stall_tolerance_ms:
-            self.play_end_ms = now + (self.sent_ms - cum_ms)  # the rest plays from now
-
-    def fully_played(self) -> bool:
-        return self.audio_done and self.echoed_ms >= self.sent_ms
+    down = "down"  # no socket: not opened yet, reconnecting, or rolling over
+    configuring = "configuring"  # socket open, session.update sent
+    ready = "ready"  # session.updated: the caller's audio flows to it
+    failed = "failed"  # given up; the fallback runs
 
 
-@dataclass(slots=True)
-class SessionCounters:
-    barge_ins: int = 0
-    truncates: int = 0
-    marks_ignored: int = 0
-    realtime_errors: int = 0
-    responses: int = 0
+_LEG_ALLOWED: dict[LegState, frozenset[LegState]] = {
+    LegState.down: frozenset({LegState.configuring, LegState.failed}),
+    LegState.configuring: frozenset({LegState.ready, LegState.down, LegState.failed}),
+    LegState.ready: frozenset({LegState.down, LegState.failed}),
+    LegState.failed: frozenset(),
+}
 
 
-def cut_text(text: str, fraction: float) -> str:
-    """The first ``fraction`` (0..1) of ``text``'s words: what a listener heard of it."""
-    words = text.split()
-    keep = max(0, min(len(words), round(len(words) * fraction)))
-    return " ".join(words[:keep])
+class ActionPhase(StrEnum):
+    """Where a requested hang-up or transfer stands.
+
+    ``none`` → ``requested`` (a tool or the operator asked) → ``awaiting_response`` (the
+    tool results went to the model; its closing line is asked for) → ``speaking`` (that
+    line started) → ``executing`` (the ``Hangup``/``Transfer`` action was issued). A grace
+    timer or an operator may jump straight to ``executing``.
+    """
+
+    none = "none"
+    requested = "requested"
+    awaiting_response = "awaiting_response"
+    speaking = "speaking"
+    executing = "executing"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """The session's timeouts and bounds (ms unless named otherwise); from ``Settings``."""
+
+    call_action_grace_ms: int = 10_000
+    playback_stall_tolerance_ms: int = 60
+    dtmf_gap_ms: int = 1500
+    #: 20 ms frames of caller audio kept while no Realtime session takes them.
+    inbound_buffer_frames: int = 100
+    #: Longest silence a fault may cause before the fallback runs.
+    dead_air_max_ms: int = 5000
+    #: Time allowed for reconnecting after a drop, from the drop (the fallback runs after).
+    reconnect_budget_ms: int = 4000
+    reconnect_backoff_ms: tuple[int, ...] = (0, 250, 500, 1000)
+    #: Open a new Realtime session after this long (0: never); the cap minus a margin.
+    rollover_after_ms: int = 0
+    #: ...and at the latest this long after the rollover was due, quiet or not.
+    rollover_grace_ms: int = 60_000
+    max_pending_responses: int = 8
+    conversation_max_entries: int = 200
 
 
 class CallSession:
@@ -146,44 +162,97 @@ class CallSession:
         flow: Flow,
         beta: bool,
         now_ms: Callable[[], float],
-        call_action_grace_ms: int = 10_000,
-        playback_stall_tolerance_ms: int = 60,
-        dtmf_gap_ms: int = 1500,
+        limits: SessionLimits | None = None,
+        **overrides: Any,
     ) -> None:
+        """``overrides``: single ``SessionLimits`` fields (e.g. ``call_action_grace_ms``)."""
         self.call_sid = call_sid
         self.stream_sid = stream_sid
         self.flow = flow
         self.client = ClientEvents(beta=beta)
         self.now_ms = now_ms
+        self.limits = replace(limits or SessionLimits(), **overrides)
         self.t0 = now_ms()
         self.machine = StateMachine()
-        self.counters = SessionCounters()
-        self.call_action_grace_ms = call_action_grace_ms
-        self.playback_stall_tolerance_ms = playback_stall_tolerance_ms
-        self.dtmf_gap_ms = dtmf_gap_ms
+        self.leg = LegState.down
+        self.phase = ActionPhase.none
+        self.pending_action: act.Hangup | act.Transfer | None = None
 
-        self.items: dict[str, PlaybackItem] = {}
-        self.playing: PlaybackItem | None = None
-        self.marks: dict[str, tuple[PlaybackItem, float]] = {}
-        self._mark_seq = itertools.count(1)
-        self.response_id: str | None = None
+        self.playback = Playback(stream_sid, self.t0)
+        self.responses = ResponseQueue(self.limits.max_pending_responses)
+        self.conversation = Conversation(self.limits.conversation_max_entries)
         self.cancelled_responses: set[str] = set()
-        self.pending_creates: deque[str | None] = deque()
+        self.tools: list[dict[str, Any]] = []
         self.speech_start_ms: dict[str, int] = {}
+        self.caller_speaking: str | None = None  # item id of the turn being spoken
         self.last_speech_stop_t: float | None = None
         self.turn_latencies_ms: list[int] = []
         self.tools_running = 0
-        self.pending_action: act.Hangup | act.Transfer | None = None
-        self.action_done = False
-        self._awaiting_action_response = False
-        self._action_response_seen = False
-        self.transfer_requested = False
         self.dtmf_digits: list[str] = []
-        self.configured = False
+        self.inbound: deque[str] = deque(maxlen=max(1, self.limits.inbound_buffer_frames))
+        self.inbound_dropped = 0
+
+        # The Realtime leg's history: opens, drops, the reconnect in progress.
+        self.opens = 0
+        self.opened_at: float | None = None
+        self.lost_at: float | None = None
+        self.lost_reason = ""
+        self.reconnect_attempts = 0
+        self.reconnects = 0
+        self.reconnect_ms: list[int] = []
+        self.rollovers = 0
+        self._resume = False  # ask the new session to go on once it is ready
+        self._rollover_due_at: float | None = None
+        self._session_update_id: str | None = None
+
         self._out: list[act.Action] = []
         self._filler_index = 0
+        self.counters = _Counters()
+        # No Realtime session yet: the caller hears nothing until one is ready.
+        self._out.append(act.StartTimer(DEAD_AIR_TIMER, self.limits.dead_air_max_ms))
 
-    # --- helpers ----------------------------------------------------------------------------
+    # --- read-only views ---------------------------------------------------------------
+
+    @property
+    def configured(self) -> bool:
+        """A Realtime session takes the caller's audio now."""
+        return self.leg is LegState.ready
+
+    @property
+    def action_done(self) -> bool:
+        """The hang-up or transfer was issued."""
+        return self.phase is ActionPhase.executing
+
+    @property
+    def items(self) -> dict[str, PlaybackItem]:
+        return self.playback.items
+
+    @property
+    def playing(self) -> PlaybackItem | None:
+        return self.playback.playing
+
+    @property
+    def marks(self) -> dict[str, tuple[PlaybackItem, float]]:
+        return self.playback.marks
+
+    @property
+    def response_id(self) -> str | None:
+        return self.responses.active
+
+    def snapshot(self) -> dict[str, Any]:
+        """What an operator sees of the call now (no transcript text)."""
+        return {
+            "state": str(self.machine.state),
+            "realtime": str(self.leg),
+            "action": str(self.phase),
+            "elapsed_ms": self.elapsed_ms(),
+            "barge_ins": self.counters.barge_ins,
+            "reconnects": self.reconnects,
+            "rollovers": self.rollovers,
+            "tools_running": self.tools_running,
+        }
+
+    # --- helpers -----------------------------------------------------------------------
 
     def elapsed_ms(self) -> int:
         """ms since the stream started (the call-relative offset used in the transcript)."""
@@ -193,8 +262,19 @@ class CallSession:
         out, self._out = self._out, []
         return out
 
+    def take_actions(self) -> list[act.Action]:
+        """Actions produced outside a handler (the initial dead-air timer)."""
+        return self._flush()
+
+    @property
+    def _socket_open(self) -> bool:
+        return self.leg is LegState.configuring or self.leg is LegState.ready
+
     def _realtime(self, text: str) -> None:
-        self._out.append(act.SendRealtime(text))
+        """Send a client event, when a socket takes it. Conversation content produced while
+        the leg is down is in ``conversation`` and reaches the next session by replay."""
+        if self._socket_open:
+            self._out.append(act.SendRealtime(text))
 
     def _store(self, op: act.StoreOp) -> None:
         self._out.append(act.Store(op))
@@ -202,39 +282,158 @@ class CallSession:
     def _log(self, level: str, message: str, counter: str | None = None) -> None:
         self._out.append(act.Log(level, message, counter))
 
-    def _response_create(self, instructions: str | None = None) -> None:
-        """Send ``response.create`` now, or once the active response is done (one at a time:
-        the service refuses a second active response)."""
-        if self.response_id is None and not self.pending_creates:
-            self._realtime(self.client.response_create(instructions))
-            self.response_id = ""  # requested; `response.created` fills in the id
-        elif len(self.pending_creates) < MAX_PENDING_CREATES:
-            self.pending_creates.append(instructions)
-        else:
+    def _event(self, kind: str, **fields: str | int) -> None:
+        self._store(act.StoreEvent(kind, fields, self.elapsed_ms()))
+
+    def _leg_to(self, new: LegState) -> None:
+        if new not in _LEG_ALLOWED[self.leg]:
+            raise InvalidTransition(f"realtime leg {self.leg} -> {new}")
+        self.leg = new
+
+    # --- responses: one at a time ---------------------------------------------------------
+
+    def _response_create(self, instructions: str | None = None, kind: str = "turn") -> None:
+        """Ask for a response: sent now when none is active and the leg is ready, else
+        queued (``app.call.responses``)."""
+        req = Request(instructions, kind)
+        if self.leg is not LegState.ready:
+            if len(self.responses.pending) < self.responses.max_pending:
+                self.responses.pending.append(req)
+            else:
+                self._log("warning", "too many queued responses; dropping one", "response_dropped")
+            return
+        try:
+            now = self.responses.request(req)
+        except QueueFull:
             self._log("warning", "too many queued responses; dropping one", "response_dropped")
+            return
+        if now is not None:
+            self._send_response(now)
 
-    def _next_pending_create(self) -> None:
-        if self.response_id is None and self.pending_creates:
-            instructions = self.pending_creates.popleft()
-            self._realtime(self.client.response_create(instructions))
-            self.response_id = ""
+    def _send_response(self, req: Request) -> None:
+        self._out.append(act.SendRealtime(self.client.response_create(req.instructions)))
 
-    # --- lifecycle --------------------------------------------------------------------------
+    def _next_response(self) -> None:
+        if self.leg is LegState.ready:
+            req = self.responses.next()
+            if req is not None:
+                self._send_response(req)
+
+    # --- lifecycle ----------------------------------------------------------------------
 
     def start(self, tools: list[dict[str, Any]]) -> list[act.Action]:
-        """Token checked, Realtime leg open: configure it from the flow (``session.update``)."""
+        """Token checked, first Realtime socket open: configure it (``session.update``)."""
+        return self.on_realtime_open(tools)
+
+    def on_realtime_open(self, tools: list[dict[str, Any]] | None = None) -> list[act.Action]:
+        """A Realtime socket is open: ``session.update`` from the flow, then the
+        conversation so far (after a reconnect or rollover) as items."""
         from app.realtime.dialect import session_config
 
-        self.machine.to(CallState.connecting)
-        self._realtime(
-            self.client.session_update(session_config(self.flow, tools, beta=self.client.beta))
+        if tools is not None:
+            self.tools = tools
+        if self.machine.state is CallState.ended or self.leg is LegState.failed:
+            return self._flush()
+        if self.machine.state is CallState.awaiting_start:
+            self.machine.to(CallState.connecting)
+        self._leg_to(LegState.configuring)
+        self.opens += 1
+        self.opened_at = self.now_ms()
+        update = self.client.session_update(
+            session_config(self.flow, self.tools, beta=self.client.beta)
         )
+        self._session_update_id = self.client.last_event_id
+        self._out.append(act.SendRealtime(update))
+        for text in self.conversation.replay(self.client):
+            self._out.append(act.SendRealtime(text))
         return self._flush()
+
+    def on_realtime_lost(self, reason: str, *, planned: bool = False) -> list[act.Action]:
+        """The Realtime socket is gone (closed, errored, silent past the liveness check),
+        or was closed on purpose (``planned``: a rollover). Reopen it with back-off; the
+        dead-air timer bounds how long the caller may wait."""
+        self._lost(reason, planned)
+        return self._flush()
+
+    def _lost(self, reason: str, planned: bool) -> None:
+        if self.leg in (LegState.down, LegState.failed) or self.machine.state is CallState.ended:
+            return
+        self._leg_to(LegState.down)
+        now = self.now_ms()
+        active = self.responses.active
+        # Nothing more comes of what the old session was producing.
+        for item in self.playback.items.values():
+            if active and item.response_id == active and not item.audio_done:
+                item.audio_done = True
+                tail = self.playback.mark_tail(item)
+                if tail is not None:
+                    self._out.append(act.SendCarrier(tail))
+        self.cancelled_responses.clear()
+        self._resume = self.responses.lost() or bool(self.responses.pending) or self._resume
+        self.caller_speaking = None
+        self.lost_at = now
+        self.lost_reason = reason
+        self.reconnect_attempts = 0
+        self._out.append(act.CancelTimer(ROLLOVER_TIMER))
+        self._out.append(act.CancelTimer(RESPONSE_RETRY_TIMER))
+        if planned:
+            self._event("rollover", reason=reason)
+        else:
+            self.counters.realtime_lost += 1
+            self._event("realtime_lost", reason=reason)
+            self._log("warning", f"realtime leg lost: {reason}; reconnecting", "realtime_lost")
+            self._out.append(act.StartTimer(DEAD_AIR_TIMER, self.limits.dead_air_max_ms))
+        self._out.append(act.StartTimer(RECONNECT_TIMER, self._backoff()))
+
+    def on_realtime_connect_failed(self, why: str) -> list[act.Action]:
+        """Opening a Realtime socket failed: try again after the back-off, within the
+        reconnect budget (the first connect: within ``dead_air_max_ms``)."""
+        if self.leg is not LegState.down or self.machine.state is CallState.ended:
+            return self._flush()
+        self.reconnect_attempts += 1
+        since = self.now_ms() - (self.lost_at if self.lost_at is not None else self.t0)
+        budget = self.limits.reconnect_budget_ms if self.opens else self.limits.dead_air_max_ms
+        delay = self._backoff()
+        self._log("warning", f"realtime connect failed ({why}); attempt {self.reconnect_attempts}")
+        if since + delay >= budget:
+            self._fallback(f"realtime unavailable: {why}")
+        else:
+            self._out.append(act.StartTimer(RECONNECT_TIMER, delay))
+        return self._flush()
+
+    def _backoff(self) -> int:
+        steps = self.limits.reconnect_backoff_ms or (0,)
+        return steps[min(self.reconnect_attempts, len(steps) - 1)]
+
+    def _fallback(self, reason: str) -> None:
+        """No Realtime session: the carrier speaks the flow's apology, then transfers to
+        its fallback target or hangs up."""
+        if self.leg is LegState.failed or self.machine.state is CallState.ended:
+            return
+        self._leg_to(LegState.failed)
+        for name in (RECONNECT_TIMER, DEAD_AIR_TIMER, ROLLOVER_TIMER, FILLER_TIMER):
+            self._out.append(act.CancelTimer(name))
+        fb = self.flow.fallback
+        target = (
+            self.flow.transfer_targets.get(fb.transfer_to, fb.transfer_to) if fb.transfer_to else ""
+        )
+        self.counters.fallbacks += 1
+        self._event("fallback", reason=reason, target=target or "hangup")
+        self._store(
+            act.StoreRouting(self.flow.name, f"fallback: {reason}", target, self.elapsed_ms())
+        )
+        self._log("error", f"fallback: {reason}", "fallback")
+        if self.machine.can(CallState.ending):
+            self.machine.to(CallState.ending)
+        self.phase = ActionPhase.executing
+        self._out.append(act.Fallback(fb.line, target, reason))
 
     def end_reason(self, default: str) -> str:
         """Why the call ended, naming the hang-up/transfer that caused the carrier's stop."""
-        if self.action_done and self.pending_action is not None:
+        if self.phase is ActionPhase.executing and self.pending_action is not None:
             return f"{type(self.pending_action).__name__.lower()}: {self.pending_action.reason}"
+        if self.phase is ActionPhase.executing and self.leg is LegState.failed:
+            return "fallback"
         return default
 
     def end(self, reason: str) -> list[act.Action]:
@@ -242,34 +441,46 @@ class CallSession:
         if self.machine.state is CallState.ended:
             return []
         now = self.now_ms()
-        for item in self.items.values():
+        for item in self.playback.items.values():
             self._record_assistant(item, now, final=True)
         if self.dtmf_digits:
             self._record_dtmf()
         self.machine.to(CallState.ended)
-        self._store(
-            act.StoreCallFields(
-                {
-                    "end_reason": reason,
-                    "turn_latencies_ms": orjson.dumps(self.turn_latencies_ms).decode(),
-                    "barge_ins": self.counters.barge_ins,
-                }
-            )
-        )
+        fields: dict[str, str | int | float] = {
+            "end_reason": reason,
+            "turn_latencies_ms": orjson.dumps(self.turn_latencies_ms).decode(),
+            "barge_ins": self.counters.barge_ins,
+        }
+        if self.reconnects or self.counters.realtime_lost:
+            fields["realtime_reconnects"] = self.reconnects
+            fields["reconnect_ms"] = orjson.dumps(self.reconnect_ms).decode()
+        if self.rollovers:
+            fields["realtime_rollovers"] = self.rollovers
+        self._store(act.StoreCallFields(fields))
         return self._flush()
 
-    # --- carrier inputs ---------------------------------------------------------------------
+    # --- carrier inputs -----------------------------------------------------------------
+
+    def on_carrier_media(self, payload_b64: str) -> str | None:
+        """The caller's 20 ms of μ-law (base64, relayed untouched): the
+        ``input_audio_buffer.append`` to send now, or None while no Realtime session takes
+        it (kept, bounded: the oldest frames go first). The per-frame hot path."""
+        if self.leg is LegState.ready:
+            return ClientEvents.input_audio_append(payload_b64)
+        if len(self.inbound) == self.inbound.maxlen:
+            self.inbound_dropped += 1
+        self.inbound.append(payload_b64)
+        return None
 
     def on_mark(self, name: str) -> list[act.Action]:
         """A ``mark`` echo: the audio sent before it has played."""
-        entry = self.marks.pop(name, None)
-        if entry is None:
+        now = self.now_ms()
+        item = self.playback.on_echo(name, now, self.limits.playback_stall_tolerance_ms)
+        if item is None:
             self.counters.marks_ignored += 1
             return []
-        item, cum_ms = entry
-        item.on_echo(cum_ms, self.now_ms(), self.playback_stall_tolerance_ms)
         if item.fully_played():
-            self._record_assistant(item, self.now_ms())
+            self._record_assistant(item, now)
         self._check_action()
         return self._flush()
 
@@ -278,7 +489,7 @@ class CallSession:
         self.dtmf_digits.append(digit)
         if digit == "#":
             return self.on_timer(DTMF_TIMER)
-        self._out.append(act.StartTimer(DTMF_TIMER, self.dtmf_gap_ms))
+        self._out.append(act.StartTimer(DTMF_TIMER, self.limits.dtmf_gap_ms))
         return self._flush()
 
     def _record_dtmf(self) -> str:
@@ -287,7 +498,7 @@ class CallSession:
         self._store(act.StoreTranscript("user", f"[keypad] {digits}", "", self.elapsed_ms(), False))
         return digits
 
-    # --- Realtime inputs --------------------------------------------------------------------
+    # --- Realtime inputs ----------------------------------------------------------------
 
     def on_realtime(self, event: ev.RealtimeEvent) -> list[act.Action]:
         handler = self._HANDLERS.get(type(event))
@@ -307,160 +518,195 @@ class CallSession:
         """The hot path of ``on_audio_delta``: the ``media`` message to send to the carrier,
         then a ``mark`` when one is due, or None for a cancelled response. No action
         objects: this runs for every chunk of assistant audio."""
-        item = self.items.get(event.item_id)
+        playback = self.playback
+        item = playback.items.get(event.item_id)
         if item is None:
-            item = self._new_item(event.item_id, event.response_id)
+            item = playback.item(event.item_id, event.response_id)
         item.generated_bytes += event.size
         if item.interrupted or event.response_id in self.cancelled_responses:
             return None
         now = self.now_ms()
         if item.sent_bytes == 0:
             self._start_playing(item, now)
-        item.sent_bytes += event.size
-        item.sent_chunk(event.size / BYTES_PER_MS, now)
-        media = encode_media(self.stream_sid, event.delta)
-        if item.sent_bytes - item.marked_bytes < _MARK_EVERY_BYTES:
-            return (media,)
-        return media, self._mark(item)
-
-    def _mark(self, item: PlaybackItem) -> str:
-        """A mark after everything sent of ``item`` so far (the carrier message)."""
-        item.marked_bytes = item.sent_bytes
-        name = f"{item.item_id}:{next(self._mark_seq)}"
-        self.marks[name] = (item, item.sent_bytes / BYTES_PER_MS)
-        return encode_mark(self.stream_sid, name)
-
-    def _mark_tail(self, item: PlaybackItem) -> None:
-        """``item`` has no more audio: mark its unmarked tail, so its end is observed."""
-        if item.sent_bytes > item.marked_bytes and not item.interrupted:
-            self._out.append(act.SendCarrier(self._mark(item)))
+        return playback.send(item, event.delta, event.size, now)
 
     def _start_playing(self, item: PlaybackItem, now: float) -> None:
-        """``item``'s first audio goes out at ``now``: place it on the playback timeline,
-        after the previous item's audio unless that was cleared."""
-        prev = self.playing
-        start = now
-        if (
-            prev is not None
-            and prev is not item
-            and prev.play_start_ms is not None
-            and not prev.interrupted
-        ):
-            start = max(now, prev.play_end_ms)
-        item.play_start_ms = start
-        item.play_end_ms = start
-        item.offset_ms = int(start - self.t0)
-        self.playing = item
+        self.playback.start(item, now)
         if self.last_speech_stop_t is not None:
             self.turn_latencies_ms.append(int(now - self.last_speech_stop_t))
             self.last_speech_stop_t = None
 
+    def _mark_tail(self, item: PlaybackItem) -> None:
+        tail = self.playback.mark_tail(item)
+        if tail is not None:
+            self._out.append(act.SendCarrier(tail))
+
     def unplayed_ms(self) -> int:
         """Estimated ms of sent audio the carrier has not played yet (items play in order)."""
-        item = self.playing
-        if item is None or item.interrupted or item.play_start_ms is None:
-            return 0
-        return max(0, int(item.play_end_ms - self.now_ms()))
-
-    def _new_item(self, item_id: str, response_id: str) -> PlaybackItem:
-        item = PlaybackItem(item_id=item_id, response_id=response_id)
-        self.items[item_id] = item
-        return item
+        return self.playback.unplayed_ms(self.now_ms())
 
     def _on_session_updated(self, _: ev.SessionUpdated) -> None:
-        if self.configured:
+        if self.leg is not LegState.configuring:
             return
-        self.configured = True
-        self.machine.to(CallState.active)
-        if self.flow.greeting:
-            self._response_create(say_exactly(self.flow.greeting))
+        self._leg_to(LegState.ready)
+        self._out.append(act.CancelTimer(DEAD_AIR_TIMER))
+        if self.limits.rollover_after_ms > 0:
+            self._rollover_due_at = None
+            self._out.append(act.StartTimer(ROLLOVER_TIMER, self.limits.rollover_after_ms))
+        first = self.machine.state is CallState.connecting
+        if first:
+            self.machine.to(CallState.active)
+        if self.inbound:
+            append = ClientEvents.input_audio_append
+            frames, self.inbound = self.inbound, deque(maxlen=self.inbound.maxlen)
+            self._out.extend(act.SendRealtime(append(p)) for p in frames)
+        if first:
+            if self.flow.greeting:
+                self._response_create(say_exactly(self.flow.greeting), "greeting")
+            self._next_response()
+            return
+        # A reconnect or rollover: the new session has the conversation; go on.
+        if self.lost_at is not None:
+            gap = int(self.now_ms() - self.lost_at)
+            if self.lost_reason != "rollover":
+                self.reconnects += 1
+                self.reconnect_ms.append(gap)
+                self._event("realtime_reconnected", reconnect_ms=gap, reason=self.lost_reason)
+                self._log("info", f"realtime leg back after {gap} ms", "realtime_reconnected")
+            else:
+                self.rollovers += 1
+            self.lost_at = None
+        resume, self._resume = self._resume, False
+        line = self.flow.reconnect_line
+        if resume and line and self.lost_reason != "rollover":
+            self._response_create(say_exactly(line), "resume")
+        elif resume and not self.responses.pending and not self.tools_running:
+            self._response_create(None, "resume")
+        self._next_response()
 
     def _on_error(self, event: ev.Error) -> None:
         self.counters.realtime_errors += 1
-        if self.response_id == "":
-            # Our response.create was refused (or something else failed before it was
-            # created); never stay blocked waiting for a response that will not come.
-            self.response_id = None
         self._log(
             "warning",
             f"realtime error {event.type}/{event.code}: {event.message} (event {event.event_id})",
             counter="realtime_error",
         )
+        if (
+            self.leg is LegState.configuring
+            and self.opens == 1
+            and event.event_id in (None, self._session_update_id)
+        ):
+            # session.update refused before session.updated: nothing will ever be said.
+            self._fallback(f"session.update refused: {event.code or event.message}")
+            return
+        if event.code == "session_expired":
+            self._out.append(act.CloseRealtime("session_expired"))
+            self._lost("session_expired", planned=False)
+            return
+        if self.responses.active == "" and self.responses.inflight is not None:
+            busy = event.code == BUSY_CODE
+            req = self.responses.on_refused(busy)
+            if busy:
+                self._out.append(act.StartTimer(RESPONSE_RETRY_TIMER, RESPONSE_RETRY_MS))
+            elif req is not None:
+                self._send_response(req)
 
     def _on_speech_started(self, event: ev.InputAudioBufferSpeechStarted) -> None:
         self.speech_start_ms[event.item_id] = event.audio_start_ms
+        self.caller_speaking = event.item_id
         if not self.flow.vad.interrupt_response:
             return
         now = self.now_ms()
-        if self.response_id is not None:
+        active = self.responses.active
+        if active is not None:
             # server_vad cancels the response server-side; drop its in-flight audio.
-            self.cancelled_responses.add(self.response_id)
-        item = self.playing
-        if item is None or item.interrupted:
-            return
-        heard = item.heard_ms(now)
-        if heard >= item.sent_ms and (item.audio_done or item.response_id != self.response_id):
+            self.cancelled_responses.add(active)
+        playing = [
+            i
+            for i in self.playback.timeline
+            if not i.interrupted
+            and (
+                i.heard_ms(now) < i.sent_ms
+                or (not i.audio_done and i.response_id == active and active)
+            )
+        ]
+        if not playing:
             return  # everything sent has played and nothing more is coming: no barge-in
         self.counters.barge_ins += 1
-        self._out.append(act.SendCarrier(encode_clear(self.stream_sid), control=True))
-        self.marks.clear()  # echoes of marks flushed by `clear` prove nothing
-        heard_ms = int(min(heard, item.sent_ms))
-        item.interrupted = True
-        item.heard_final_ms = heard_ms
-        if heard_ms > 0:
-            self.counters.truncates += 1
-            self._realtime(self.client.truncate(item.item_id, heard_ms))
-        self._log("info", f"barge-in: item {item.item_id} heard {heard_ms} ms", "barge_in")
-        self._record_assistant(item, now)
+        self._out.append(act.SendCarrier(self.playback.clear(), control=True))
+        parts = []
+        for item in playing:
+            heard_ms = int(min(item.heard_ms(now), item.sent_ms))
+            item.interrupted = True
+            item.heard_final_ms = heard_ms
+            if heard_ms > 0:
+                self.counters.truncates += 1
+                self._realtime(self.client.truncate(item.item_id, heard_ms))
+                parts.append(f"{item.item_id} heard {heard_ms} ms")
+            elif not item.started_by(now):
+                # Queued behind the one playing: never heard, so gone from the context.
+                self.counters.deletes += 1
+                item.recorded = True
+                self._realtime(self.client.item_delete(item.item_id))
+                parts.append(f"{item.item_id} deleted")
+            else:
+                parts.append(f"{item.item_id} heard 0 ms")
+            self._record_assistant(item, now)
+        self._log("info", f"barge-in: {', '.join(parts)}", "barge_in")
 
     def _on_speech_stopped(self, event: ev.InputAudioBufferSpeechStopped) -> None:
         # `audio_end_ms` is on the input-audio timeline, which starts with the stream (the
         # bridge buffers from `start`), so it maps onto this session's clock from t0.
+        self.caller_speaking = None
         self.last_speech_stop_t = min(self.now_ms(), self.t0 + event.audio_end_ms)
 
     def _on_transcription(self, event: ev.ConversationItemInputAudioTranscriptionCompleted) -> None:
         offset = self.speech_start_ms.pop(event.item_id, self.elapsed_ms())
         text = event.transcript.strip()
         if text:
+            self.conversation.user(text)
             self._store(act.StoreTranscript("user", text, event.item_id, offset, False))
 
     def _on_response_created(self, event: ev.ResponseCreated) -> None:
-        self.response_id = event.response_id
+        ours = self.responses.inflight
+        self.responses.on_created(event.response_id)
+        self._out.append(act.CancelTimer(RESPONSE_RETRY_TIMER))
         self.counters.responses += 1
-        if self._awaiting_action_response:
-            self._action_response_seen = True
-            self._awaiting_action_response = False
+        if self.phase is ActionPhase.awaiting_response and (ours is None or ours.kind == "tool"):
+            self.phase = ActionPhase.speaking
             # The goodbye/transfer line is starting: the grace period now covers its
             # playback, not the time it took to produce it.
-            self._out.append(act.StartTimer(ACTION_TIMER, self.call_action_grace_ms))
+            self._out.append(act.StartTimer(ACTION_TIMER, self.limits.call_action_grace_ms))
 
     def _on_output_item_added(self, event: ev.ResponseOutputItemAdded) -> None:
         item = event.item
         item_id = item.get("id")
-        if item.get("type") == "message" and isinstance(item_id, str) and item_id not in self.items:
-            self._new_item(item_id, event.response_id)
+        if (
+            item.get("type") == "message"
+            and isinstance(item_id, str)
+            and item_id not in self.playback.items
+        ):
+            self.playback.item(item_id, event.response_id)
 
     def _on_audio_done(self, event: ev.ResponseOutputAudioDone) -> None:
-        item = self.items.get(event.item_id)
+        item = self.playback.items.get(event.item_id)
         if item is not None:
             item.audio_done = True
             self._mark_tail(item)
 
     def _on_transcript_done(self, event: ev.ResponseOutputAudioTranscriptDone) -> None:
-        item = self.items.get(event.item_id) or self._new_item(event.item_id, event.response_id)
+        item = self.playback.item(event.item_id, event.response_id)
         item.transcript = event.transcript
         self._record_assistant(item, self.now_ms())
 
     def _on_response_done(self, event: ev.ResponseDone) -> None:
         if event.usage:
             self._store(act.StoreUsage(event.usage))
-        if self.response_id in (event.response_id, None) or not event.response_id:
-            self.response_id = None
         cancelled = event.response_id in self.cancelled_responses
         self.cancelled_responses.discard(event.response_id)
         for out in event.output:
             if out.get("type") == "message" and isinstance(out.get("id"), str):
-                item = self.items.get(out["id"])
+                item = self.playback.items.get(out["id"])
                 if item is not None:
                     item.audio_done = True
                     self._mark_tail(item)
@@ -475,16 +721,23 @@ class CallSession:
             for o in event.output
             if o.get("type") == "function_call"
         )
+        next_req = self.responses.on_done(event.response_id)
         if calls and not cancelled and event.status in ("completed", "incomplete"):
+            for c in calls:
+                self.conversation.function_call(c.call_id, c.name, c.arguments)
             self.tools_running += 1
             self._out.append(act.RunTools(calls))
             self._out.append(act.StartTimer(FILLER_TIMER, self.flow.filler.delay_ms))
-        else:
-            self._next_pending_create()
-        if self._action_response_seen and not self.action_done and self.response_id is None:
+        if next_req is not None:
+            self._send_response(next_req)
+        if (
+            self.phase is ActionPhase.speaking
+            and self.responses.active is None
+            and not self.responses.pending
+        ):
             # Its audio is all sent: wait for the estimated end of playback, plus grace
             # for the last mark's echo.
-            wait = self.unplayed_ms() + self.call_action_grace_ms
+            wait = self.unplayed_ms() + self.limits.call_action_grace_ms
             self._out.append(act.StartTimer(ACTION_TIMER, wait))
         self._check_action()
 
@@ -501,7 +754,7 @@ class CallSession:
         ev.ResponseDone: _on_response_done,
     }
 
-    # --- transcript -------------------------------------------------------------------------
+    # --- transcript ---------------------------------------------------------------------
 
     def _record_assistant(self, item: PlaybackItem, now: float, final: bool = False) -> None:
         """Store an assistant entry once its fate is known: fully played, interrupted, or the
@@ -520,10 +773,11 @@ class CallSession:
         item.recorded = True
         if not text and not interrupted:
             return
+        self.conversation.assistant(text)
         offset = item.offset_ms if item.play_start_ms is not None else self.elapsed_ms()
         self._store(act.StoreTranscript("assistant", text, item.item_id, offset, interrupted))
 
-    # --- tools ------------------------------------------------------------------------------
+    # --- tools, timers, operator ----------------------------------------------------------
 
     def on_tool_results(self, outcomes: list[ToolOutcome]) -> list[act.Action]:
         """Tools finished: one ``function_call_output`` each, then one ``response.create``."""
@@ -536,67 +790,141 @@ class CallSession:
                     o.name, o.call_id, o.arguments, o.output, o.error, o.duration_ms, at
                 )
             )
-            self._realtime(self.client.function_output(o.call_id, orjson.dumps(o.output).decode()))
-        if self.pending_action is not None and not self.action_done:
-            self._awaiting_action_response = True
-        self._response_create()
+            output = orjson.dumps(o.output).decode()
+            self.conversation.function_output(o.call_id, output)
+            self._realtime(self.client.function_output(o.call_id, output))
+        if self.phase is ActionPhase.requested:
+            self.phase = ActionPhase.awaiting_response
+        if self.leg is LegState.failed:
+            return self._flush()
+        self._response_create(None, "tool")
         return self._flush()
 
     def on_timer(self, name: str) -> list[act.Action]:
-        if name == FILLER_TIMER and self.tools_running and self.response_id is None:
-            lines = self.flow.filler.lines
-            if lines:
-                line = lines[self._filler_index % len(lines)]
-                self._filler_index += 1
-                self._realtime(self.client.response_create(say_exactly(line)))
+        if name == FILLER_TIMER:
+            if self.tools_running and self.responses.idle and self.leg is LegState.ready:
+                lines = self.flow.filler.lines
+                if lines:
+                    line = lines[self._filler_index % len(lines)]
+                    self._filler_index += 1
+                    self._response_create(say_exactly(line), "filler")
         elif name == DTMF_TIMER and self.dtmf_digits:
             digits = self._record_dtmf()
             if digits:
-                self._realtime(self.client.user_text(f"The caller entered {digits} on the keypad."))
-                self._response_create()
+                text = f"The caller entered {digits} on the keypad."
+                self.conversation.user(text)
+                self._realtime(self.client.user_text(text))
+                self._response_create(None, "dtmf")
         elif name == ACTION_TIMER:
             self._execute_action("grace period passed")
+        elif name == DEAD_AIR_TIMER:
+            if self.leg is not LegState.ready:
+                self._fallback(f"no realtime session for {self.limits.dead_air_max_ms} ms")
+        elif name == RECONNECT_TIMER:
+            if self.leg is LegState.down:
+                self._out.append(act.ConnectRealtime())
+        elif name == RESPONSE_RETRY_TIMER:
+            req = self.responses.retry_if_stuck()
+            if req is not None and self.leg is LegState.ready:
+                self._send_response(req)
+        elif name == ROLLOVER_TIMER:
+            self._maybe_roll_over()
         return self._flush()
+
+    def _quiet(self) -> bool:
+        """Nothing playing or being produced, the caller silent, no tool running."""
+        return (
+            self.responses.idle
+            and self.unplayed_ms() == 0
+            and self.caller_speaking is None
+            and not self.tools_running
+            and self.phase is ActionPhase.none
+        )
+
+    def _maybe_roll_over(self) -> None:
+        if self.leg is not LegState.ready:
+            return
+        now = self.now_ms()
+        if self._rollover_due_at is None:
+            self._rollover_due_at = now
+        late = now - self._rollover_due_at >= self.limits.rollover_grace_ms
+        if self._quiet() or late:
+            self._out.append(act.CloseRealtime("rollover"))
+            self._lost("rollover", planned=True)
+        else:
+            self._out.append(act.StartTimer(ROLLOVER_TIMER, ROLLOVER_RETRY_MS))
 
     def say(self, text: str) -> list[act.Action]:
         """Make the agent say ``text`` now (operator ``/say``); waits for an active response."""
-        self._response_create(say_exactly(text))
+        self._response_create(say_exactly(text), "say")
         return self._flush()
 
-    # CallControl -----------------------------------------------------------------------------
+    def operator_hangup(self, reason: str) -> list[act.Action]:
+        """Hang up now, not waiting for audio to finish."""
+        if self.phase is ActionPhase.executing:
+            return self._flush()
+        self.pending_action = act.Hangup(reason)
+        self.phase = ActionPhase.executing
+        self._out.append(act.CancelTimer(ACTION_TIMER))
+        if self.machine.can(CallState.ending):
+            self.machine.to(CallState.ending)
+        self._out.append(self.pending_action)
+        return self._flush()
+
+    def operator_transfer(self, to_number: str, reason: str) -> list[act.Action]:
+        """Transfer now. Raises ``ToolRefused`` when a transfer was already requested."""
+        self.request_transfer(to_number, reason)
+        self.record_routing(to_number, reason)
+        self._execute_action("operator")
+        return self._flush()
+
+    # CallControl -------------------------------------------------------------------------
 
     def request_transfer(self, to_number: str, reason: str) -> None:
         """Transfer once the current audio has played. Raises ``ToolRefused`` on a second one."""
-        if self.transfer_requested:
+        if isinstance(self.pending_action, act.Transfer):
             raise ToolRefused("a transfer was already requested on this call")
-        if isinstance(self.pending_action, act.Hangup):
+        if self.pending_action is not None:
             raise ToolRefused("the call is already ending")
-        self.transfer_requested = True
         self.pending_action = act.Transfer(to_number, reason)
-        self._out.append(act.StartTimer(ACTION_TIMER, self.call_action_grace_ms))
+        self.phase = ActionPhase.requested
+        self._out.append(act.StartTimer(ACTION_TIMER, self.limits.call_action_grace_ms))
 
     def request_hangup(self, reason: str) -> None:
         if self.pending_action is not None:
             return
         self.pending_action = act.Hangup(reason)
-        self._out.append(act.StartTimer(ACTION_TIMER, self.call_action_grace_ms))
+        self.phase = ActionPhase.requested
+        self._out.append(act.StartTimer(ACTION_TIMER, self.limits.call_action_grace_ms))
 
     def record_routing(self, target: str, reason: str) -> None:
         self._store(act.StoreRouting(self.flow.name, reason, target, self.elapsed_ms()))
 
     def _check_action(self) -> None:
-        if self.pending_action is None or self.action_done or not self._action_response_seen:
+        if self.phase is not ActionPhase.speaking:
             return
-        if self.response_id is not None or self.marks or self.tools_running:
+        if self.responses.active is not None or self.playback.marks or self.tools_running:
             return
         self._execute_action("audio played")
 
     def _execute_action(self, why: str) -> None:
-        if self.pending_action is None or self.action_done:
+        if self.pending_action is None or self.phase is ActionPhase.executing:
             return
-        self.action_done = True
+        self.phase = ActionPhase.executing
         self._out.append(act.CancelTimer(ACTION_TIMER))
         self._log("info", f"{type(self.pending_action).__name__.lower()} now: {why}")
         if self.machine.can(CallState.ending):
             self.machine.to(CallState.ending)
         self._out.append(self.pending_action)
+
+
+@dataclass(slots=True)
+class _Counters:
+    barge_ins: int = 0
+    truncates: int = 0
+    deletes: int = 0
+    marks_ignored: int = 0
+    realtime_errors: int = 0
+    realtime_lost: int = 0
+    fallbacks: int = 0
+    responses: int = 0

@@ -175,9 +175,11 @@ class ClientEvents:
     def __init__(self, beta: bool) -> None:
         self.beta = beta
         self._ids = itertools.count(1)
+        #: ``event_id`` of the last event built (to match an ``error`` to it).
+        self.last_event_id: str | None = None
 
     def _dump(self, event: dict[str, Any]) -> str:
-        event["event_id"] = f"sb_{next(self._ids)}"
+        self.last_event_id = event["event_id"] = f"sb_{next(self._ids)}"
         return orjson.dumps(event).decode()
 
     @staticmethod
@@ -216,6 +218,22 @@ class ClientEvents:
                 },
             }
         )
+
+    def assistant_text(self, text: str) -> str:
+        """``conversation.item.create`` with an assistant ``message`` of text: a turn the
+        caller heard, replayed into a new session (GA ``output_text``, beta ``text``)."""
+        part = "text" if self.beta else "output_text"
+        return self.item_create(
+            {"type": "message", "role": "assistant", "content": [{"type": part, "text": text}]}
+        )
+
+    def item_create(self, item: dict[str, Any]) -> str:
+        """``conversation.item.create {item}`` for an item built by the caller."""
+        return self._dump({"type": "conversation.item.create", "item": item})
+
+    def item_delete(self, item_id: str) -> str:
+        """``conversation.item.delete`` — drop an assistant item the caller never heard."""
+        return self._dump({"type": "conversation.item.delete", "item_id": item_id})
 
     def function_output(self, call_id: str, output: str) -> str:
         """``conversation.item.create`` with a ``function_call_output`` (``output``: JSON text)."""
