@@ -24,7 +24,7 @@ test: redis
 check: setup
 	.venv/bin/ruff format --check app flows tools migrations tests scripts
 	.venv/bin/ruff check app flows tools migrations tests scripts
-	.venv/bin/mypy app
+	.venv/bin/mypy app flows tools migrations
 
 fmt: setup
 	.venv/bin/ruff format app flows tools migrations tests scripts
