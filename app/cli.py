@@ -21,9 +21,9 @@ cli = make_typer(
 )
 
 
-#: ``--ws`` choices: ``direct`` is uvicorn's ``websockets-sansio`` with the media stream's
-#: direct path (``app.call.links``); the others are uvicorn's own, for comparison.
-WS_IMPLEMENTATIONS = ("direct", "websockets-sansio", "websockets", "wsproto")
+#: ``--ws`` choices: uvicorn's WebSocket implementations, for the HTTP app's ASGI
+#: ``/twilio/media`` route (media streams go to the media listener, ``app.call.media_server``).
+WS_IMPLEMENTATIONS = ("websockets-sansio", "websockets", "wsproto")
 LOOPS = ("uvloop", "asyncio", "auto")
 
 
@@ -49,14 +49,21 @@ def _freeze_after_startup(app: Any) -> Any:
     return wrapped
 
 
+def _media_bind(settings: Any, host: str, reuse_port: bool) -> Any:
+    from app.call.media_server import MediaBind
+
+    return MediaBind(settings.media_host or host, settings.media_port, reuse_port=reuse_port)
+
+
 def _worker_app() -> Any:
-    """App factory for ``serve --workers N``: each worker process configures its own logs."""
+    """App factory for ``serve --workers N``: each worker process configures its own logs
+    and runs its own media listener on the shared media port (SO_REUSEPORT)."""
     from app import logs
     from app.api.main import create_app
 
     settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_json)
-    return _freeze_after_startup(create_app(settings))
+    return _freeze_after_startup(create_app(settings, _media_bind(settings, settings.host, True)))
 
 
 @cli.command()
@@ -77,10 +84,28 @@ def serve(
     ] = "uvloop",
     ws: Annotated[
         str,
-        typer.Option(help=f"WebSocket implementation: {', '.join(WS_IMPLEMENTATIONS)}."),
-    ] = "direct",
+        typer.Option(
+            help="uvicorn's WebSocket implementation for the HTTP port's ASGI /twilio/media "
+            f"route (a fallback; streams go to the media port): {', '.join(WS_IMPLEMENTATIONS)}."
+        ),
+    ] = "websockets-sansio",
+    media_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port of the media listener, Twilio's Media Streams WebSockets "
+            "(default: SWITCHBOARD_MEDIA_PORT, 8001).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the HTTP/WebSocket server: Twilio webhooks, the media stream and health endpoints."""
+    """Run the server: the HTTP port (Twilio webhooks, admin API, health) and the media
+    port (Media Streams WebSockets), in one process and event loop per worker.
+
+    Behind a reverse proxy, route /twilio/media of the public host to the media port
+    (deploy/nginx.conf); SIGTERM drains live calls before the media sockets close."""
+    import os
+
     import uvicorn
 
     from app import logs
@@ -88,22 +113,28 @@ def serve(
     if loop not in LOOPS or ws not in WS_IMPLEMENTATIONS:
         typer.echo(f"error: --loop must be one of {LOOPS}, --ws one of {WS_IMPLEMENTATIONS}")
         raise typer.Exit(2)
+    if media_port is not None:  # workers read their settings from the environment
+        os.environ["SWITCHBOARD_MEDIA_PORT"] = str(media_port)
     settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_json)
+    http_host = host or settings.host
     common: dict[str, Any] = {
-        "host": host or settings.host,
+        "host": http_host,
         "port": port or settings.port,
         "log_config": None,
         "loop": loop,
-        "ws": "app.call.links:DirectWebSocketProtocol" if ws == "direct" else ws,
+        "ws": ws,
         "timeout_graceful_shutdown": int(settings.shutdown_drain_s) + 5,
     }
     if workers > 1:
+        if host is not None:
+            os.environ["SWITCHBOARD_HOST"] = host
         uvicorn.run("app.cli:_worker_app", factory=True, workers=workers, **common)
     else:
         from app.api.main import create_app
 
-        uvicorn.run(_freeze_after_startup(create_app(settings)), **common)
+        app = create_app(settings, _media_bind(settings, http_host, False))
+        uvicorn.run(_freeze_after_startup(app), **common)
 
 
 @cli.command()

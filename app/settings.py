@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     store_flush_timeout_ms: int = Field(3000, ge=100)
 
     # --- Media stream ----------------------------------------------------------------
+    #: The media-plane listener (Twilio Media Streams WebSockets, ``switchboard serve``):
+    #: its bind address (default: ``host``) and port. Behind a reverse proxy, route
+    #: ``/twilio/media`` of the public host to it (``deploy/nginx.conf``).
+    media_host: str | None = None
+    media_port: int = Field(8001, ge=0, le=65535)
+    #: The ``<Stream url>`` Twilio connects to (and signs). Default: the public base URL's
+    #: host + ``/twilio/media`` (``wss://`` for https), through the reverse proxy; when the
+    #: public base URL is a loopback address (no proxy: dev, tests), that host on
+    #: ``media_port`` (``ws://127.0.0.1:8001/twilio/media``).
+    media_public_url: str | None = None
+    #: Time a media connection has to complete its WebSocket upgrade request.
+    media_handshake_timeout_ms: int = Field(5000, ge=100)
     #: Lifetime of the one-time stream token handed out in TwiML.
     stream_token_ttl_s: int = Field(30, ge=1)
     #: Largest carrier WebSocket message accepted (bytes); larger frames are dropped.
@@ -197,9 +209,16 @@ class Settings(BaseSettings):
 
     @property
     def media_stream_url(self) -> str:
-        """``wss://HOST/twilio/media`` built from the public base URL (no query string)."""
+        """The media stream's public URL (``<Stream url>``, no query string): see
+        ``media_public_url``."""
+        if self.media_public_url:
+            return self.media_public_url
         parts = urlsplit(self.public_base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
+        host = parts.hostname or ""
+        if host in ("localhost", "::1") or host.startswith("127."):
+            host = f"[{host}]" if ":" in host else host
+            return f"{scheme}://{host}:{self.media_port}/twilio/media"
         return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/twilio/media"
 
     def public_url(self, path: str) -> str:

@@ -11,13 +11,14 @@ _WITHOUT_SPEEDUPS = """
 import sys
 sys.modules["websockets.speedups"] = None  # as on a pure-Python build of websockets
 import importlib
-mod = importlib.import_module({module!r})
-assert mod.apply_mask(b"\\x01\\x02\\x03\\x04\\x05", b"\\x01\\x01\\x01\\x01") == b"\\x00\\x03\\x02\\x05\\x04"
+importlib.import_module({module!r})
 print("ok")
 """
 
 
-@pytest.mark.parametrize("module", ["app.call.links", "app.bench.wsframe"])
+@pytest.mark.parametrize(
+    "module", ["app.call.links", "app.call.media_server", "app.bench.loadgen", "app.bench.echo"]
+)
 def test_modules_import_without_the_optional_websockets_c_extension(module: str) -> None:
     done = subprocess.run(
         [sys.executable, "-c", _WITHOUT_SPEEDUPS.format(module=module)],

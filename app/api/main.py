@@ -1,10 +1,13 @@
 """The FastAPI application: ``create_app(settings)``.
 
 Start-up builds the services (Redis, flows, tools) and refuses to start with invalid
-flows, then starts the admin machinery (live-call registry, control listener) and,
-with ``dialer_enabled``, an in-process campaign dialer. Shutdown runs in a fixed order:
-stop dialling, stop accepting calls, drain live calls within ``shutdown_drain_s``, stop
-the admin machinery, then close storage.
+flows, then starts the admin machinery (live-call registry, control listener), the
+media-plane listener when asked (``media``: ``switchboard serve`` does; see
+``app.call.media_server``) and, with ``dialer_enabled``, an in-process campaign dialer.
+Shutdown runs in a fixed order: stop dialling, stop accepting calls (and media streams),
+drain live calls within ``shutdown_drain_s``, close the media listener, stop the admin
+machinery, then close storage. The HTTP server's own shutdown runs before the lifespan's
+and never touches the media sockets, so live calls drain with their audio flowing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from app.api.routes import (
     health,
     twilio,
 )
+from app.call.media_server import MediaBind, MediaServer
 from app.deps import Services
 from app.dialer.runtime import DialerRuntime
 from app.settings import Settings, get_settings
@@ -35,7 +39,9 @@ from app.web import routes as web
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, media: MediaBind | None = None) -> FastAPI:
+    """The app; with ``media`` its lifespan also runs the media-plane listener there
+    (without: only the ASGI ``/twilio/media`` route serves streams)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -49,6 +55,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin = Admin.build(services)
         app.state.admin = admin
         await admin.start()
+        media_server: MediaServer | None = None
+        if media is not None:
+            media_server = MediaServer(services)
+            try:
+                await media_server.start(media)
+            except OSError:
+                await admin.stop()
+                await services.close()
+                raise
+        app.state.media = media_server
         if settings.is_dev and not settings.validate_signatures:
             log.warning("!!! SIGNATURE VALIDATION IS OFF (dev mode only) !!!")
         log.info(
@@ -64,8 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if dialer is not None:
                 await dialer.stop()  # no new calls while the live ones drain
+            if media_server is not None:
+                media_server.stop_accepting()
             # Calls stay listed and controllable while they drain; then admin stops.
             await services.drain()
+            if media_server is not None:
+                await media_server.close()
             await admin.stop()
             await services.close()
 
@@ -85,5 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def app_factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory app.api.main:app_factory``."""
-    return create_app()
+    """Entry point for ``uvicorn --factory app.api.main:app_factory``: with the media
+    listener on ``media_host``:``media_port`` (SO_REUSEPORT, so ``--workers`` share it)."""
+    settings = get_settings()
+    bind = MediaBind(settings.media_host or settings.host, settings.media_port, reuse_port=True)
+    return create_app(settings, bind)

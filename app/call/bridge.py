@@ -8,9 +8,9 @@ leg, store writer, tool runs, timers); the first to fail cancels its siblings. A
 end raises ``CallCompleted``, an abnormal one ``CallAborted``: the stored ``end_reason``
 and the ``switchboard_calls_total{outcome}`` metric tell them apart.
 
-Hot path (``app.call.links``): both sockets deliver messages to synchronous handlers
-here, straight from the WebSocket parser, and the handlers write straight to the other
-socket. An inbound ``media`` message is decoded and its base64 payload put into an
+Hot path (``app.call.links``, on picows): both sockets deliver messages to synchronous
+handlers here, straight from the WebSocket parser, and the handlers write straight to the
+other socket. An inbound ``media`` message is decoded and its base64 payload put into an
 ``input_audio_buffer.append`` untouched (no transcoding, no re-encoding); an assistant
 audio chunk becomes a ``media`` and a ``mark`` message written together. No task switch,
 queue or action list per frame. So ``clear`` never waits behind queued audio: there is no
@@ -29,12 +29,20 @@ import time
 from collections import deque
 from typing import Any
 
-import websockets
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from app import metrics
 from app.call import actions as act
-from app.call.links import CarrierLink, LinkClosed, LinkStalled, RealtimeConnection
+from app.call.links import (
+    AsgiCarrierLink,
+    CarrierLink,
+    LinkClosed,
+    LinkStalled,
+    RealtimeClosed,
+    RealtimeConnectFailed,
+    RealtimeConnection,
+    connect_realtime,
+)
 from app.call.session import CallSession
 from app.carrier import twilio as tw
 from app.carrier.rest import CarrierRestError
@@ -73,17 +81,23 @@ class StreamRejected(Exception):
 
 
 class CallBridge:
-    """Bridges one accepted Media Streams WebSocket to one Realtime session."""
+    """Bridges one accepted Media Streams WebSocket to one Realtime session.
 
-    def __init__(self, services: Services, ws: WebSocket) -> None:
+    ``carrier``: the media-plane listener's socket (``MediaStreamLink``), or an ASGI
+    ``WebSocket`` (the HTTP app's fallback route)."""
+
+    def __init__(self, services: Services, carrier: CarrierLink | WebSocket) -> None:
         self.services = services
         self.settings = services.settings
-        self.ws = ws
         self.call_sid = ""
         self.stream_sid = ""
         self.session: CallSession | None = None
         self.rt: RealtimeConnection | None = None
-        self.carrier = CarrierLink(ws, self.settings.carrier_send_queue_max)
+        self.carrier: CarrierLink = (
+            carrier
+            if isinstance(carrier, CarrierLink)
+            else AsgiCarrierLink(carrier, self.settings.carrier_send_queue_max)
+        )
         self.writer: StoreWriter | None = None
         self.endpoint: Endpoint = endpoint(self.settings)
         frames = max(1, self.settings.inbound_buffer_ms // 20)
@@ -237,14 +251,8 @@ class CallBridge:
 
     async def _receive_text(self) -> str | None:
         """Next carrier message as text, or None when the socket closed."""
-        msg = await self.ws.receive()
-        if msg["type"] == "websocket.disconnect":
-            return None
-        text = msg.get("text")
-        if text is None:
-            data = msg.get("bytes") or b""
-            text = data.decode("utf-8", "replace")
-        return str(text)
+        data = await self.carrier.receive()
+        return None if data is None else data.decode("utf-8", "replace")
 
     async def _await_start(self) -> tw.Start:
         """Read up to the ``start`` message (``connected`` first), within the start timeout."""
@@ -268,8 +276,6 @@ class CallBridge:
                         raise StreamRejected("stopped before start")
         except TimeoutError:
             raise StreamRejected("no start in time") from None
-        except WebSocketDisconnect:
-            raise StreamRejected("closed before start") from None
 
     async def _authorize(self, start: tw.Start) -> dict[str, str]:
         """Redeem the one-time token of ``start.customParameters``; return the parameters."""
@@ -312,8 +318,7 @@ class CallBridge:
     async def _carrier_leg(self) -> None:
         session = self.session
         assert session is not None
-        with contextlib.suppress(WebSocketDisconnect):
-            await self.carrier.serve(self._on_carrier_message)
+        await self.carrier.serve(self._on_carrier_message)
         if self._stopped:
             await asyncio.Future()  # `stop` already ended the call through `_end`
         if session.action_done:
@@ -362,20 +367,17 @@ class CallBridge:
         assert session is not None
         tools = self.services.registry.definitions(flow.tools)
         try:
-            rt = await websockets.connect(
+            rt = await connect_realtime(
                 self.endpoint.url,
-                additional_headers=self.endpoint.headers,
-                open_timeout=self.settings.realtime_connect_timeout_ms / 1000,
-                max_size=2**24,
-                compression=None,
-                create_connection=RealtimeConnection,
+                dict(self.endpoint.headers),
+                open_timeout_s=self.settings.realtime_connect_timeout_ms / 1000,
+                max_message_bytes=2**24,
             )
-        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+        except (OSError, TimeoutError, RealtimeConnectFailed) as exc:
             metrics.REALTIME_DISCONNECTS.inc()
             raise RealtimeDisconnected(
                 f"realtime connect to {self.endpoint.redacted_url()} failed: {exc}"
             ) from None
-        assert isinstance(rt, RealtimeConnection)
         self.rt = rt
         self._dispatch_now(session.start(tools))
         if self._pending_events:
@@ -424,8 +426,8 @@ class CallBridge:
         """The call-level exception for a failure inside a synchronous handler."""
         if isinstance(exc, CallCompleted | CallAborted):
             return exc
-        if isinstance(exc, websockets.ConnectionClosed):
-            return RealtimeDisconnected(f"realtime socket closed: {exc}")
+        if isinstance(exc, RealtimeClosed):
+            return RealtimeDisconnected(str(exc))
         if isinstance(exc, LinkClosed):
             return CarrierDisconnected(str(exc))
         if isinstance(exc, LinkStalled):
@@ -589,9 +591,9 @@ class CallBridge:
         log.warning("malformed carrier message: %s", why)
 
     async def _close_carrier(self, code: int, reason: str) -> None:
-        if self.ws.application_state is WebSocketState.CONNECTED:
+        if self.carrier.open:
             with contextlib.suppress(Exception):
-                await self.ws.close(code=code, reason=reason[:120])
+                await self.carrier.close(code, reason)
 
 
 def _first(group: BaseExceptionGroup[Any]) -> Any:

@@ -1,163 +1,218 @@
-"""The direct WebSocket paths of app.call.links: the frame splitter on any split of the
-byte stream, and both links over real sockets against websockets peers (text, binary,
-fragmented messages, pings, close), so the fast framing never desynchronises from the
-websockets protocol that still owns each connection."""
+"""The call's two sockets (app.call.links) over real sockets against websockets peers:
+text, binary, fragmented and 64-bit-length messages, pings, the close handshake, messages
+that arrive before the bridge attaches, a peer that stops reading, and protocol errors
+(built with websockets' own frame serializer) that must close the socket, not the call
+process."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
+from picows import WSUpgradeRequest, ws_create_server
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.speedups import apply_mask
+from websockets.frames import Frame, Opcode
 
 from app.call.links import (
-    EXTENSION,
-    DirectWebSocketProtocol,
     LinkClosed,
+    LinkStalled,
+    MediaStreamLink,
+    RealtimeClosed,
+    RealtimeConnectFailed,
     RealtimeConnection,
-    _header,
-    _Splitter,
+    connect_realtime,
+    proxy_for,
 )
 
 
-def _masked(payload: bytes, first: int = 0x81) -> bytes:
-    key = os.urandom(4)
-    return _header(len(payload), first, 0x80) + key + apply_mask(payload, key)
+class _Listener:
+    """A picows server whose every connection is a ``MediaStreamLink`` run by ``script``."""
+
+    def __init__(self, max_queue: int = 100, max_message_bytes: int = 1 << 20) -> None:
+        self.links: list[MediaStreamLink] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.max_queue = max_queue
+        self.max_message_bytes = max_message_bytes
+        self.script: Any = None
+        self.server: asyncio.Server | None = None
+
+    def factory(self, request: WSUpgradeRequest) -> MediaStreamLink:
+        return MediaStreamLink(self.max_queue, self.max_message_bytes, self._open)
+
+    def _open(self, link: MediaStreamLink) -> None:
+        self.links.append(link)
+        self.tasks.append(asyncio.create_task(self.script(link)))
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/twilio/media"
 
 
-def _plain(payload: bytes, first: int = 0x81) -> bytes:
-    return _header(len(payload), first, 0) + payload
+@pytest.fixture
+async def listener() -> AsyncIterator[_Listener]:
+    lst = _Listener()
+    lst.server = await ws_create_server(lst.factory, "127.0.0.1", 0)
+    yield lst
+    lst.server.close()
+    for t in lst.tasks:
+        t.cancel()
 
 
-@pytest.mark.parametrize("masked", [True, False], ids=["server-side", "client-side"])
-def test_splitter_on_every_split_of_the_stream(masked: bool) -> None:
-    frame = _masked if masked else _plain
-    big = os.urandom(70_000)  # 64-bit length
-    frames = [
-        (frame(b'{"a":1}'), "fast", b'{"a":1}'),
-        (frame(b"x" * 300, 0x82), "fast", b"x" * 300),  # binary, 16-bit length
-        (frame(b"ping", 0x89), "slow", None),  # control frame
-        (frame(b"frag", 0x01), "slow", None),  # first fragment of a message
-        (frame(b"ment", 0x80), "slow", None),  # its final continuation
-        (frame(big, 0x81), "fast", big),
-        (frame(b"", 0x81), "fast", b""),
-        (frame(b"\x03\xe8", 0x88), "slow", None),  # close
-    ]
-    stream = b"".join(f for f, _, _ in frames)
-    want_fast = [p for _, kind, p in frames if kind == "fast"]
-    want_slow = [f for f, kind, _ in frames if kind == "slow"]
-    for step in (1, 2, 3, 5, 7, 64, 1000, len(stream)):
-        fast: list[bytes] = []
-        slow: list[bytes] = []
-        s = _Splitter(fast.append, slow.append, lambda: True, masked=masked, limit=1 << 20)
-        for i in range(0, len(stream), step):
-            s.feed(stream[i : i + step])
-        assert fast == want_fast and slow == want_slow, step
-
-
-def test_splitter_defers_to_websockets_when_not_ready_or_wrongly_masked() -> None:
-    fast: list[bytes] = []
-    slow: list[bytes] = []
-    ready = [False]
-    s = _Splitter(fast.append, slow.append, lambda: ready[0], masked=True, limit=1 << 20)
-    s.feed(_masked(b"before attach"))
-    ready[0] = True
-    unmasked = _plain(b"a client must mask")
-    s.feed(unmasked + _masked(b"after"))
-    assert fast == [b"after"]
-    assert len(slow) == 2 and slow[1] == unmasked
-
-
-def test_splitter_hands_an_oversized_frame_and_the_rest_to_websockets() -> None:
-    fast: list[bytes] = []
-    slow: list[bytes] = []
-    s = _Splitter(fast.append, slow.append, lambda: True, masked=True, limit=1000)
-    big = _masked(b"y" * 2000)
-    later = _masked(b"later")
-    s.feed(_masked(b"ok") + big[:50])
-    s.feed(big[50:] + later)
-    assert fast == [b"ok"]
-    assert b"".join(slow) == big + later  # all of it, from the oversized frame on
-    assert s.bypass
-
-
-async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, ws=DirectWebSocketProtocol, log_config=None, lifespan="off")
-
-    class _Server(uvicorn.Server):
-        def install_signal_handlers(self) -> None:  # the test process owns signals
-            pass
-
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(1000):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    return server, task, sock.getsockname()[1]
-
-
-async def test_direct_protocol_over_a_real_socket() -> None:
+async def test_media_stream_link_over_a_real_socket(listener: _Listener) -> None:
     got: list[bytes] = []
-    attached = asyncio.Event()
     done = asyncio.Event()
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "websocket"
-        await receive()  # websocket.connect
-        await send({"type": "websocket.accept"})
-        first = await receive()  # before attach: the ordinary ASGI path
-        got.append(first["text"].encode())
-        proto: DirectWebSocketProtocol = scope["extensions"][EXTENSION]["protocol"]
+    async def script(link: MediaStreamLink) -> None:
+        first = await link.receive()  # before serve: kept for receive()
+        assert first is not None
+        got.append(first)
 
         def on_message(data: bytes) -> None:
-            got.append(bytes(data))
-            proto.send_texts((f"echo {len(data)}", "second"), 1 << 20)
+            got.append(data)
+            link.send(f"echo {len(data)}", "second")
 
-        proto.attach(on_message)
-        attached.set()
-        while (await receive())["type"] != "websocket.disconnect":
-            pass
-        proto.detach()
+        await link.serve(on_message)
+        assert not link.open
         with pytest.raises(LinkClosed):
-            proto.send_texts(("late",), 1 << 20)
+            link.send("late")
+        assert await link.receive() is None
         done.set()
 
-    server, task, port = await _serve(app)
-    try:
-        async with websockets.connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
-            await ws.send("hello")
-            await attached.wait()
-            await ws.send("direct")
-            assert [await ws.recv(), await ws.recv()] == ["echo 6", "second"]
-            await ws.send(b"\x00\x01binary")
-            await ws.recv(), await ws.recv()
-            await ws.send(["frag", "mented"])  # a fragmented text message
-            assert await ws.recv() == "echo 10"
-            await ws.recv()
-            await asyncio.wait_for(await ws.ping(), 5)  # pong through websockets
-            await ws.send("x" * 100_000)  # 64-bit length
-            assert await ws.recv() == "echo 100000"
-            await ws.recv()
-        await asyncio.wait_for(done.wait(), 5)
-    finally:
-        server.should_exit = True
-        await task
+    listener.script = script
+    async with websockets.connect(listener.url, compression=None) as ws:
+        await ws.send("hello")
+        await ws.send("direct")
+        assert [await ws.recv(), await ws.recv()] == ["echo 6", "second"]
+        await ws.send(b"\x00\x01binary")
+        await ws.recv(), await ws.recv()
+        await ws.send(["frag", "mented"])  # a fragmented text message
+        assert await ws.recv() == "echo 10"
+        await ws.recv()
+        await asyncio.wait_for(await ws.ping(), 5)  # pong from picows
+        await ws.send("x" * 100_000)  # 64-bit length
+        assert await ws.recv() == "echo 100000"
+        await ws.recv()
+    assert ws.close_code == 1000  # the close handshake completed
+    await asyncio.wait_for(done.wait(), 5)
     assert got == [b"hello", b"direct", b"\x00\x01binary", b"fragmented", b"x" * 100_000]
+
+
+async def test_media_stream_link_closes_with_its_code(listener: _Listener) -> None:
+    async def script(link: MediaStreamLink) -> None:
+        await link.receive()
+        await link.close(1008, "bad or replayed stream token")
+
+    listener.script = script
+    async with websockets.connect(listener.url, compression=None) as ws:
+        await ws.send("start")
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1008
+    assert ws.close_reason == "bad or replayed stream token"
+
+
+async def test_a_peer_that_stops_reading_stalls_the_link() -> None:
+    lst = _Listener(max_queue=10)  # 4000 bytes may wait for the carrier
+    stalled = asyncio.Event()
+
+    async def script(link: MediaStreamLink) -> None:
+        await link.receive()
+        with pytest.raises(LinkStalled):
+            for _ in range(100_000):  # ~40 MB: far past the kernel's socket buffers
+                link.send("y" * 400)
+                await asyncio.sleep(0)
+        stalled.set()
+        link.abort()
+
+    lst.script = script
+    lst.server = await ws_create_server(lst.factory, "127.0.0.1", 0)
+    port = lst.server.sockets[0].getsockname()[1]
+    raw = socket.create_connection(("127.0.0.1", port))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        raw.sendall(_upgrade(f"127.0.0.1:{port}") + _frame(Opcode.TEXT, b"start"))
+        await asyncio.wait_for(stalled.wait(), 20)  # never reading from `raw`
+    finally:
+        raw.close()
+        lst.server.close()
+
+
+def _upgrade(host: str) -> bytes:
+    return (
+        f"GET /twilio/media HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def _frame(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+    """A client frame, masked, serialized by websockets (RFC 6455 §5.2)."""
+    return Frame(opcode, data, fin=fin).serialize(mask=True)
+
+
+async def _raw_close_code(url_port: int, frames: bytes) -> int:
+    """Send ``frames`` after the upgrade; the close code the server answers with."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", url_port)
+    writer.write(_upgrade(f"127.0.0.1:{url_port}") + frames)
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert b" 101 " in head
+    data = await asyncio.wait_for(reader.read(), 5)  # until the server drops us
+    writer.close()
+    assert data[0] == 0x88, data  # a close frame, unmasked, code first
+    return int.from_bytes(data[2:4], "big")
+
+
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        (_frame(Opcode.CONT, b"stray"), 1002),  # a continuation with no message
+        (_frame(Opcode.TEXT, b"a", fin=False) + _frame(Opcode.TEXT, b"b"), 1002),
+        (_frame(Opcode.TEXT, b"a" * 600, fin=False) + _frame(Opcode.CONT, b"b" * 600), 1009),
+    ],
+    ids=["stray-continuation", "message-inside-fragments", "fragments-too-big"],
+)
+async def test_protocol_errors_close_the_socket(frames: bytes, code: int) -> None:
+    lst = _Listener(max_message_bytes=1000)
+    got: list[bytes] = []
+
+    async def script(link: MediaStreamLink) -> None:
+        await link.serve(got.append)
+
+    lst.script = script
+    lst.server = await ws_create_server(lst.factory, "127.0.0.1", 0)
+    try:
+        port = lst.server.sockets[0].getsockname()[1]
+        assert await _raw_close_code(port, frames) == code
+    finally:
+        lst.server.close()
+    assert got == []
+
+
+async def test_a_flood_before_the_call_is_set_up_is_cut_off(listener: _Listener) -> None:
+    async def script(link: MediaStreamLink) -> None:
+        await asyncio.sleep(3600)  # never reads
+
+    listener.script = script
+    async with websockets.connect(listener.url, compression=None) as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            for i in range(10_000):
+                await ws.send(f"m{i}")
+                await asyncio.sleep(0)
+            await asyncio.wait_for(ws.recv(), 5)
 
 
 async def test_realtime_connection_over_a_real_socket() -> None:
     server_got: list[str | bytes] = []
+    headers: list[str | None] = []
 
     async def handler(ws: ServerConnection) -> None:
+        headers.append(ws.request.headers.get("Authorization") if ws.request else None)
         await ws.send("first")  # may arrive with the handshake, before attach
         await ws.send(["frag", "mented"])
         await ws.ping()
@@ -168,21 +223,74 @@ async def test_realtime_connection_over_a_real_socket() -> None:
 
     async with serve(handler, "127.0.0.1", 0, compression=None) as srv:
         port = next(iter(srv.sockets)).getsockname()[1]
-        rt = await websockets.connect(
-            f"ws://127.0.0.1:{port}/", compression=None, create_connection=RealtimeConnection
+        rt = await connect_realtime(
+            f"ws://127.0.0.1:{port}/v1/realtime?model=x",
+            {"Authorization": "Bearer k"},
+            open_timeout_s=5,
+            max_message_bytes=1 << 20,
         )
         assert isinstance(rt, RealtimeConnection)
         await asyncio.sleep(0.1)
         got: list[bytes] = []
         rt.attach(got.append, 100)
-        rt.send_now(*(f"m{i}" for i in range(3000)))  # past the mask pool: refilled
+        rt.send_now(*(f"m{i}" for i in range(3000)))
         rt.send_now("bye")
-        for _ in range(100):
+        for _ in range(250):
             if got[-1:] == [b"last"]:
                 break
             await asyncio.sleep(0.02)
         await rt.close()
+    assert headers == ["Bearer k"]
     assert got == [b"first", b"fragmented", b"last"]
     assert server_got == [f"m{i}" for i in range(3000)] + ["bye"]
-    with pytest.raises(websockets.ConnectionClosed):
+    with pytest.raises(RealtimeClosed):
         rt.send_now("after close")
+
+
+async def test_realtime_close_by_the_server_is_seen_with_its_code() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.close(4001, "session expired")
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        rt = await connect_realtime(
+            f"ws://127.0.0.1:{port}/", {}, open_timeout_s=5, max_message_bytes=1 << 20
+        )
+        await asyncio.wait_for(rt.wait_closed(), 5)
+    assert (rt.close_code, rt.close_reason) == (4001, "session expired")
+    with pytest.raises(RealtimeClosed, match="4001"):
+        rt.send_now("x")
+
+
+async def test_realtime_refused_upgrade_and_closed_port() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        pass
+
+    def refuse(connection: ServerConnection, request: Any) -> Any:
+        return connection.respond(401, "no key\n")
+
+    async with serve(handler, "127.0.0.1", 0, process_request=refuse) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        with pytest.raises(RealtimeConnectFailed):
+            await connect_realtime(
+                f"ws://127.0.0.1:{port}/", {}, open_timeout_s=5, max_message_bytes=1024
+            )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(OSError):
+        await connect_realtime(
+            f"ws://127.0.0.1:{closed}/", {}, open_timeout_s=5, max_message_bytes=1024
+        )
+
+
+def test_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert proxy_for("wss://api.openai.com/v1/realtime") is None
+    monkeypatch.setenv("https_proxy", "http://proxy.internal:3128")
+    monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
+    assert proxy_for("wss://api.openai.com/v1/realtime") == "http://proxy.internal:3128"
+    assert proxy_for("ws://127.0.0.1:8765/v1/realtime") is None
+    assert os.environ["no_proxy"]  # (monkeypatch restores the environment)

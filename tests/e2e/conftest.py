@@ -1,5 +1,6 @@
-"""A whole offline stack on loopback: Switchboard server (uvicorn), local engine,
-carrier simulator with its fake REST API, and real Redis with this test's key prefix."""
+"""A whole offline stack on loopback: Switchboard server (uvicorn for HTTP, the media
+listener for Media Streams), local engine, carrier simulator with its fake REST API, and
+real Redis with this test's key prefix."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.api.main import create_app
-from app.call.links import DirectWebSocketProtocol
+from app.call.media_server import MediaBind
 from app.deps import Services
 from app.engine import EngineServer, Scenario
 from app.migrate import migrate
@@ -26,6 +27,7 @@ from app.sim.rest import TwilioRestFake
 from app.store.calls import CallStore
 from app.store.keys import Keys
 from tests.conftest import REDIS_URL
+from tests.helpers import WAIT_TIMEOUT_S, wait_until
 
 ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "e2e-auth-token-not-a-default"
@@ -63,16 +65,24 @@ async def make_stack(
 ) -> AsyncIterator[StackFactory]:
     """``await make_stack(**settings_overrides)`` → a running ``Stack`` (stopped after).
 
-    The server runs as ``switchboard serve`` does: uvicorn with the media stream's direct
-    WebSocket path (``ws="websockets-sansio"`` would test the plain ASGI fallback)."""
+    The server runs as ``switchboard serve`` does: uvicorn for HTTP and the media listener
+    on its own port, where the TwiML's ``<Stream>`` points (``media="asgi"`` points it at
+    the HTTP app's ASGI ``/twilio/media`` route instead: the fallback)."""
     stops: list[Callable[[], Any]] = []
 
     async def factory(
         engine_pace: float = 8.0,
         scenario: Scenario | None = None,
-        ws: Any = DirectWebSocketProtocol,
+        media: str = "listener",
+        redis_url: str | None = None,
         **overrides: Any,
     ) -> Stack:
+        """``redis_url``: a Redis of the test's own (the ``redis_server`` fixture's) instead
+        of the shared one, for tests that stall or restart it."""
+        redis = redis_client
+        if redis_url is not None:
+            redis = aioredis.from_url(redis_url, decode_responses=True)
+            stops.append(redis.aclose)
         engine = EngineServer(scenario or Scenario.load(), pace=engine_pace)
         await engine.start()
         stops.append(engine.stop)
@@ -82,6 +92,10 @@ async def make_stack(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        media_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        media_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        media_sock.bind(("127.0.0.1", 0))
+        media_port = media_sock.getsockname()[1]
         sim = CarrierSimulator(base, base, ACCOUNT_SID, AUTH_TOKEN)
         rest = TwilioRestFake(sim, ACCOUNT_SID, AUTH_TOKEN)
         await rest.start()
@@ -94,23 +108,28 @@ async def make_stack(
             "twilio_api_base_url": rest.base_url,
             "realtime_url": f"ws://127.0.0.1:{engine.port}/v1/realtime?model=gpt-realtime",
             "realtime_api_key": "test-key",
-            "redis_url": REDIS_URL,
+            "redis_url": redis_url or REDIS_URL,
             "redis_prefix": redis_prefix,
             "call_action_grace_ms": 3000,
             "log_json": False,
+            "media_port": media_port,
         }
+        if media == "asgi":
+            values["media_public_url"] = base.replace("http://", "ws://") + "/twilio/media"
         values.update(overrides)
         settings = Settings(**values)
         keys = Keys(redis_prefix)
-        await migrate(redis_client, keys)
-        app = create_app(settings)
-        server = _Server(uvicorn.Config(app, log_config=None, ws=ws, lifespan="on"))
+        await migrate(redis, keys)
+        app = create_app(settings, MediaBind("127.0.0.1", media_port, sock=media_sock))
+        config = uvicorn.Config(app, log_config=None, ws="websockets-sansio", lifespan="on")
+        server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
 
         async def stop_server() -> None:
             server.should_exit = True
             await asyncio.wait_for(task, 30)
             sock.close()
+            media_sock.close()
 
         stops.append(stop_server)
         async with asyncio.timeout(10):
@@ -118,21 +137,18 @@ async def make_stack(
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)
-        store = CallStore(redis_client, keys, 3600)
-        return Stack(settings, base, app, engine, sim, rest, store, redis_client)
+        store = CallStore(redis, keys, 3600)
+        return Stack(settings, base, app, engine, sim, rest, store, redis)
 
     yield factory
     for stop in reversed(stops):
         await stop()
 
 
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds, checking every 20 ms; fail after ``timeout_s``."""
-    async with asyncio.timeout(timeout_s):
-        for _ in iter(int, 1):  # until the predicate holds or the timeout cancels us
-            if predicate():
-                return
-            await asyncio.sleep(0.02)
+async def eventually(predicate: Callable[[], bool], timeout_s: float = WAIT_TIMEOUT_S) -> None:
+    """Wait until ``predicate()`` holds, checking every 20 ms; fail after ``timeout_s``
+    (:func:`tests.helpers.wait_until`)."""
+    await wait_until(predicate, timeout_s)
 
 
 @pytest.fixture

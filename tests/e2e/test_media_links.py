@@ -1,6 +1,6 @@
-"""The media stream over both carrier links: the direct WebSocket path `switchboard serve`
-uses (uvicorn's websockets-sansio protocol calling the bridge straight from its parser),
-and the plain ASGI fallback any other server gets, with barge-in and a hang-up on each."""
+"""The media stream over both carrier links: the media listener `switchboard serve` runs
+(picows on its own port, calling the bridge straight from its parser), and the plain ASGI
+route of the HTTP app any other server gets, with barge-in and a hang-up on each."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.audio import BYTES_PER_MS, FRAME_MS
-from app.call.links import DirectWebSocketProtocol
+from app.call.links import AsgiCarrierLink, MediaStreamLink
 from app.engine import Scenario
 from app.sim.assets import recording_ulaw
 from app.sim.carrier import CallScript
@@ -21,8 +21,8 @@ CALLER = "+15555550123"
 SUPPORT = "+15550100000"
 
 
-@pytest.mark.parametrize("ws", [DirectWebSocketProtocol, "websockets-sansio"])
-async def test_barge_in_and_hangup_over_each_link(make_stack: Any, ws: Any) -> None:
+@pytest.mark.parametrize("media", ["listener", "asgi"])
+async def test_barge_in_and_hangup_over_each_link(make_stack: Any, media: str) -> None:
     scenario = Scenario.model_validate(
         {
             "name": "links",
@@ -36,7 +36,7 @@ async def test_barge_in_and_hangup_over_each_link(make_stack: Any, ws: Any) -> N
             "after_tool": {"end_call": "Goodbye."},
         }
     )
-    stack: Stack = await make_stack(scenario=scenario, ws=ws)
+    stack: Stack = await make_stack(scenario=scenario, media=media)
     script = CallScript(
         from_number=CALLER,
         to_number=SUPPORT,
@@ -53,7 +53,8 @@ async def test_barge_in_and_hangup_over_each_link(make_stack: Any, ws: Any) -> N
 
     result, _ = await asyncio.gather(task, watch())
     (bridge,) = calls
-    assert (bridge.carrier.direct is not None) == (ws is DirectWebSocketProtocol)
+    link = MediaStreamLink if media == "listener" else AsgiCarrierLink
+    assert isinstance(bridge.carrier, link)
     assert result.errors == []
     assert result.ended_by == "hangup"
     (clear,) = result.clears
