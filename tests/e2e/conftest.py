@@ -27,7 +27,6 @@ from app.sim.rest import TwilioRestFake
 from app.store.calls import CallStore
 from app.store.keys import Keys
 from tests.conftest import REDIS_URL
-from tests.helpers import WAIT_TIMEOUT_S, wait_until
 
 ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "e2e-auth-token-not-a-default"
@@ -74,15 +73,8 @@ async def make_stack(
         engine_pace: float = 8.0,
         scenario: Scenario | None = None,
         media: str = "listener",
-        redis_url: str | None = None,
         **overrides: Any,
     ) -> Stack:
-        """``redis_url``: a Redis of the test's own (the ``redis_server`` fixture's) instead
-        of the shared one, for tests that stall or restart it."""
-        redis = redis_client
-        if redis_url is not None:
-            redis = aioredis.from_url(redis_url, decode_responses=True)
-            stops.append(redis.aclose)
         engine = EngineServer(scenario or Scenario.load(), pace=engine_pace)
         await engine.start()
         stops.append(engine.stop)
@@ -108,7 +100,7 @@ async def make_stack(
             "twilio_api_base_url": rest.base_url,
             "realtime_url": f"ws://127.0.0.1:{engine.port}/v1/realtime?model=gpt-realtime",
             "realtime_api_key": "test-key",
-            "redis_url": redis_url or REDIS_URL,
+            "redis_url": REDIS_URL,
             "redis_prefix": redis_prefix,
             "call_action_grace_ms": 3000,
             "log_json": False,
@@ -119,7 +111,7 @@ async def make_stack(
         values.update(overrides)
         settings = Settings(**values)
         keys = Keys(redis_prefix)
-        await migrate(redis, keys)
+        await migrate(redis_client, keys)
         app = create_app(settings, MediaBind("127.0.0.1", media_port, sock=media_sock))
         config = uvicorn.Config(app, log_config=None, ws="websockets-sansio", lifespan="on")
         server = _Server(config)
@@ -137,18 +129,21 @@ async def make_stack(
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)
-        store = CallStore(redis, keys, 3600)
-        return Stack(settings, base, app, engine, sim, rest, store, redis)
+        store = CallStore(redis_client, keys, 3600)
+        return Stack(settings, base, app, engine, sim, rest, store, redis_client)
 
     yield factory
     for stop in reversed(stops):
         await stop()
 
 
-async def eventually(predicate: Callable[[], bool], timeout_s: float = WAIT_TIMEOUT_S) -> None:
-    """Wait until ``predicate()`` holds, checking every 20 ms; fail after ``timeout_s``
-    (:func:`tests.helpers.wait_until`)."""
-    await wait_until(predicate, timeout_s)
+async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds, checking every 20 ms; fail after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        for _ in iter(int, 1):  # until the predicate holds or the timeout cancels us
+            if predicate():
+                return
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture
