@@ -32,13 +32,15 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import orjson
+from picows import WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 from app.audio import BYTES_PER_MS, FRAME_MS
-from app.bench import wsframe
+from app.bench.loop import run_loop
 from app.bench.stamp import payload_bytes, read_stamp
+from app.call.links import WIRE_LOG, MessageListener
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +76,18 @@ class EchoStats:
         }
 
 
-class _EchoConnection(asyncio.Protocol):
-    """One Realtime connection: HTTP upgrade, then one reply per client event."""
+_TEXT = WSMsgType.TEXT
+
+
+class _EchoConnection(MessageListener):
+    """One Realtime connection (picows, as Switchboard's own sockets): one reply per
+    client event, written at once."""
 
     def __init__(self, server: EchoServer) -> None:
+        super().__init__(1 << 24)
+        self.deliver = self._on_message
         self.server = server
         self.stats = server.stats
-        self.transport: asyncio.Transport | None = None
-        self.head = b""
-        self.reader: wsframe.FrameReader | None = None
         self.n = 0  # server event counter
         self.call = -1
         self.appends = 0
@@ -97,36 +102,9 @@ class _EchoConnection(asyncio.Protocol):
 
     # --- transport ----------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        super().on_ws_connected(transport)
         self.stats.connections += 1
-
-    def data_received(self, data: bytes) -> None:
-        if self.reader is not None:
-            try:
-                self.reader.feed(data)
-            except wsframe.FrameError as exc:
-                log.warning("echo: bad frame: %s", exc)
-                self._close()
-            return
-        self.head += data
-        end = self.head.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.head) > 16_384:
-                self._close()
-            return
-        _, headers = wsframe.parse_http_head(self.head[:end])
-        rest = self.head[end + 4 :]
-        key = headers.get("sec-websocket-key")
-        assert self.transport is not None
-        if key is None or headers.get("upgrade", "").lower() != "websocket":
-            self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-            self._close()
-            return
-        self.transport.write(wsframe.server_handshake_response(key))
-        self.reader = wsframe.FrameReader(
-            self._on_message, self.transport.write, self._on_close, masked=True
-        )
         self._send(
             [
                 self._event(
@@ -141,20 +119,6 @@ class _EchoConnection(asyncio.Protocol):
                 )
             ]
         )
-        if rest:
-            self.data_received(rest)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-
-    def _on_close(self, code: int) -> None:
-        if self.transport is not None:
-            self.transport.write(wsframe.close_frame(1000))
-        self._close()
-
-    def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
     # --- events -------------------------------------------------------------------------
 
@@ -165,10 +129,12 @@ class _EchoConnection(asyncio.Protocol):
         return orjson.dumps(fields)
 
     def _send(self, events: list[bytes]) -> None:
-        if self.transport is not None:
-            self.transport.write(b"".join(wsframe.frame(e) for e in events))
+        transport = self.transport
+        if transport is not None:
+            for e in events:
+                transport.send(_TEXT, e)
 
-    def _on_message(self, opcode: int, payload: bytes) -> None:
+    def _on_message(self, payload: bytes) -> None:
         if payload.startswith(_APPEND) and payload.endswith(b'"}'):
             audio = payload[len(_APPEND) : -2]
             if b'"' not in audio and b"\\" not in audio:  # plain base64: no JSON escapes
@@ -390,11 +356,13 @@ class EchoServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _EchoConnection(self), self.host, self.port, backlog=1024
+        self._server = await ws_create_server(
+            self._connection, self.host, self.port, backlog=1024, logger_name=WIRE_LOG
         )
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
+
+    def _connection(self, request: WSUpgradeRequest) -> _EchoConnection:
+        return _EchoConnection(self)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -425,7 +393,7 @@ def run(host: str, port: int, barge_every_ms: int = 3000, out: Path | None = Non
             data = orjson.dumps(server.stats.as_json())
             await asyncio.to_thread(out.write_bytes, data)
 
-    wsframe.run_loop(main())
+    run_loop(main())
 
 
 def main(argv: list[str] | None = None) -> None:

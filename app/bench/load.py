@@ -3,8 +3,9 @@
 For each step it starts, on a 2-core machine:
 
 - the server under test pinned to core 0 (``taskset -c 0``): Switchboard
-  (``switchboard serve``, real Redis, signed webhooks, tokens, the whole bridge) or the
-  bare relay (``app.bench.relay``);
+  (``switchboard serve``: webhooks on its HTTP port, media streams on its media port;
+  real Redis, signed webhooks, tokens, the whole bridge) or the bare relay
+  (``app.bench.relay``);
 - the echo Realtime engine (``app.bench.echo``) and the load generator
   (``app.bench.loadgen``) pinned to core 1;
 
@@ -21,7 +22,7 @@ generator), with the capacity it reaches.
 
 Options: ``--n 1 50 100 200 300`` (the sweep), ``--duration 15`` (window, s),
 ``--servers switchboard relay``, ``--scale-out 200 300 400`` (N for the two-worker run,
-``--scale-out`` alone: none), ``--ws``/``--loop`` (Switchboard's uvicorn settings),
+``--scale-out`` alone: none), ``--ws``/``--loop`` (``switchboard serve``'s),
 ``--json PATH`` (every figure as JSON).
 """
 
@@ -336,6 +337,8 @@ class Bench:
                 env.update(
                     SWITCHBOARD_ENV="dev",
                     SWITCHBOARD_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+                    # the media listener: the TwiML's <Stream> is ws://127.0.0.1:PORT
+                    SWITCHBOARD_MEDIA_PORT=str(_free_port()),
                     SWITCHBOARD_REALTIME_URL=rt_url,
                     SWITCHBOARD_REALTIME_API_KEY="bench",
                     SWITCHBOARD_REDIS_PREFIX=self.prefix,
@@ -476,8 +479,8 @@ def scale_out(steps: list[Step], scale: list[Step]) -> list[str]:
     one = [s for s in steps if s.server == "switchboard" and s.ok]
     per_core = min((s.cpu_per_call_min for s in one if not s.saturated and s.n >= 50), default=0)
     out = [
-        f"scale-out: switchboard ×2 worker processes sharing one port (uvicorn workers: one "
-        f"listening socket, the kernel hands each connection to one worker), unpinned on both "
+        f"scale-out: switchboard ×2 worker processes sharing the media port (a listening "
+        f"socket each, SO_REUSEPORT: the kernel hands each connection to one), unpinned on both "
         f"cores together with the generator: highest N with p99 < {CAPACITY_P99_MS:.0f} ms: "
         f"{capacity(scale)} (one pinned worker: {capacity(one)})"
     ]

@@ -21,8 +21,9 @@ time of its own process (and the echo engine's, which shares its core) over the
 window, so a saturated generator is never mistaken for a slow server.
 
 Units: times in ns on CLOCK_MONOTONIC unless named ``_ms``/``_s``; CPU in seconds.
-The wire protocol is framed by ``app.bench.wsframe`` on raw ``asyncio`` transports:
-one message costs the generator a few microseconds.
+Each call's socket is a picows client (as Switchboard's own sockets, ``app.call.links``):
+a callback per message, a synchronous send, one message costs the generator a few
+microseconds.
 """
 
 from __future__ import annotations
@@ -40,16 +41,17 @@ import xml.etree.ElementTree as ET
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 import orjson
+from picows import WSCloseCode, WSMsgType, WSTransport, WSUpgradeResponse, ws_connect
 from twilio.request_validator import RequestValidator
 
 from app.audio import FRAME_MS
-from app.bench import wsframe
+from app.bench.loop import run_loop
 from app.bench.stamp import payload_bytes, read_stamp, stamped_payload
+from app.call.links import WIRE_LOG, MessageListener
 
 FRAME_NS = FRAME_MS * 1_000_000
 #: ns of playback per μ-law byte (8 kHz).
@@ -60,6 +62,7 @@ SETUP_CONCURRENCY = 32
 TIMELINE_FRAMES = 25
 #: Shortest sleep of the schedule loop (s): libuv timers have 1 ms resolution.
 TICK_S = 0.001
+_TEXT = WSMsgType.TEXT
 
 
 # --- /proc helpers ---------------------------------------------------------------------------
@@ -128,20 +131,17 @@ def children(pid: int) -> list[int]:
 # --- one call ----------------------------------------------------------------------------------
 
 
-class CallConn(asyncio.Protocol):
+class CallConn(MessageListener):
     """One simulated call's media socket (client side) and its measurements."""
 
     def __init__(self, gen: Generator, idx: int, stream_sid: str, call_sid: str) -> None:
+        super().__init__(1 << 20)
+        self.deliver = self._on_message
         self.gen = gen
         self.idx = idx
         self.stream_sid = stream_sid
         self.call_sid = call_sid
-        self.transport: asyncio.Transport | None = None
-        self.reader: wsframe.FrameReader | None = None
-        self.head = b""
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
-        self.close_code: int | None = None
         self.msg_seq = 0  # Twilio's sequenceNumber
         self.seq = 0  # next media frame (its stamp)
         self.t_send = array("q")  # send time of frame seq (ns)
@@ -153,57 +153,20 @@ class CallConn(asyncio.Protocol):
 
     # --- transport ------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.closed = True
-        self.transport = None
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError(f"closed during handshake: {exc}"))
-
-    def data_received(self, data: bytes) -> None:
-        if self.reader is not None:
-            try:
-                self.reader.feed(data)
-            except wsframe.FrameError as exc:
-                self.gen.error(f"call {self.idx}: {exc}")
-                self.abort()
-            return
-        self.head += data
-        end = self.head.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        status, _ = wsframe.parse_http_head(self.head[:end])
-        rest = self.head[end + 4 :]
-        if " 101 " not in status + " ":
-            if not self.opened.done():
-                self.opened.set_exception(ConnectionError(f"handshake refused: {status}"))
-            self.abort()
-            return
-        assert self.transport is not None
-        self.reader = wsframe.FrameReader(
-            self._on_message, self.transport.write, self._on_close, masked=False
-        )
-        if not self.opened.done():
-            self.opened.set_result(None)
-        if rest:
-            self.data_received(rest)
-
-    def _on_close(self, code: int) -> None:
-        self.close_code = code
-        if self.transport is not None:
-            with contextlib.suppress(Exception):
-                self.transport.write(wsframe.close_frame(1000, client=True))
-            self.transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
-            self.transport.abort()
+            self.transport.disconnect(graceful=False)
 
     def send_text(self, text: str) -> None:
         if self.transport is not None:
-            self.transport.write(wsframe.frame(text.encode(), client=True))
+            self.transport.send(_TEXT, text)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_close_frame_sent:
+            self.transport.send_close(WSCloseCode.OK)
 
     def next_seq(self) -> str:
         self.msg_seq += 1
@@ -211,7 +174,7 @@ class CallConn(asyncio.Protocol):
 
     # --- inbound ----------------------------------------------------------------------------
 
-    def _on_message(self, opcode: int, payload: bytes) -> None:
+    def _on_message(self, payload: bytes) -> None:
         now = time.monotonic_ns()
         try:
             d = orjson.loads(payload)
@@ -254,18 +217,17 @@ class CallConn(asyncio.Protocol):
     def echo_marks(self, now: int, flush: bool = False) -> None:
         """Echo every mark whose audio has played by ``now`` (all of them on ``flush``)."""
         marks = self.marks
-        out: list[bytes] = []
+        transport = self.transport
         while marks and (flush or marks[0][0] <= now):
             _, name = marks.popleft()
             self.msg_seq += 1
             name_json = orjson.dumps(name).decode()
-            text = (
-                f'{{"event":"mark","sequenceNumber":"{self.msg_seq}",'
-                f'"streamSid":"{self.stream_sid}","mark":{{"name":{name_json}}}}}'
-            )
-            out.append(wsframe.frame(text.encode(), client=True))
-        if out and self.transport is not None:
-            self.transport.write(b"".join(out))
+            if transport is not None:
+                transport.send(
+                    _TEXT,
+                    f'{{"event":"mark","sequenceNumber":"{self.msg_seq}",'
+                    f'"streamSid":"{self.stream_sid}","mark":{{"name":{name_json}}}}}',
+                )
 
     # --- outbound ---------------------------------------------------------------------------
 
@@ -279,12 +241,11 @@ class CallConn(asyncio.Protocol):
             f'"chunk":"{seq + 1}","timestamp":"{seq * FRAME_MS}",'
             f'"payload":"{stamped_payload(self.idx, seq)}"}},"streamSid":"{self.stream_sid}"}}'
         )
-        data = wsframe.frame(text.encode(), client=True)
         now = time.monotonic_ns()
         self.t_send.append(now)
         self.gen.lateness.append(now - deadline)
         if self.transport is not None:
-            self.transport.write(data)
+            self.transport.send(_TEXT, text)
 
 
 # --- the generator -------------------------------------------------------------------------------
@@ -367,20 +328,20 @@ class Generator:
                 url, params = await self._webhook(http, call_sid)
             else:
                 url, params = o.target.replace("http", "ws", 1), {}
-            parts = urlsplit(url)
-            loop = asyncio.get_running_loop()
             conn = CallConn(self, idx, stream_sid, call_sid)
-            await loop.create_connection(
-                lambda: conn, parts.hostname or "127.0.0.1", parts.port or 80
-            )
+
+            def listener(request: Any, response: WSUpgradeResponse) -> CallConn:
+                return conn
+
             headers = {"X-Twilio-Signature": self._validator.compute_signature(url, {})}
-            assert conn.transport is not None
-            conn.transport.write(
-                wsframe.client_handshake(
-                    parts.netloc, parts.path or "/", wsframe.client_key(), headers
+            async with asyncio.timeout(10):
+                await ws_connect(
+                    listener,
+                    url,
+                    extra_headers=headers,
+                    websocket_handshake_timeout=10,
+                    logger_name=WIRE_LOG,
                 )
-            )
-            await asyncio.wait_for(conn.opened, 10)
         conn.send_text(
             orjson.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}).decode()
         )
@@ -461,12 +422,11 @@ class Generator:
                     }
                 ).decode()
             )
-            if c.transport is not None:
-                c.transport.write(wsframe.close_frame(1000, client=True))
+            c.close()
         await asyncio.sleep(0.3)
         for c in self.calls:
             if c.transport is not None:
-                c.transport.close()
+                c.transport.disconnect()
         window_s = (w1 - w0) / 1e9
         expected = n * win_frames
         received = sum(c.received for c in self.calls)
@@ -625,7 +585,7 @@ def main(argv: list[str] | None = None) -> None:
         server_pids=a.server_pid,
         echo_pid=a.echo_pid,
     )
-    result = wsframe.run_loop(_main(opts, a.echo_port))
+    result = run_loop(_main(opts, a.echo_port))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 

@@ -29,7 +29,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from app.bench.wsframe import run_loop
+from app.bench.loop import run_loop
 
 
 def _dumps(obj: dict[str, Any]) -> str:

@@ -1,5 +1,5 @@
-"""The load bench's own tools at tiny N: stamps, framing, the echo engine, the generator
-against the bare relay and against a real Switchboard stack, the report join, the CLI."""
+"""The load bench's own tools at tiny N: stamps, the echo engine, the generator against
+the bare relay and against a real Switchboard stack, the report join, the CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from app.bench import wsframe
 from app.bench.echo import EchoServer
 from app.bench.load import Step, capacity, report
 from app.bench.loadgen import Generator, Options
@@ -29,37 +28,6 @@ def test_stamp_round_trip_and_sizes() -> None:
         assert payload_bytes(base64.b64encode(b"x" * n).decode()) == n
     with pytest.raises(ValueError):
         read_stamp("@@")
-
-
-def test_framing_round_trip_masked_fragmented_and_control() -> None:
-    got: list[tuple[int, bytes]] = []
-    written: list[bytes] = []
-    closed: list[int] = []
-    reader = wsframe.FrameReader(
-        lambda op, p: got.append((op, p)), written.append, closed.append, masked=True
-    )
-    big = b"y" * 70_000
-    stream = (
-        wsframe.frame(b"hello", client=True)
-        + wsframe.frame(big, wsframe.OP_BINARY, client=True)
-        + wsframe.frame(b"ping!", wsframe.OP_PING, client=True)
-    )
-    for i in range(0, len(stream), 7):  # any split of the byte stream
-        reader.feed(stream[i : i + 7])
-    # A fragmented message with a real (non-zero) mask, as browsers send.
-    key = b"\x01\x02\x03\x04"
-    from websockets.speedups import apply_mask
-
-    first = bytes((0x01, 0x80 | 3)) + key + apply_mask(b"abc", key)
-    last = bytes((0x80, 0x80 | 3)) + key + apply_mask(b"def", key)
-    reader.feed(first + last + wsframe.close_frame(1001, client=True))
-    assert got == [(wsframe.OP_TEXT, b"hello"), (wsframe.OP_BINARY, big), (1, b"abcdef")]
-    assert written == [wsframe.frame(b"ping!", wsframe.OP_PONG)]
-    assert closed == [1001]
-    with pytest.raises(wsframe.FrameError):
-        wsframe.FrameReader(lambda o, p: None, written.append, closed.append, masked=True).feed(
-            wsframe.frame(b"unmasked")
-        )
 
 
 async def test_generator_against_the_bare_relay() -> None:
