@@ -409,6 +409,10 @@ class RealtimeConnection(MessageListener):
         for text in texts:
             send(_TEXT, text)
 
+    async def send(self, message: str) -> None:
+        """``send_now(message)`` for callers that await (as on a ``websockets`` connection)."""
+        self.send_now(message)
+
     @property
     def close_code(self) -> int | None:
         """The close code the peer sent (RFC 6455 §7.4), None if it sent none."""
