@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
-from app.carrier.rest import TwilioCalls
+from app.carrier.rest import TransferGuard, TwilioCalls
+from app.carrier.transfers import TransferPolicy
 from app.carrier.twiml import SignatureChecker
+from app.errors import StoreError
 from app.settings import Settings
 from app.store.backends import RedisCustomers, RedisOrders
 from app.store.calls import CallStore
@@ -48,6 +50,25 @@ class LiveCalls:
         self.changed.set()
 
 
+def transfer_guard(policy: TransferPolicy, redis: aioredis.Redis, keys: Keys) -> TransferGuard:
+    """The REST client's last check before a transfer: the policy's destination rules,
+    then the do-not-call list (a number that cannot be checked is refused)."""
+    from app.admin.dnc import is_blocked
+
+    async def guard(number: str) -> str | None:
+        why = policy.destination_refusal(number)
+        if why is not None:
+            return why
+        try:
+            if await is_blocked(redis, keys, number):
+                return "on the do-not-call list"
+        except StoreError:
+            return "the do-not-call list cannot be checked"
+        return None
+
+    return guard
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -60,6 +81,7 @@ class Services:
     backends: Backends
     calls_api: TwilioCalls
     signatures: SignatureChecker
+    transfers: TransferPolicy = field(default_factory=TransferPolicy)
     live: LiveCalls = field(default_factory=LiveCalls)
     accepting: bool = True
 
@@ -75,19 +97,26 @@ class Services:
         token = settings.twilio_auth_token.get_secret_value()
         live = LiveCalls()
         live.idle.set()
+        transfers = TransferPolicy.from_settings(settings)
+        retention_s = settings.retention_days * 86400
         return cls(
             settings=settings,
             redis=redis,
             keys=keys,
-            store=CallStore(redis, keys, settings.retention_days * 86400),
-            tokens=StreamTokens(redis, keys),
+            store=CallStore(redis, keys, retention_s),
+            tokens=StreamTokens(redis, keys, marker_ttl_s=retention_s),
             flows=flows,
             registry=registry,
             backends=Backends(RedisCustomers(redis, keys), RedisOrders(redis, keys)),
             calls_api=TwilioCalls(
-                settings.twilio_account_sid, token, settings.twilio_rest_base_url
+                settings.twilio_account_sid,
+                token,
+                settings.twilio_rest_base_url,
+                settings.carrier_rest_timeout_s,
+                guard=transfer_guard(transfers, redis, keys),
             ),
             signatures=SignatureChecker(token),
+            transfers=transfers,
             live=live,
         )
 

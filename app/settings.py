@@ -2,20 +2,24 @@
 
 Every variable is prefixed ``SWITCHBOARD_`` (e.g. ``SWITCHBOARD_REDIS_URL``). Every
 timeout and limit the service uses lives here with a default that suits real phone
-traffic. Outside ``env=dev`` the class refuses default secrets: production needs a
-Twilio auth token, an https public base URL and a Realtime API key.
+traffic. Outside ``env=dev`` the class refuses default secrets and turned-off signature
+checks; production also refuses placeholders (``change-me``, the values of
+``deploy/switchboard.env.example``) and secrets shorter than ``MIN_SECRET_CHARS``, and
+needs an https public base URL, a real account SID and a Realtime API key.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Auth token used in dev so the simulator and the server agree without configuration.
 DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"
@@ -23,6 +27,83 @@ DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"
 DEV_TWILIO_ACCOUNT_SID = "AC" + "0" * 32
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Values that are placeholders, not secrets (deploy/switchboard.env.example ships some):
+#: refused in production, compared case-insensitively after stripping.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "change-me",
+        "changeme",
+        "change_me",
+        "sk-change-me",
+        "secret",
+        "password",
+        "test",
+        "test-key",
+        "xxx",
+        DEV_TWILIO_AUTH_TOKEN,
+    }
+)
+#: Shortest secret accepted in production (Twilio auth tokens are 32 hex digits; OpenAI
+#: and Azure keys are at least as long).
+MIN_SECRET_CHARS = 32
+
+#: Premium-rate and high-cost destinations inside +1 that transfers refuse unless a
+#: ``transfer_allowed_numbers`` pattern lists them: +1 900/976 premium lines and the NANP
+#: area codes of Caribbean countries and Bermuda (billed as international; the classic
+#: toll-fraud targets). US territories (787, 939, 340, 671, ...) are not in it.
+DEFAULT_REFUSED_PREFIXES = (
+    "+1900",
+    "+1976",
+    # Bahamas, Barbados, Anguilla, Antigua, BVI, Cayman, Bermuda, Grenada, Turks and
+    # Caicos, Jamaica, Montserrat, Sint Maarten, St Lucia, Dominica, St Vincent,
+    # Dominican Republic, Trinidad and Tobago, St Kitts and Nevis.
+    "+1242",
+    "+1246",
+    "+1264",
+    "+1268",
+    "+1284",
+    "+1345",
+    "+1441",
+    "+1473",
+    "+1649",
+    "+1658",
+    "+1664",
+    "+1721",
+    "+1758",
+    "+1767",
+    "+1784",
+    "+1809",
+    "+1829",
+    "+1849",
+    "+1868",
+    "+1869",
+    "+1876",
+)
+
+_NUMBER_PATTERN = re.compile(r"^\+[0-9?]{1,15}\*?$")
+
+
+def _split_list(value: Any) -> Any:
+    """A list setting from the environment: JSON (``["a","b"]``) or comma-separated."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _secret_problem(name: str, value: SecretStr | None) -> str | None:
+    raw = value.get_secret_value().strip() if value is not None else ""
+    if raw.lower() in PLACEHOLDER_SECRETS or "change-me" in raw.lower():
+        return f"SWITCHBOARD_{name} must be set (it is empty or a placeholder)"
+    if len(raw) < MIN_SECRET_CHARS:
+        return f"SWITCHBOARD_{name} is too short (at least {MIN_SECRET_CHARS} characters)"
+    return None
 
 
 class Environment(StrEnum):
@@ -66,9 +147,13 @@ class Settings(BaseSettings):
     simulator_port: int = 8766
     #: Validate ``X-Twilio-Signature``. May be turned off only in dev.
     validate_signatures: bool = True
-    #: Also validate the signature on the media WebSocket handshake (unconfirmed
-    #: upstream, protocols.md §2 "Request validation"); the per-call token is always checked.
-    validate_ws_signature: bool = False
+    #: Also validate ``X-Twilio-Signature`` on the media WebSocket upgrade (computed over
+    #: the ``wss://`` stream URL, no parameters; Twilio "Media Streams: WebSocket
+    #: security"), before the socket is accepted. May be turned off only in dev; the
+    #: per-call token is always checked as well.
+    validate_ws_signature: bool = True
+    #: Timeout of one Twilio REST request for live call control (hang-up, transfer; s).
+    carrier_rest_timeout_s: float = Field(10.0, gt=0, le=120)
 
     # --- Realtime --------------------------------------------------------------------
     realtime_dialect: RealtimeDialect = RealtimeDialect.openai_ga
@@ -131,11 +216,23 @@ class Settings(BaseSettings):
     #: Shutdown: how long live calls may drain before they are cut.
     shutdown_drain_s: float = Field(20.0, ge=0)
 
-    # --- Tools -----------------------------------------------------------------------
+    # --- Tools and transfers -----------------------------------------------------------
     tool_timeout_ms: int = Field(5000, ge=10)
-    #: Let `transfer_call` dial any E.164 number the model names. Off: only a flow's named
-    #: `transfer_targets` (a caller cannot talk the agent into dialling premium numbers).
+    #: Let `transfer_call` take an E.164 number the model names instead of a flow's named
+    #: `transfer_targets`. The number must still match ``transfer_allowed_numbers``.
     allow_transfer_to_any_number: bool = False
+    #: Numbers a transfer (operator or model) may go to besides the call's flow's named
+    #: targets: E.164 patterns, ``?`` one digit, a trailing ``*`` any rest
+    #: (``+15550109999``, ``+1555010????``, ``+44*``). Env: JSON list or comma-separated.
+    transfer_allowed_numbers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Prefixes refused as premium-rate or high-cost unless an allowed pattern lists the
+    #: number (default: +1 900/976 and the NANP Caribbean/Pacific area codes).
+    transfer_refused_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_REFUSED_PREFIXES)
+    )
+    #: Country prefixes counted as domestic; a number outside them is international and
+    #: refused unless an allowed pattern lists it.
+    transfer_home_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["+1"])
     flows_dir: Path = PROJECT_ROOT / "flows"
 
     # --- Admin API and operator page ---------------------------------------------------
@@ -182,6 +279,90 @@ class Settings(BaseSettings):
     dialer_max_import_rows: int = Field(100_000, ge=1)
     dialer_max_import_bytes: int = Field(20 * 1024 * 1024, ge=1024)
 
+    # --- Request limits and exposure ---------------------------------------------------
+    #: Largest request body (bytes) anywhere unless a route allows more (contact imports:
+    #: ``dialer_max_import_bytes``); checked before parsing, 413 beyond it.
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    #: Largest Twilio webhook body (bytes; Twilio's are a few KB).
+    max_webhook_body_bytes: int = Field(64 * 1024, ge=1024)
+    #: Largest flow file (bytes) for validation and reload (413 / a reload problem).
+    flow_max_bytes: int = Field(64 * 1024, ge=1024)
+    #: Deepest YAML nesting and most YAML nodes (scalars, mappings, sequences) in a flow;
+    #: aliases (``*ref``) a flow may use.
+    flow_max_depth: int = Field(20, ge=2, le=200)
+    flow_max_nodes: int = Field(20_000, ge=100)
+    flow_max_aliases: int = Field(50, ge=0)
+    #: Wall time allowed for parsing and validating one flow text, or a whole reload (ms).
+    flow_parse_timeout_ms: int = Field(2000, ge=50)
+    #: Serve ``/docs``, ``/redoc`` and ``/openapi.json``. Default: on except in production.
+    docs_enabled: bool | None = None
+    #: Serve ``/metrics`` without an admin key. Default: open except in production (there
+    #: it needs a read key unless this is true, or use ``metrics_port``).
+    metrics_public: bool | None = None
+    #: Also serve Prometheus metrics, unauthenticated, on this port of ``metrics_host``
+    #: (a separate listener for the scraper; 0 = none).
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    #: Addresses (IPs or CIDRs) of reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed (client IP for auth limits and the audit trail).
+    #: Empty: none; the peer address is the client. Env: JSON list or comma-separated.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- Audit trail -------------------------------------------------------------------
+    #: Days admin writes are kept in the audit stream.
+    audit_retention_days: int = Field(365, ge=1)
+
+    @field_validator(
+        "transfer_allowed_numbers",
+        "transfer_refused_prefixes",
+        "transfer_home_prefixes",
+        "trusted_proxies",
+        mode="before",
+    )
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("transfer_allowed_numbers", "transfer_refused_prefixes")
+    @classmethod
+    def _number_patterns(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if not _NUMBER_PATTERN.match(p)]
+        if bad:
+            raise ValueError(f"not E.164 patterns (+digits, ?, trailing *): {bad}")
+        return value
+
+    @field_validator("transfer_home_prefixes")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if not re.fullmatch(r"\+[0-9]{1,6}", p)]
+        if bad:
+            raise ValueError(f"not country prefixes (+ and 1-6 digits): {bad}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: not an IP address or CIDR: {item!r}") from None
+        return value
+
+    @property
+    def docs_open(self) -> bool:
+        """Whether the OpenAPI document and its pages are served."""
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.env is not Environment.production
+
+    @property
+    def metrics_open(self) -> bool:
+        """Whether ``/metrics`` on the main port answers without an admin key."""
+        if self.metrics_public is not None:
+            return self.metrics_public
+        return self.env is not Environment.production
+
     @property
     def is_dev(self) -> bool:
         return self.env is Environment.dev
@@ -191,18 +372,31 @@ class Settings(BaseSettings):
         if self.env is Environment.dev:
             return self
         problems: list[str] = []
-        if self.twilio_auth_token.get_secret_value() in ("", DEV_TWILIO_AUTH_TOKEN):
+        production = self.env is Environment.production
+        if not production and self.twilio_auth_token.get_secret_value() in (
+            "",
+            DEV_TWILIO_AUTH_TOKEN,
+        ):
             problems.append("SWITCHBOARD_TWILIO_AUTH_TOKEN must be set")
         if not self.validate_signatures:
             problems.append("SWITCHBOARD_VALIDATE_SIGNATURES may be false only in dev")
-        if self.env is Environment.production:
+        if not self.validate_ws_signature:
+            problems.append("SWITCHBOARD_VALIDATE_WS_SIGNATURE may be false only in dev")
+        if production:
             parts = urlsplit(self.public_base_url)
             if parts.scheme != "https" or parts.hostname in (None, "127.0.0.1", "localhost"):
                 problems.append("SWITCHBOARD_PUBLIC_BASE_URL must be a public https URL")
-            if self.realtime_api_key is None or not self.realtime_api_key.get_secret_value():
-                problems.append("SWITCHBOARD_REALTIME_API_KEY must be set")
-            if self.twilio_account_sid == DEV_TWILIO_ACCOUNT_SID:
-                problems.append("SWITCHBOARD_TWILIO_ACCOUNT_SID must be set")
+            for name, value in (
+                ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                ("REALTIME_API_KEY", self.realtime_api_key),
+            ):
+                problem = _secret_problem(name, value)
+                if problem:
+                    problems.append(problem)
+            if not re.fullmatch(r"AC[0-9a-fA-F]{32}", self.twilio_account_sid) or (
+                self.twilio_account_sid == DEV_TWILIO_ACCOUNT_SID
+            ):
+                problems.append("SWITCHBOARD_TWILIO_ACCOUNT_SID must be set (AC and 32 hex digits)")
         if problems:
             raise ValueError(f"refusing to start in {self.env} mode: " + "; ".join(problems))
         return self

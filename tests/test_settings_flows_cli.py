@@ -30,20 +30,24 @@ def test_production_refuses_default_secrets() -> None:
         assert name in text
 
 
+TOKEN = "0123456789abcdef0123456789abcdef"  # Twilio auth tokens are 32 hex digits
+API_KEY = "sk-secret-value-" + "x" * 32
+
+
 def test_production_with_real_settings_starts_and_hides_secrets() -> None:
     s = Settings(  # type: ignore[call-arg]
         _env_file=None,
         env="production",
         public_base_url="https://voice.example.com",
         twilio_account_sid="AC" + "a" * 32,
-        twilio_auth_token="real-token-123",
-        realtime_api_key="sk-secret-value",
+        twilio_auth_token=TOKEN,
+        realtime_api_key=API_KEY,
     )
     assert s.media_stream_url == "wss://voice.example.com/twilio/media"
-    assert "sk-secret-value" not in repr(s) and "real-token-123" not in repr(s)
+    assert API_KEY not in repr(s) and TOKEN not in repr(s)
     ep = endpoint(s)
     assert ep.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
-    assert ep.headers == {"Authorization": "Bearer sk-secret-value"}
+    assert ep.headers == {"Authorization": f"Bearer {API_KEY}"}
     assert "sk-secret" not in ep.redacted_url()
 
 

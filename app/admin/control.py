@@ -12,7 +12,8 @@ Every instance's ``ControlListener`` runs the commands for calls in its ``servic
 and publishes ``{"status": <HTTP status>, "detail": "...", "data": {...}}`` on
 ``reply_to``. Statuses: 200 done; 404 the call is not live there; 409 the call cannot
 take the command now (ending, a transfer already requested); 422 bad arguments (unknown
-named target, not a phone number). ``send_command`` adds 404 when no instance is
+named target, not a phone number, a destination the transfer policy or the do-not-call
+list refuses: ``app.carrier.transfers``). ``send_command`` adds 404 when no instance is
 subscribed (it died) and 504 when no answer comes within ``control_timeout_ms``.
 
 ``{p}control:all`` carries broadcasts (``{"op": "reload_flows", "origin": "<instance>"}``)
@@ -127,8 +128,18 @@ async def broadcast(redis: aioredis.Redis, keys: Keys, message: dict[str, Any]) 
         raise StoreError(f"broadcast failed: {exc}") from exc
 
 
-def run_call_command(services: Services, op: str, call_sid: str, args: dict[str, Any]) -> Reply:
-    """Perform ``op`` on a call bridged by this process (never raises)."""
+async def run_call_command(
+    services: Services, op: str, call_sid: str, args: dict[str, Any]
+) -> Reply:
+    """Perform ``op`` on a call bridged by this process (never raises).
+
+    A transfer goes only to a named target of the call's flow or a number on the
+    allowed list, never to a premium-rate, unlisted international or do-not-call number.
+    """
+    if op == "transfer":
+        refused = await _transfer_refused(services, call_sid, args)
+        if refused is not None:
+            return refused
     bridge = services.live.calls.get(call_sid)
     session = bridge.session if bridge is not None else None
     if bridge is None or session is None:
@@ -156,6 +167,9 @@ def run_call_command(services: Services, op: str, call_sid: str, args: dict[str,
                     number = normalize(str(args.get("to") or ""))
                 except ValueError as exc:
                     return Reply(422, str(exc))
+            why = services.transfers.refusal(number, session.flow.transfer_targets.values())
+            if why is not None:
+                return Reply(422, f"transfer to {mask(number)} refused: {why}")
             bridge.operator_transfer(number, reason)
             return Reply(200, f"transferring to {mask(number)}", {"to_masked": mask(number)})
         if op == "say":
@@ -169,6 +183,35 @@ def run_call_command(services: Services, op: str, call_sid: str, args: dict[str,
     except (AssertionError, RuntimeError) as exc:  # not bridged yet, or its tasks are closing
         return Reply(409, f"call cannot take commands now: {exc!r}")
     return Reply(422, f"unknown command {op!r}")
+
+
+async def _transfer_refused(
+    services: Services, call_sid: str, args: dict[str, Any]
+) -> Reply | None:
+    """The do-not-call answer for a transfer's destination (422), or None. Looked up
+    before the call is touched; the REST client checks again right before dialling."""
+    bridge = services.live.calls.get(call_sid)
+    session = bridge.session if bridge is not None else None
+    if session is None:
+        return None
+    target = args.get("target")
+    if target:
+        number = session.flow.transfer_targets.get(str(target))
+    else:
+        try:
+            number = normalize(str(args.get("to") or ""))
+        except ValueError:
+            return None  # answered below
+    if number is None:
+        return None
+    try:
+        why = await services.calls_api.refusal(number)
+    except Exception as exc:  # a guard that fails refuses: never dial unchecked
+        why = f"cannot be checked ({exc})"
+    if why is None:
+        return None
+    log.warning("operator transfer to %s refused: %s", mask(number), why)
+    return Reply(422, f"transfer to {mask(number)} refused: {why}")
 
 
 class ControlListener:
@@ -240,7 +283,7 @@ class ControlListener:
         args = command.get("args") if isinstance(command.get("args"), dict) else {}
         token = call_sid_var.set(call_sid or None)
         try:
-            reply = run_call_command(self.services, op, call_sid, args)
+            reply = await run_call_command(self.services, op, call_sid, args)
             metrics.CONTROL_COMMANDS.labels(op, str(reply.status)).inc()
             log.info(
                 "operator %s by %s: %d %s",

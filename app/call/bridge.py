@@ -46,8 +46,9 @@ from app.call.links import (
 from app.call.session import CallSession
 from app.carrier import twilio as tw
 from app.carrier.rest import CarrierRestError
+from app.carrier.transfers import PolicedControl
 from app.deps import Services
-from app.dialer.variables import fill_flow, from_parameters
+from app.dialer.variables import fill_flow
 from app.errors import (
     CallAborted,
     CallCompleted,
@@ -62,6 +63,7 @@ from app.phone import mask
 from app.realtime import codec as rtc
 from app.realtime import events as ev
 from app.realtime.dialect import Endpoint, endpoint
+from app.store.tokens import StreamContext
 from app.store.writer import StoreWriter
 from flows import Flow
 from tools.base import CallInfo, ToolContext
@@ -134,9 +136,11 @@ class CallBridge:
             return
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
         bind_call(self.call_sid)
-        flow = self.services.flows.get(context.get("flow", "")) or self.services.flows.default
-        self.direction = context.get("direction", "inbound")
-        variables = from_parameters(context)  # a campaign contact's, as var_* parameters
+        # Everything about the call comes from what the webhook stored with the token;
+        # the rest of start.customParameters is ignored.
+        flow = self.services.flows.get(context.flow) or self.services.flows.default
+        self.direction = context.direction
+        variables = dict(context.variables)  # a campaign contact's
         flow = fill_flow(flow, variables)  # {{name}} placeholders; missing ones become ""
         self.session = CallSession(
             call_sid=self.call_sid,
@@ -151,13 +155,14 @@ class CallBridge:
         info = CallInfo(
             call_sid=self.call_sid,
             direction=self.direction,
-            from_number=context.get("from", ""),
-            to_number=context.get("to", ""),
+            from_number=context.from_number,
+            to_number=context.to_number,
             flow=flow.name,
             transfer_targets=dict(flow.transfer_targets),
             variables=variables,
         )
-        self.tool_ctx = ToolContext(info, self.session, self.services.backends)
+        control = PolicedControl(self.session, self.services.transfers, flow.transfer_targets)
+        self.tool_ctx = ToolContext(info, control, self.services.backends)
         self.services.live.add(self)
         metrics.ACTIVE_CALLS.inc()
         # The store writer outlives the legs' task group: the call's last writes
@@ -277,17 +282,17 @@ class CallBridge:
         except TimeoutError:
             raise StreamRejected("no start in time") from None
 
-    async def _authorize(self, start: tw.Start) -> dict[str, str]:
-        """Redeem the one-time token of ``start.customParameters``; return the parameters."""
-        params = start.custom_parameters
-        token = params.get("token", "")
+    async def _authorize(self, start: tw.Start) -> StreamContext:
+        """Redeem the one-time token of ``start.customParameters``; return the call's
+        context the voice webhook stored with it (nothing else of the parameters)."""
+        token = start.custom_parameters.get("token", "")
         try:
-            ok = await self.services.tokens.redeem(token, start.call_sid)
+            context = await self.services.tokens.redeem(token, start.call_sid)
         except StoreError as exc:
             raise StreamRejected(f"token store unavailable: {exc}") from None
-        if not ok:
+        if context is None:
             raise StreamRejected("bad or replayed stream token")
-        return params
+        return context
 
     # --- the legs -------------------------------------------------------------------------
 

@@ -2,15 +2,22 @@
 
 Uses the official ``twilio`` client, pointed at ``Settings.twilio_api_base_url`` when set
 (the carrier simulator offline). The client is synchronous, so calls run in a worker
-thread and never block the event loop.
+thread and never block the event loop; every HTTP request has a timeout
+(``TwilioHttpClient(timeout=…)``) as well as the ``asyncio`` deadline around it.
+
+Every transfer first passes ``guard`` (the do-not-call list and the transfer policy's
+destination rules, ``app.carrier.transfers``): the last check before a call is moved,
+whoever asked for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from app.carrier.twiml import dial
@@ -24,16 +31,41 @@ class CarrierRestError(SwitchboardError):
     """The carrier's REST API refused or failed a request."""
 
 
+class TransferRefused(CarrierRestError):
+    """The destination may not be dialled (policy or do-not-call list); nothing was sent."""
+
+
+#: ``guard(number)``: why a transfer to ``number`` must not happen, or None.
+TransferGuard = Callable[[str], Awaitable[str | None]]
+
+
 class TwilioCalls:
-    """Hang up or transfer a live call by its ``CallSid``."""
+    """Hang up or transfer a live call by its ``CallSid``.
+
+    ``timeout_s`` bounds each REST request (connect and read) and the whole call;
+    ``guard`` is awaited before every transfer.
+    """
 
     def __init__(
-        self, account_sid: str, auth_token: str, base_url: str | None = None, timeout_s: float = 10
+        self,
+        account_sid: str,
+        auth_token: str,
+        base_url: str | None = None,
+        timeout_s: float = 10,
+        *,
+        guard: TransferGuard | None = None,
     ) -> None:
-        self.client = Client(account_sid, auth_token)
+        self.client = Client(
+            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_s)
+        )
         if base_url:
             self.client.api.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.guard = guard
+
+    async def refusal(self, number: str) -> str | None:
+        """Why a transfer to ``number`` would be refused by ``guard``, or None."""
+        return await self.guard(number) if self.guard is not None else None
 
     async def _update(self, call_sid: str, **kwargs: str) -> None:
         def run() -> None:
@@ -54,6 +86,11 @@ class TwilioCalls:
     async def transfer(self, call_sid: str, to_number: str) -> None:
         """``calls(sid).update(twiml="<Response><Dial>…</Dial></Response>")``.
 
-        Raises ``CarrierRestError``."""
+        Raises ``TransferRefused`` when ``guard`` refuses the number (no request is
+        made), ``CarrierRestError`` when the carrier fails."""
+        why = await self.refusal(to_number)
+        if why is not None:
+            log.error("transfer of %s to %s refused: %s", call_sid, mask(to_number), why)
+            raise TransferRefused(f"transfer to {mask(to_number)} refused: {why}")
         log.info("transferring call to %s", mask(to_number))
         await self._update(call_sid, twiml=dial(to_number))

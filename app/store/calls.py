@@ -153,6 +153,33 @@ while true do
 end
 """
 
+#: Carrier call statuses after which a call's ``carrier_status`` never changes (Twilio
+#: "Call status values": the call is over).
+TERMINAL_CARRIER_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+
+#: Apply one status callback in order. KEYS[1] call hash, KEYS[2] its ordering hash.
+#: ARGV: status, seq ("" none), at_ms ("" none), retention_s, then the terminal statuses.
+#: Returns 1 applied, 0 stale (older sequence number or time, or the call already reached
+#: a terminal status), -1 no such call. A call is never resurrected by a late callback.
+_CARRIER_STATUS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local terminal = {}
+for i = 5, #ARGV do terminal[ARGV[i]] = true end
+local cur = redis.call('HGET', KEYS[1], 'carrier_status')
+if cur and terminal[cur] then return 0 end
+local seq, at = ARGV[2], ARGV[3]
+local last_seq = redis.call('HGET', KEYS[2], 'seq')
+local last_at = redis.call('HGET', KEYS[2], 'at_ms')
+if seq ~= '' and last_seq and tonumber(seq) <= tonumber(last_seq) then return 0 end
+if at ~= '' and last_at and tonumber(at) < tonumber(last_at) then return 0 end
+redis.call('HSET', KEYS[1], 'carrier_status', ARGV[1])
+if seq ~= '' then redis.call('HSET', KEYS[2], 'seq', seq) end
+if at ~= '' then redis.call('HSET', KEYS[2], 'at_ms', at) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
 HashValue = str | int | float | bool | None
 _Entry = dict[FieldT, EncodableT]
 
@@ -216,6 +243,7 @@ class CallStore:
         self.retention_s = retention_s
         self.stream_maxlen = stream_maxlen
         self._query = redis.register_script(_QUERY_LUA)
+        self._carrier_status = redis.register_script(_CARRIER_STATUS_LUA)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -230,8 +258,13 @@ class CallStore:
         status: str,
         created_at_ms: int,
         extra: Mapping[Any, HashValue] | None = None,
-    ) -> None:
-        """Write the call hash and index it in ``calls:by_time``.
+        only_new: bool = False,
+    ) -> bool:
+        """Write the call hash and index it in ``calls:by_time``; True when written.
+
+        With ``only_new`` an existing record is left exactly as it is and False is
+        returned (the claim is one ``HSETNX``, so of two concurrent creators one wins):
+        a repeated webhook never resets a call.
 
         ``from_number``/``to_number`` are stored only as ``from_masked``/``to_masked``
         and ``from_hash``/``to_hash`` (SHA-256 of the E.164 form). Usage counters start
@@ -274,6 +307,11 @@ class CallStore:
         for sha in {str(fields["from_hash"]), str(fields["to_hash"])}:
             indexes.append(self.keys.call_index("number", sha))
 
+        if only_new:
+            claimed = await self._read("create_call", self.redis.hsetnx(key, "call_sid", call_sid))
+            if not claimed:
+                return False
+
         def ops(p: Pipeline) -> None:
             p.hset(key, mapping=fields)
             p.expire(key, self.retention_s)
@@ -285,6 +323,7 @@ class CallStore:
                 p.expire(index, self.retention_s)
 
         await self._exec("create_call", ops)
+        return True
 
     async def update_call(self, call_sid: str, **fields: HashValue) -> None:
         """Set fields on the call hash (``status="live"``, ``ended_at_ms=...``).
@@ -324,6 +363,31 @@ class CallStore:
             p.expire(key, self.retention_s)
 
         await self._exec("update_call", ops)
+
+    async def apply_carrier_status(
+        self, call_sid: str, status: str, *, seq: int | None, at_ms: int | None
+    ) -> int:
+        """Set the call's ``carrier_status`` from a status callback, in order.
+
+        ``seq`` is Twilio's ``SequenceNumber`` (per call, from 0), ``at_ms`` the callback's
+        ``Timestamp``; a callback older than the last applied one (by either) is stale, and
+        nothing replaces a terminal status (``TERMINAL_CARRIER_STATUSES``). Returns 1
+        applied, 0 stale, -1 unknown call (nothing written).
+        """
+        args: list[str | int] = [
+            status,
+            "" if seq is None else seq,
+            "" if at_ms is None else at_ms,
+            self.retention_s,
+            *TERMINAL_CARRIER_STATUSES,
+        ]
+        try:
+            result = await self._carrier_status(
+                keys=[self.keys.call(call_sid), self.keys.callback_order(call_sid)], args=args
+            )
+        except RedisError as exc:
+            raise StoreError(f"apply_carrier_status failed: {exc}") from exc
+        return int(result)
 
     async def add_usage(self, call_sid: str, usage: Mapping[str, Any] | None) -> None:
         """Add one Realtime ``response.done`` ``response.usage`` object to the call's counters.

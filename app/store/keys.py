@@ -24,8 +24,18 @@ Key                                    Type      Contents
 ``{p}call:{call_sid}:status``          stream    status, at_ms, plus extra fields. TTL: retention.
 ``{p}calls:by_time``                   zset      member call_sid, score created_at_ms; members
                                                  older than the retention are trimmed on insert.
-``{p}token:{token}``                   string    call_sid; one-time media stream token (SET NX EX,
-                                                 redeemed with GETDEL).
+``{p}token:{token}``                   string    JSON call context (call_sid, flow, direction,
+                                                 from, to, variables, campaign: the raw numbers
+                                                 the tools need, for the token's lifetime only);
+                                                 one-time media stream token (SET NX EX, redeemed
+                                                 with GETDEL).
+``{p}call:{call_sid}:token``           string    the one token ever issued for the call (so a
+                                                 replayed webhook gets no other). TTL: retention.
+``{p}call:{call_sid}:cbseq``           hash      ``seq``/``at_ms`` of the last applied status
+                                                 callback (ordering). TTL: retention.
+``{p}audit``                           stream    admin writes: at_ms, actor, key_id, via, ip,
+                                                 action, method, path, target, status, detail
+                                                 (JSON). Trimmed to ``audit_retention_days``.
 ``{p}schema:version``                  string    integer: last migration applied (absent = 0).
 ``{p}schema:lock``                     string    random owner id while a migration runs (PX).
 ``{p}crm:customer:{account_id}``       hash      account_id, name, phone_masked, tier, email?
@@ -176,8 +186,23 @@ class Keys:
     # --- media stream tokens ----------------------------------------------------------
 
     def token(self, token: str) -> str:
-        """One-time stream token → call SID."""
+        """One-time stream token → the call's context (JSON)."""
         return f"{self.prefix}token:{token}"
+
+    def call_token(self, call_sid: str) -> str:
+        """The one stream token issued for a call (marker against re-issue)."""
+        return f"{self.prefix}call:{call_sid}:token"
+
+    def callback_order(self, call_sid: str) -> str:
+        """Hash with the sequence number and time of the last applied status callback."""
+        return f"{self.prefix}call:{call_sid}:cbseq"
+
+    # --- audit trail ------------------------------------------------------------------
+
+    @property
+    def audit(self) -> str:
+        """Stream of admin writes (who, what, when, from where)."""
+        return f"{self.prefix}audit"
 
     # --- schema -----------------------------------------------------------------------
 

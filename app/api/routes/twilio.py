@@ -10,19 +10,22 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket
 
 from app import metrics
 from app.api.deps import ServicesDep, get_services
 from app.call.bridge import POLICY_VIOLATION, CallBridge
-from app.carrier.twiml import connect_stream, hangup_twiml
+from app.carrier.twiml import connect_stream, hangup_twiml, valid_stream_upgrade
 from app.deps import Services
 from app.dialer.runtime import runtime_of
-from app.dialer.variables import to_parameters
 from app.errors import DialerError, StoreError
 from app.phone import is_e164, mask, normalize
+from app.store.tokens import IssuedToken, StreamContext
 from flows import RoutingDecision
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ SignedForm = Annotated[dict[str, str], Depends(signed_form)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Missing or malformed Twilio fields"},
     403: {"description": "Missing or invalid X-Twilio-Signature"},
+    413: {"description": "Body over max_webhook_body_bytes (refused before parsing)"},
 }
 
 
@@ -71,17 +75,24 @@ def _call_sid(params: dict[str, str]) -> str:
     summary="Voice webhook: answer a call with <Connect><Stream>",
     responses={
         200: {"content": {TWIML: {}}, "description": "TwiML connecting the call's media stream"},
+        409: {"description": "The call already has a media stream or has ended (a replay)"},
         503: {"description": "Shutting down: Twilio will try the fallback URL"},
         **_ERRORS,
     },
 )
 async def voice(params: SignedForm, services: ServicesDep, request: Request) -> Response:
     """Route the call to a flow by the called number, record the routing decision and
-    answer TwiML with a one-time stream token as a ``<Parameter>``.
+    answer TwiML with a one-time stream token as the only ``<Parameter>``.
+
+    The server keeps the call's context (flow, numbers, direction, a campaign contact's
+    variables) with the token; the media stream takes it from there. Idempotent per
+    ``CallSid``: a repeat while the token is unredeemed gets the same TwiML and changes
+    nothing; once the call has a stream or has ended a repeat is 409, mints nothing
+    and leaves the record as it was.
 
     An answered campaign call (``Direction=outbound-api``, ``?attempt=`` in the URL the
-    dialer gave) gets its campaign's flow and the contact's variables as ``var_*``
-    parameters; one whose attempt already finished is hung up."""
+    dialer gave) gets its campaign's flow and the contact's variables; one whose attempt
+    already finished is hung up."""
     call_sid = _call_sid(params)
     if not services.accepting:
         raise HTTPException(503, "shutting down")
@@ -91,12 +102,20 @@ async def voice(params: SignedForm, services: ServicesDep, request: Request) -> 
         from_number = normalize(params.get("From", "")) if params.get("From") else ""
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
+    try:
+        existing = await services.store.get_call(call_sid)
+        if existing is not None:
+            return await _answer_again(services, call_sid, existing)
+    except StoreError as exc:
+        log.error("voice webhook: store unavailable: %s", exc)
+        raise HTTPException(503, "storage unavailable") from None
     direction = (
         "outbound" if params.get("Direction", "inbound").startswith("outbound") else "inbound"
     )
     flow, decision = services.flows.route(to_number)
     extra: dict[str, str] = {}
     variables: dict[str, str] = {}
+    campaign = ""
     runtime = runtime_of(request.app.state)
     if direction == "outbound" and runtime is not None:
         try:
@@ -113,10 +132,20 @@ async def voice(params: SignedForm, services: ServicesDep, request: Request) -> 
                 return Response(hangup_twiml(), media_type=TWIML)
             flow = campaign_flow
             decision = RoutingDecision(flow.name, "campaign", to_number)
-            extra, variables = {"campaign": answer.campaign}, answer.variables
+            campaign, variables = answer.campaign, answer.variables
+            extra = {"campaign": campaign}
     now_ms = int(time.time() * 1000)
+    context = StreamContext(
+        call_sid=call_sid,
+        flow=flow.name,
+        direction=direction,
+        from_number=from_number if is_e164(from_number) else "",
+        to_number=to_number,
+        variables=dict(variables),
+        campaign=campaign,
+    )
     try:
-        await services.store.create_call(
+        created = await services.store.create_call(
             call_sid=call_sid,
             direction=direction,
             from_number=from_number,
@@ -125,7 +154,11 @@ async def voice(params: SignedForm, services: ServicesDep, request: Request) -> 
             status=params.get("CallStatus", "ringing"),
             created_at_ms=now_ms,
             extra=extra,
+            only_new=True,
         )
+        if not created:  # a concurrent duplicate won the claim
+            record = await services.store.get_call(call_sid) or {}
+            return await _answer_again(services, call_sid, record)
         await services.store.append_routing(
             call_sid,
             flow=flow.name,
@@ -133,22 +166,12 @@ async def voice(params: SignedForm, services: ServicesDep, request: Request) -> 
             target=f"flow:{flow.name}",
             at_ms=now_ms,
         )
-        token = await services.tokens.issue(call_sid, settings.stream_token_ttl_s)
+        issued = await services.tokens.issue(context, settings.stream_token_ttl_s)
     except StoreError as exc:
         log.error("voice webhook: store unavailable: %s", exc)
         raise HTTPException(503, "storage unavailable") from None
-    twiml = connect_stream(
-        settings.media_stream_url,
-        {
-            "token": token,
-            "flow": flow.name,
-            "direction": direction,
-            "from": from_number if is_e164(from_number) else "",
-            "to": to_number,
-            **to_parameters(variables),
-        },
-        status_callback=settings.public_url("/twilio/stream-status"),
-    )
+    if issued is None:
+        return _replayed(call_sid, "already has a media stream")
     metrics.WEBHOOKS.labels("/twilio/voice", "ok").inc()
     log.info(
         "call %s from %s to %s routed to flow %s (%s)",
@@ -158,7 +181,38 @@ async def voice(params: SignedForm, services: ServicesDep, request: Request) -> 
         flow.name,
         decision.reason,
     )
+    return _stream_twiml(services, issued)
+
+
+def _stream_twiml(services: Services, issued: IssuedToken) -> Response:
+    settings = services.settings
+    twiml = connect_stream(
+        settings.media_stream_url,
+        {"token": issued.token},
+        status_callback=settings.public_url("/twilio/stream-status"),
+    )
     return Response(twiml, media_type=TWIML)
+
+
+def _replayed(call_sid: str, why: str) -> Response:
+    metrics.WEBHOOKS.labels("/twilio/voice", "replay").inc()
+    log.warning("voice webhook for call %s refused: it %s (a replay?)", call_sid, why)
+    return Response(
+        orjson.dumps({"detail": f"call {why}"}), status_code=409, media_type="application/json"
+    )
+
+
+async def _answer_again(services: Services, call_sid: str, record: dict[str, Any]) -> Response:
+    """A voice webhook for a call that is already recorded: the same TwiML while its
+    token waits to be redeemed, else 409. Nothing is written. Raises ``StoreError``."""
+    if record.get("status") == "ended" or record.get("ended_at_ms"):
+        return _replayed(call_sid, "has ended")
+    issued = await services.tokens.pending(call_sid)
+    if issued is None:
+        return _replayed(call_sid, "already has a media stream")
+    metrics.WEBHOOKS.labels("/twilio/voice", "repeat").inc()
+    log.info("voice webhook repeated for call %s: same answer", call_sid)
+    return _stream_twiml(services, issued)
 
 
 @router.post(
@@ -234,9 +288,33 @@ async def stream_status(params: SignedForm, services: ServicesDep) -> Response:
     return Response(status_code=204)
 
 
+def _callback_ms(params: dict[str, str]) -> int | None:
+    """The callback's ``Timestamp`` (RFC 2822, as Twilio sends it) in epoch ms, or None."""
+    raw = params.get("Timestamp", "")
+    if not raw:
+        return None
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _sequence(params: dict[str, str]) -> int | None:
+    raw = params.get("SequenceNumber", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else None
+
+
 async def _record_status(
     services: Services, call_sid: str, status: str, params: dict[str, str]
 ) -> None:
+    """Append the callback to the call's status stream and, for call statuses, apply it
+    in order: by ``SequenceNumber`` (else ``Timestamp``); a terminal status is final."""
     store = services.store
     try:
         if await store.get_call(call_sid) is None:
@@ -244,7 +322,7 @@ async def _record_status(
             metrics.WEBHOOKS.labels("status", "unknown_call").inc()
             return
         seq = params.get("SequenceNumber", "")
-        dedupe = services.keys.call(call_sid) + f":cb:{status}:{seq}"
+        dedupe = services.keys.call(call_sid) + f":cb:{status}:{seq[:16]}"
         if not await services.redis.set(dedupe, "1", nx=True, ex=86400):
             metrics.WEBHOOKS.labels("status", "duplicate").inc()
             return
@@ -256,7 +334,15 @@ async def _record_status(
         now = int(time.time() * 1000)
         await store.append_status(call_sid, status=status, at_ms=now, extra=extra)
         if not status.startswith("stream-") and status != "amd":
-            await store.update_call(call_sid, carrier_status=status)
+            applied = await store.apply_carrier_status(
+                call_sid, status, seq=_sequence(params), at_ms=_callback_ms(params)
+            )
+            if applied == 0:
+                metrics.WEBHOOKS.labels("status", "stale").inc()
+                log.info(
+                    "status %s of call %s is older than the one applied; kept", status, call_sid
+                )
+                return
     except StoreError as exc:
         log.error("status callback: store unavailable: %s", exc)
         raise HTTPException(503, "storage unavailable") from None
@@ -265,18 +351,21 @@ async def _record_status(
 
 @router.websocket("/media")
 async def media(ws: WebSocket) -> None:
-    """Twilio Media Streams socket: nothing is bridged before the ``start`` message's
+    """Twilio Media Streams socket. The upgrade's ``X-Twilio-Signature`` (over the
+    ``wss://`` stream URL) is checked before it is accepted: a bad one is refused with
+    HTTP 403 and nothing is read. Then nothing is bridged before the ``start`` message's
     one-time token checks out; otherwise the socket closes with 1008 (policy violation)."""
     services = get_services(ws)
     settings = services.settings
+    if settings.validate_signatures and settings.validate_ws_signature:
+        signature = ws.headers.get("X-Twilio-Signature")
+        if not valid_stream_upgrade(services.signatures, settings.media_stream_url, signature):
+            metrics.STREAM_REJECTED.labels("signature").inc()
+            log.warning("media WebSocket upgrade refused: bad or missing X-Twilio-Signature")
+            await ws.close(code=POLICY_VIOLATION)  # before accept: HTTP 403
+            return
     await ws.accept()
     if not services.accepting:
         await ws.close(code=1013, reason="shutting down")
         return
-    if settings.validate_signatures and settings.validate_ws_signature:
-        signature = ws.headers.get("X-Twilio-Signature")
-        if not services.signatures.valid(settings.media_stream_url, {}, signature):
-            metrics.STREAM_REJECTED.labels("signature").inc()
-            await ws.close(code=POLICY_VIOLATION, reason="invalid signature")
-            return
     await CallBridge(services, ws).run()
