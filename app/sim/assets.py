@@ -1,8 +1,9 @@
 """Bundled caller recordings for the simulator (``app/sim/recordings/``, not a package).
 
-Made deterministically by ``scripts/make_recordings.py`` (espeak-ng, en-us): 8 kHz
-16-bit mono PCM WAV with ~300 ms of silence each side; ``transcripts.yaml`` maps
-each file name to its reference text.
+Made deterministically by ``scripts/make_recordings.py`` (Piper, the CC0 voice
+``en_US-joe-medium``; a dev-time generator, the service never imports Piper): 8 kHz
+16-bit mono PCM WAV with 300 ms of silence each side. ``transcripts.yaml`` maps each
+file name to its reference text and ``SHA256SUMS`` holds each WAV's SHA-256.
 """
 
 from __future__ import annotations
