@@ -1,6 +1,10 @@
 """The offline agent over real sockets: recorded speech → Whisper → understanding → a
 function call, its result → a spoken answer, goodbye → end_call; GA, beta and the
-official openai client."""
+official openai client.
+
+The bundled recordings (Piper, voice joe) are understood with margin: test_asr.py checks
+each one's tool call under int8 and float32 weights and beam sizes 1 and 5, so these
+tests do not hang on how one CPU rounds one borderline transcription."""
 
 from __future__ import annotations
 
@@ -65,7 +69,7 @@ async def test_speech_to_function_call_to_spoken_answer_ga(agent_engine: EngineS
     )["transcript"]
     call = _call(events[-1])
     assert call["name"] == "get_order_status", transcript
-    assert json.loads(call["arguments"]) == {"order_id": "1042"}
+    assert json.loads(call["arguments"]) == {"order_id": "1042"}, transcript
     spoken = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
     assert spoken["transcript"] == "Sure, one moment. Let me check order 1042."
     answer = await _answer(client, call, ORDER_1042)
@@ -124,16 +128,19 @@ async def test_official_client_ga_on_speech(agent_engine: EngineServer) -> None:
             await conn.input_audio_buffer.append(
                 audio=base64.b64encode(audio[i : i + 160]).decode()
             )
+        heard = ""
         async for event in conn:
             raw = event.model_dump(mode="json", exclude_unset=True)
             validate_event(raw, "ga")
+            if raw["type"] == "conversation.item.input_audio_transcription.completed":
+                heard = raw["transcript"]
             if raw["type"] == "response.done":
                 call = _call(raw)
                 break
         assert (call["name"], json.loads(call["arguments"])) == (
             "get_order_status",
             {"order_id": "1042"},
-        )
+        ), heard
 
 
 async def test_official_client_beta_on_speech(agent_engine: EngineServer) -> None:
