@@ -217,10 +217,17 @@ class Step:
 # --- processes ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (all bound at once: a port released by one
+    probe can come back from the next)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 #: Scheduling priority of the bench's processes (``nice``; negative needs root), so
@@ -298,7 +305,7 @@ class Bench:
         gen_cores = "1"
         if not self.pin:
             server_cores = gen_cores = ""
-        echo_port, port = _free_port(), _free_port()
+        echo_port, port, media_port = _free_ports(3)
         tag = f"{server}-{n}-{workers}"
         log = (self.workdir / f"server-{tag}.log").open("wb")
         gen = srv = None
@@ -338,7 +345,7 @@ class Bench:
                     SWITCHBOARD_ENV="dev",
                     SWITCHBOARD_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                     # the media listener: the TwiML's <Stream> is ws://127.0.0.1:PORT
-                    SWITCHBOARD_MEDIA_PORT=str(_free_port()),
+                    SWITCHBOARD_MEDIA_PORT=str(media_port),
                     SWITCHBOARD_REALTIME_URL=rt_url,
                     SWITCHBOARD_REALTIME_API_KEY="bench",
                     SWITCHBOARD_REDIS_PREFIX=self.prefix,
