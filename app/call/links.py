@@ -58,6 +58,9 @@ MESSAGE_BYTES = 400
 EARLY_MAX = 256
 #: How long ``close()`` waits for the peer's close frame before dropping the TCP connection.
 CLOSE_TIMEOUT_S = 2.0
+#: First size of a socket's read buffer in picows (bytes; it doubles when a frame needs
+#: more). A media frame is ~250 bytes: picows' 16 KiB default would be most of a call's RSS.
+READ_BUFFER_BYTES = 4096
 
 MessageHandler = Callable[[bytes], None]
 
@@ -474,6 +477,7 @@ async def connect_realtime(
                 proxy=proxy_for(url),
                 logger_name=WIRE_LOG,
                 max_redirects=0,
+                read_buffer_init_size=READ_BUFFER_BYTES,
             )
     except (WSError, ValueError) as exc:
         raise RealtimeConnectFailed(str(exc) or type(exc).__name__) from None

@@ -39,7 +39,7 @@ from picows import (
 
 from app import metrics
 from app.call.bridge import CallBridge
-from app.call.links import WIRE_LOG, MediaStreamLink
+from app.call.links import READ_BUFFER_BYTES, WIRE_LOG, MediaStreamLink
 from app.carrier.twiml import valid_stream_upgrade
 from app.deps import Services
 
@@ -102,6 +102,7 @@ class MediaServer:
             websocket_handshake_timeout=settings.media_handshake_timeout_ms / 1000,
             max_frame_size=MAX_FRAME_BYTES,
             logger_name=WIRE_LOG,
+            read_buffer_init_size=READ_BUFFER_BYTES,
             **where,
         )
         log.info("media streams on port %d (%s)", self.port, settings.media_stream_url)
