@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -48,6 +49,24 @@ class CarrierCallState:
     answered_by: str | None
 
 
+def never_connected(exc: BaseException) -> OSError | None:
+    """The ``ConnectionRefusedError`` or ``socket.gaierror`` (name not resolved) behind
+    ``exc``, if any: the connection never opened, so no request reached the carrier.
+    Follows ``args`` (``requests`` wraps urllib3's ``MaxRetryError``), its ``reason`` and
+    ``__cause__``/``__context__``."""
+    todo: list[object] = [exc]
+    seen: set[int] = set()
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen or len(seen) > 20:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError | socket.gaierror):
+            return e
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args[:1]]
+    return None
+
+
 class CallPlacer:
     """Create, update and read calls. ``base_url``: REST base (None: Twilio itself);
     ``timeout_s``: per request."""
@@ -74,11 +93,18 @@ class CallPlacer:
                 code=int(exc.code) if isinstance(exc.code, int) else None,
             ) from exc
         except (TwilioException, OSError, TimeoutError) as exc:
+            refused = never_connected(exc)
+            if refused is not None:  # no request was sent: certainly no call
+                base = self.client.api.base_url
+                raise DialFailed(
+                    f"{what}: cannot connect to {base}: {refused}", definite=True
+                ) from exc
             raise DialFailed(f"{what}: {type(exc).__name__}: {exc}", definite=False) from exc
 
     async def create(self, call: OutboundCall) -> str:
-        """Place ``call``; returns its ``CallSid``. Raises ``DialFailed`` (``definite``
-        when Twilio refused it, so no call exists)."""
+        """Place ``call``; returns its ``CallSid``. Raises ``DialFailed``: ``definite``
+        when Twilio refused it (HTTP 4xx) or the connection never opened (refused, name
+        not resolved: ``never_connected``), so no call exists."""
         kwargs: dict[str, object] = {
             "to": call.to,
             "from_": call.from_,

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import secrets
 import socket
 from collections import deque
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 DncCheck = Callable[[str], Awaitable[bool]]
 #: Window (ms) of the ``switchboard_dialer_cps`` gauge (calls this process placed).
 CPS_WINDOW_MS = 10_000
+_E164_IN_TEXT = re.compile(r"\+[1-9]\d{7,14}")
 
 
 def new_dialer_id() -> str:
@@ -73,6 +75,12 @@ class DialerConfig:
     account_cps: float = 1.0
     max_pending_dials: int = 16
     heartbeat_ms: int = 5000
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with every E.164-looking number masked (carrier error messages quote the
+    number they refused)."""
+    return _E164_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
 
 
 def interval_ms(cps: float) -> int:
@@ -305,14 +313,16 @@ class Dialer:
         try:
             sid = await self.placer.create(call)
         except DialFailed as exc:
+            message = mask_numbers(str(exc))
+            await self._quietly(self.store.note_dial_error(cid, message, self.clock.now_ms()))
             if exc.definite:
-                log.warning("attempt %s: the carrier refused the call: %s", aid, exc)
+                log.warning("attempt %s: no call placed: %s", aid, message)
                 await self._quietly(
-                    self.campaigns.finish_attempt(aid, call_status="failed", error=str(exc))
+                    self.campaigns.finish_attempt(aid, call_status="failed", error=message)
                 )
             else:
                 # Maybe placed: its callbacks (carrying ?attempt=) or recovery decide.
-                log.warning("attempt %s: calls.create outcome unknown: %s", aid, exc)
+                log.warning("attempt %s: calls.create outcome unknown: %s", aid, message)
             return
         except Exception:
             log.exception("attempt %s: calls.create crashed", aid)
@@ -369,6 +379,7 @@ class Dialer:
             call_sid = attempt.get("call_sid", "")
             if not call_sid:
                 log.warning("attempt %s: dial lost (no word from the carrier)", aid)
+                await self.store.note_dial_error(cid, "dial lost: no word from the carrier", now)
                 await self.campaigns.finish_attempt(
                     aid,
                     call_status="failed",

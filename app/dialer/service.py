@@ -271,8 +271,10 @@ class Campaigns:
     async def stats(self, cid: str) -> dict[str, Any]:
         """``{id, name, status, contacts, pending, in_progress, done, attempts, outcomes:
         {outcome: contacts}, attempt_outcomes: {outcome: attempts}, recovered_leases,
-        lost_dials, next_due_at_ms}``. ``pending`` + ``in_progress`` + ``done`` =
-        ``contacts`` (``in_progress`` counts leased and on-call attempts)."""
+        lost_dials, next_due_at_ms, dial_errors, last_dial_error, last_dial_error_at_ms}``.
+        ``pending`` + ``in_progress`` + ``done`` = ``contacts`` (``in_progress`` counts
+        leased and on-call attempts); ``last_dial_error``: the message (numbers masked) of
+        the latest failed ``calls.create``, ``dial_errors`` how many failed."""
         return await self.store.stats(cid)
 
     async def contact_history(self, cid: str, n: str) -> dict[str, Any]:
