@@ -271,18 +271,27 @@ def call(
         if not w.exists():
             typer.echo(f"error: no such file: {w}", err=True)
             raise typer.Exit(2)
-    summary: dict[str, Any] = asyncio.run(
-        place_call(
-            settings,
-            server=server or settings.public_base_url,
-            to=to,
-            from_=from_,
-            wavs=wavs,
-            out=out,
-            max_seconds=max_seconds,
-            progress=None if as_json else lambda line: typer.echo(line, err=True),
+    try:
+        summary: dict[str, Any] = asyncio.run(
+            place_call(
+                settings,
+                server=server or settings.public_base_url,
+                to=to,
+                from_=from_,
+                wavs=wavs,
+                out=out,
+                max_seconds=max_seconds,
+                progress=None if as_json else lambda line: typer.echo(line, err=True),
+            )
         )
-    )
+    except OSError as exc:  # the fake REST API's port (hang-up, transfer) is taken
+        typer.echo(
+            f"error: cannot host the fake Twilio REST API on 127.0.0.1:{settings.simulator_port}"
+            f" for the call: {exc}. Is `switchboard simulator` running? It holds that port;"
+            " stop it, or give the server and this command another SWITCHBOARD_SIMULATOR_PORT.",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
@@ -291,6 +300,87 @@ def call(
         typer.echo(render_text(summary))
     if summary.get("errors"):
         sys.exit(1)
+
+
+@cli.command()
+def simulator(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Bind address (default: the host of SWITCHBOARD_TWILIO_API_BASE_URL)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port (default: the port of SWITCHBOARD_TWILIO_API_BASE_URL when it is a "
+            "loopback URL, else SWITCHBOARD_SIMULATOR_PORT, 8766).",
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the Switchboard server is reached (default: "
+            "SWITCHBOARD_PUBLIC_BASE_URL); callbacks are signed over the public URL."
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SWITCHBOARD_SIMULATOR_RULES",
+            help="YAML rules: what each called number does, call after call (see "
+            "examples/simulator.yaml). Default: everyone answers and listens.",
+        ),
+    ] = None,
+) -> None:
+    """Run the carrier simulator until Ctrl-C: a fake Twilio REST API on loopback that
+    the dialers (`serve`, `dialer`) place outbound calls through. Each call plays out by
+    its number's rule: a person through the real server and engine, voicemail with
+    greeting and beep, busy, no-answer, failed or refused; signed status and AMD callbacks
+    go to the server. Point SWITCHBOARD_TWILIO_API_BASE_URL at it (the dev default is
+    http://127.0.0.1:SWITCHBOARD_SIMULATOR_PORT)."""
+    import signal
+
+    from app import logs
+    from app.sim.simulator import (
+        Simulator,
+        SimulatorError,
+        default_address,
+        default_rules,
+        load_rules,
+        run_until,
+    )
+
+    settings = settings_or_exit()
+    logs.configure(settings.log_level, settings.log_json)
+    default_host, default_port = default_address(settings)
+    try:
+        table = load_rules(rules) if rules else default_rules()
+    except SimulatorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    sim = Simulator(
+        server_url=server or settings.public_base_url,
+        public_base_url=settings.public_base_url,
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        host=host or default_host,
+        port=default_port if port is None else port,
+        rules=table,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_until(sim, stop)
+
+    try:
+        asyncio.run(main())
+    except SimulatorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 keys_cli = typer.Typer(

@@ -16,12 +16,14 @@ with ``SWITCHBOARD_DIALER_ENABLED=true``, or ``switchboard dialer`` processes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 import yaml
@@ -34,6 +36,9 @@ from app.errors import DialerError, StoreError
 
 if TYPE_CHECKING:
     from app.dialer.runtime import DialerRuntime
+    from app.settings import Settings
+    from app.sim.outbound import OutboundRules
+    from app.sim.simulator import Simulator
 
 T = TypeVar("T")
 
@@ -85,17 +90,30 @@ def _print_import(report: dict[str, Any]) -> None:
         typer.echo(f"  row {e['row']}{where}: {e['message']}", err=True)
 
 
+async def _live_dialers(runtime: DialerRuntime) -> int:
+    """Dialers whose heartbeat was seen within three heartbeat periods."""
+    stale_ms = 3 * runtime.settings.dialer_heartbeat_ms
+    return len(await runtime.store.dialers(runtime.clock.now_ms(), stale_ms))
+
+
 async def _watch(runtime: DialerRuntime, cid: str, interval_s: float, out: Any) -> dict[str, Any]:
-    """Redraw the progress display every ``interval_s`` until the campaign is finished."""
+    """Redraw the progress display every ``interval_s`` until the campaign is finished:
+    counts, the next dial when contacts wait for a retry or their window, the last dial
+    error, and a warning when no dialer is alive."""
     tty = out.isatty()
     previous: list[str] = []
     while True:
         stats = await runtime.campaigns.stats(cid)
-        lines = render(stats)
+        dialers = await _live_dialers(runtime)
+        lines = render(stats, now_ms=runtime.clock.now_ms(), dialers=dialers, countdown=tty)
         if tty:
             if previous:
-                out.write("\x1b[2F")  # back to the start of the previous two lines
+                out.write(f"\x1b[{len(previous)}F")  # back to the start of the last drawing
             out.write("".join(f"\x1b[2K{line}\n" for line in lines))
+            # a shorter drawing than the last: clear the lines left below it
+            out.write("\x1b[2K\n" * (len(previous) - len(lines)))
+            if len(previous) > len(lines):
+                out.write(f"\x1b[{len(previous) - len(lines)}F")
             out.flush()
         elif lines != previous:
             out.write("\n".join(lines) + "\n")
@@ -170,24 +188,154 @@ def watch(campaign: str, interval: IntervalOpt = 1.0) -> None:
     _run(lambda rt: _watch(rt, campaign, interval, sys.stdout))
 
 
+async def _answers(host: str, port: int, timeout_s: float = 2.0) -> bool:
+    """True when a TCP connection to ``host:port`` opens within ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def _stop(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+async def _check_dialers(rt: DialerRuntime) -> None:
+    """Stop at once when no dialer is alive: nothing would place the calls."""
+    if not await _live_dialers(rt):
+        _stop(
+            f"no dialer is running against this Redis (key prefix {rt.settings.redis_prefix!r}),"
+            " so nothing would place the calls. Start `switchboard serve` (its dialer is on"
+            " unless SWITCHBOARD_DIALER_ENABLED=false) or `switchboard dialer` with the same"
+            " settings, then run this again."
+        )
+
+
+async def _carrier(
+    settings: Settings, start: bool | None, rules: OutboundRules | None
+) -> Simulator | None:
+    """Make sure the carrier the dialers call answers. When the Twilio REST base URL is
+    a loopback URL (the carrier simulator's) where nothing listens: start the simulator
+    there for this run (``start``; None: in dev), or stop with what to start."""
+    from app.sim.simulator import (
+        Simulator,
+        SimulatorError,
+        default_rules,
+        is_loopback,
+        loopback_rest_address,
+    )
+
+    address = loopback_rest_address(settings)
+    if address is None or await _answers(*address):
+        return None  # Twilio itself, another host, or the carrier answers
+    host, port = address
+    url = settings.twilio_rest_base_url
+    if not (settings.is_dev if start is None else start):
+        _stop(
+            f"nothing answers at {url}, the Twilio REST API the dialers place calls through"
+            " (SWITCHBOARD_TWILIO_API_BASE_URL; in dev with the dev account it defaults to the"
+            " carrier simulator on SWITCHBOARD_SIMULATOR_PORT). Start the carrier simulator"
+            " with the same settings first:\n    switchboard simulator\n(in dev `campaign"
+            " run` starts one itself unless --no-simulator)"
+        )
+    server = settings.public_base_url
+    parts = urlsplit(server)
+    server_port = parts.port or (443 if parts.scheme == "https" else 80)
+    if is_loopback(parts.hostname) and not await _answers(parts.hostname or "", server_port):
+        _stop(
+            f"the server does not answer at {server} (SWITCHBOARD_PUBLIC_BASE_URL), where the"
+            " carrier simulator delivers the calls and their callbacks. Start"
+            " `switchboard serve` with the same settings first."
+        )
+    sim = Simulator(
+        server_url=server,
+        public_base_url=server,
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        host=host,
+        port=port,
+        rules=rules or default_rules(),
+    )
+    try:
+        await sim.start()
+    except SimulatorError as exc:
+        _stop(f"cannot start the carrier simulator: {exc}")
+    typer.echo(
+        f"nothing answered at {url} (the Twilio REST API): started the carrier simulator"
+        f" there for this run; calls go to the server at {server}. `switchboard simulator`"
+        " runs it on its own.",
+        err=True,
+    )
+    return sim
+
+
+SimulatorOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--simulator/--no-simulator",
+        help="When the Twilio REST base URL is a loopback URL where nothing listens, start "
+        "the carrier simulator there for this run (default: in dev), or stop at once "
+        "saying what to start (--no-simulator).",
+        show_default=False,
+    ),
+]
+RulesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--simulator-rules",
+        envvar="SWITCHBOARD_SIMULATOR_RULES",
+        help="Rules for a simulator started by this run (see `switchboard simulator`).",
+    ),
+]
+
+
 @campaign_app.command("run")
 def run(
     spec: Annotated[Path, typer.Argument(help="Campaign spec, YAML or JSON.")],
     contacts: Annotated[Path, typer.Argument(help="Contacts, .csv or .json.")],
     interval: IntervalOpt = 1.0,
+    simulator: SimulatorOpt = None,
+    simulator_rules: RulesOpt = None,
 ) -> None:
-    """Create, import, start and watch a campaign in one go."""
+    """Create, import, start and watch a campaign in one go. First checks that a dialer
+    is running and that the carrier answers; in dev a carrier simulator is started for
+    the run when none answers at the (loopback) Twilio REST base URL."""
+    from app import logs
+    from app.sim.simulator import SimulatorError, load_rules
+
     campaign_spec = _load_spec(spec)
     data = contacts.read_bytes()
     fmt = "json" if contacts.suffix.lower() == ".json" else "csv"
+    settings = settings_or_exit()
+    rules = None
+    if simulator_rules is not None:
+        try:
+            rules = load_rules(simulator_rules)
+        except SimulatorError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    # Warnings only: the progress display is the run's output.
+    logs.configure("WARNING", settings.log_json)
 
     async def work(rt: DialerRuntime) -> dict[str, Any]:
-        campaign = await rt.campaigns.create(campaign_spec)
-        typer.echo(f"campaign {campaign.id} created")
-        report = await rt.campaigns.import_contacts(campaign.id, data, fmt)
-        _print_import(report.as_dict())
-        await rt.campaigns.start(campaign.id)
-        return await _watch(rt, campaign.id, interval, sys.stdout)
+        await _check_dialers(rt)
+        sim = await _carrier(rt.settings, simulator, rules)
+        try:
+            campaign = await rt.campaigns.create(campaign_spec)
+            typer.echo(f"campaign {campaign.id} created")
+            report = await rt.campaigns.import_contacts(campaign.id, data, fmt)
+            _print_import(report.as_dict())
+            await rt.campaigns.start(campaign.id)
+            return await _watch(rt, campaign.id, interval, sys.stdout)
+        finally:
+            if sim is not None:
+                await sim.stop()
 
     stats = _run(work)
     typer.echo(json.dumps(stats["outcomes"], sort_keys=True))
