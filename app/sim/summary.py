@@ -8,6 +8,7 @@ decisions, token usage), so it shows the product's own record of the call.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,29 @@ async def read_call(
     }
 
 
+def _stream_id(entry: dict[str, Any]) -> tuple[int, int] | None:
+    """A Redis stream entry id ``"<ms>-<seq>"`` as a sortable pair (None if absent)."""
+    ms, _, seq = str(entry.get("id") or "").partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return None
+
+
+def reply_after(tool_call: dict[str, Any], transcript: list[dict[str, Any]]) -> str | None:
+    """What the agent said after ``tool_call``: the first assistant line the server stored
+    after it (stream entries of one call are written in order by one writer, so their
+    ids order them), or None."""
+    after = _stream_id(tool_call)
+    if after is None:
+        return None
+    for line in transcript:
+        at = _stream_id(line)
+        if line.get("role") == "assistant" and at is not None and at > after:
+            return str(line.get("text", "")) or None
+    return None
+
+
 def build_summary(
     result: SimulatedCallResult, stored: dict[str, Any], out: Path | None
 ) -> dict[str, Any]:
@@ -69,7 +93,10 @@ def build_summary(
             for e in stored["transcript"]
         ],
         "tool_calls": [
-            {k: t.get(k) for k in ("name", "arguments", "result", "error", "duration_ms")}
+            {
+                **{k: t.get(k) for k in ("name", "arguments", "result", "error", "duration_ms")},
+                "reply": reply_after(t, stored["transcript"]),
+            }
             for t in stored["tool_calls"]
         ],
         "routing": [
@@ -132,6 +159,41 @@ async def place_call(
     return build_summary(result, stored, out)
 
 
+#: Transcript roles as the summary shows them.
+ROLE_NAMES = {"assistant": "agent", "user": "caller"}
+#: Longest tool result shown in the text summary (characters).
+MAX_RESULT_CHARS = 400
+
+
+def _compact(value: Any) -> str:
+    """``value`` as one line of JSON (a JSON string is parsed first); plain text as is."""
+    if isinstance(value, str):
+        text = value
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_tool_call(t: dict[str, Any]) -> list[str]:
+    """``name(arguments) → result`` (or ``→ error …``), then the agent's reply."""
+    if t.get("error"):
+        outcome = f"error {t['error']}"
+        if t.get("result") not in (None, {}, ""):
+            outcome += f": {_compact(t['result'])}"
+    else:
+        outcome = _compact(t.get("result"))
+    if len(outcome) > MAX_RESULT_CHARS:
+        outcome = outcome[: MAX_RESULT_CHARS - 1] + "…"
+    took = t.get("duration_ms")
+    took_text = f"  ({took:.0f} ms)" if isinstance(took, int | float) else ""
+    lines = [f"  {t['name']}({_compact(t.get('arguments') or {})}) → {outcome}{took_text}"]
+    if t.get("reply"):
+        lines.append(f'    agent replied: "{t["reply"]}"')
+    return lines
+
+
 def render_text(summary: dict[str, Any]) -> str:
     """A human-readable rendering of the summary."""
     lines = [
@@ -142,11 +204,13 @@ def render_text(summary: dict[str, Any]) -> str:
     ]
     for e in summary["transcript"]:
         mark = " [interrupted]" if e.get("interrupted") else ""
-        lines.append(f"  {e['offset_ms'] / 1000:6.1f}s  {e['role']:>9}: {e['text']}{mark}")
+        role = ROLE_NAMES.get(e["role"], e["role"])
+        lines.append(f"  {e['offset_ms'] / 1000:6.1f}s  {role:>6}: {e['text']}{mark}")
     lines += ["", "tool calls:"]
     for t in summary["tool_calls"]:
-        outcome = t["error"] or "ok"
-        lines.append(f"  {t['name']}({t['arguments']}) -> {outcome}: {t['result']}")
+        lines += render_tool_call(t)
+    if not summary["tool_calls"]:
+        lines.append("  (none)")
     lines += ["", "routing decisions:"]
     for r in summary["routing"]:
         lines.append(f"  flow={r['flow']} reason={r['reason']} target={r['target']}")
