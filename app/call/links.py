@@ -171,10 +171,11 @@ class MessageListener(WSListener):
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 await transport.wait_disconnected()
-        except TimeoutError:
-            transport.disconnect(graceful=False)
-        except Exception:  # the reason the connection failed: already logged by picows
-            transport.disconnect(graceful=False)
+        except Exception:  # timed out, or the reason it failed (picows logged that)
+            pass
+        finally:  # also when the caller's own deadline cancels the wait
+            if not transport.is_disconnected:
+                transport.disconnect(graceful=False)
 
 
 # --- the carrier socket ----------------------------------------------------------------------

@@ -135,6 +135,8 @@ class MediaServer:
     async def _run(self, link: MediaStreamLink) -> None:
         try:
             await CallBridge(self.services, link).run()
+        except Exception:  # run() handles call failures itself: this is a bug
+            log.exception("media stream task failed")
         finally:
             link.abort()  # whatever the bridge left open
 
