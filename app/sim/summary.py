@@ -45,25 +45,24 @@ async def read_call(
     }
 
 
-def _stream_id(entry: dict[str, Any]) -> tuple[int, int] | None:
-    """A Redis stream entry id ``"<ms>-<seq>"`` as a sortable pair (None if absent)."""
-    ms, _, seq = str(entry.get("id") or "").partition("-")
+def tool_offset_ms(tool_call: dict[str, Any], record: dict[str, Any]) -> int | None:
+    """When ``tool_call`` finished, in ms on the call's timeline (that of the transcript's
+    ``offset_ms``): its wall-clock ``at_ms`` less the call record's ``created_at_ms`` (the
+    voice webhook, a few ms before the media stream starts). None when either is missing."""
     try:
-        return int(ms), int(seq or 0)
-    except ValueError:
+        return int(tool_call["at_ms"]) - int(record["created_at_ms"])
+    except (KeyError, TypeError, ValueError):
         return None
 
 
-def reply_after(tool_call: dict[str, Any], transcript: list[dict[str, Any]]) -> str | None:
-    """What the agent said after ``tool_call``: the first assistant line the server stored
-    after it (stream entries of one call are written in order by one writer, so their
-    ids order them), or None."""
-    after = _stream_id(tool_call)
-    if after is None:
+def reply_after(offset_ms: int | None, transcript: list[dict[str, Any]]) -> str | None:
+    """What the agent said after a tool call that finished at ``offset_ms``: the first
+    assistant line whose playback started then or later (an acknowledgement spoken while
+    the tool ran comes before it), or None."""
+    if offset_ms is None:
         return None
-    for line in transcript:
-        at = _stream_id(line)
-        if line.get("role") == "assistant" and at is not None and at > after:
+    for line in sorted(transcript, key=lambda e: int(e.get("offset_ms") or 0)):
+        if line.get("role") == "assistant" and int(line.get("offset_ms") or 0) >= offset_ms:
             return str(line.get("text", "")) or None
     return None
 
@@ -95,7 +94,8 @@ def build_summary(
         "tool_calls": [
             {
                 **{k: t.get(k) for k in ("name", "arguments", "result", "error", "duration_ms")},
-                "reply": reply_after(t, stored["transcript"]),
+                "offset_ms": tool_offset_ms(t, record),
+                "reply": reply_after(tool_offset_ms(t, record), stored["transcript"]),
             }
             for t in stored["tool_calls"]
         ],
@@ -202,10 +202,18 @@ def render_text(summary: dict[str, Any]) -> str:
         "",
         "transcript:",
     ]
+    # One timeline: what was said (by playback start) and when each tool finished.
+    timeline: list[tuple[int, str]] = []
     for e in summary["transcript"]:
         mark = " [interrupted]" if e.get("interrupted") else ""
         role = ROLE_NAMES.get(e["role"], e["role"])
-        lines.append(f"  {e['offset_ms'] / 1000:6.1f}s  {role:>6}: {e['text']}{mark}")
+        timeline.append((int(e["offset_ms"]), f"{role:>6}: {e['text']}{mark}"))
+    for t in summary["tool_calls"]:
+        if t.get("offset_ms") is not None:
+            args = _compact(t.get("arguments") or {})
+            timeline.append((int(t["offset_ms"]), f"  tool: {t['name']}({args})"))
+    for at, text in sorted(timeline, key=lambda item: item[0]):
+        lines.append(f"  {at / 1000:6.1f}s  {text}")
     lines += ["", "tool calls:"]
     for t in summary["tool_calls"]:
         lines += render_tool_call(t)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.sim.simulator import SimulatorError, default_rules, is_loopback, load_rules
-from app.sim.summary import render_tool_call, reply_after
+from app.sim.summary import render_text, render_tool_call, reply_after, tool_offset_ms
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -66,26 +66,53 @@ def test_loopback_hosts() -> None:
 
 
 def test_tool_call_line_shows_arguments_result_and_the_spoken_reply() -> None:
+    record = {"created_at_ms": "1000000"}
     transcript = [
-        {"id": "1000-0", "role": "user", "text": "Where is order 1042?"},
-        {"id": "1500-0", "role": "assistant", "text": "Let me look."},
-        {"id": "2100-0", "role": "assistant", "text": "Order 1042 has shipped."},
+        {"role": "assistant", "text": "How can I help?", "offset_ms": 100},
+        {"role": "user", "text": "Where is order 1042?", "offset_ms": 4500},
+        # spoken while the tool ran, stored after it: not the answer
+        {"role": "assistant", "text": "Let me look.", "offset_ms": 7000},
+        {"role": "assistant", "text": "Order 1042 has shipped.", "offset_ms": 9000},
     ]
     call = {
-        "id": "2000-0",
         "name": "get_order_status",
         "arguments": '{"order_id":"1042"}',
         "result": {"order_id": "1042", "status": "shipped"},
         "error": None,
         "duration_ms": 3.2,
+        "at_ms": 1_008_200,
     }
-    assert reply_after(call, transcript) == "Order 1042 has shipped."
-    assert reply_after({**call, "id": "3000-0"}, transcript) is None
-    lines = render_tool_call({**call, "reply": reply_after(call, transcript)})
-    assert lines == [
+    offset = tool_offset_ms(call, record)
+    assert offset == 8200
+    assert reply_after(offset, transcript) == "Order 1042 has shipped."
+    assert reply_after(20_000, transcript) is None
+    assert tool_offset_ms(call, {}) is None and reply_after(None, transcript) is None
+    summary_call = {**call, "offset_ms": offset, "reply": reply_after(offset, transcript)}
+    assert render_tool_call(summary_call) == [
         '  get_order_status({"order_id": "1042"}) → {"order_id": "1042", "status": "shipped"}'
         "  (3 ms)",
         '    agent replied: "Order 1042 has shipped."',
     ]
     failed = render_tool_call({**call, "result": {}, "error": "timeout", "reply": None})
     assert failed == ['  get_order_status({"order_id": "1042"}) → error timeout  (3 ms)']
+
+    summary = {
+        "call_sid": "CA1",
+        "flow": "support",
+        "ended_by": "hangup",
+        "end_reason": "hangup",
+        "duration_ms": 12_000,
+        "transcript": [{**e, "interrupted": False} for e in transcript],
+        "tool_calls": [summary_call],
+        "routing": [],
+        "turn_latency_ms": [],
+        "transferred_to": None,
+        "agent_wav": None,
+        "errors": [],
+    }
+    text = render_text(summary).splitlines()
+    start = text.index("transcript:") + 1
+    timeline = text[start : text.index("", start)]
+    assert [line.split()[0] for line in timeline] == ["0.1s", "4.5s", "7.0s", "8.2s", "9.0s"]
+    assert timeline[3] == '     8.2s    tool: get_order_status({"order_id": "1042"})'
+    assert timeline[1] == "     4.5s  caller: Where is order 1042?"
