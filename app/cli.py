@@ -115,6 +115,8 @@ def serve(
         raise typer.Exit(2)
     if media_port is not None:  # workers read their settings from the environment
         os.environ["SWITCHBOARD_MEDIA_PORT"] = str(media_port)
+    from app.api.security import server_options
+
     settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_json)
     http_host = host or settings.host
@@ -125,6 +127,7 @@ def serve(
         "loop": loop,
         "ws": ws,
         "timeout_graceful_shutdown": int(settings.shutdown_drain_s) + 5,
+        **server_options(settings),  # proxy headers: only SWITCHBOARD_TRUSTED_PROXIES
     }
     if workers > 1:
         if host is not None:

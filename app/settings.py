@@ -290,10 +290,10 @@ class Settings(BaseSettings):
     #: Deepest YAML nesting and most YAML nodes (scalars, mappings, sequences) in a flow;
     #: aliases (``*ref``) a flow may use.
     flow_max_depth: int = Field(20, ge=2, le=200)
-    flow_max_nodes: int = Field(20_000, ge=100)
+    flow_max_nodes: int = Field(4000, ge=100)
     flow_max_aliases: int = Field(50, ge=0)
     #: Wall time allowed for parsing and validating one flow text, or a whole reload (ms).
-    flow_parse_timeout_ms: int = Field(2000, ge=50)
+    flow_parse_timeout_ms: int = Field(5000, ge=50)
     #: Serve ``/docs``, ``/redoc`` and ``/openapi.json``. Default: on except in production.
     docs_enabled: bool | None = None
     #: Serve ``/metrics`` without an admin key. Default: open except in production (there

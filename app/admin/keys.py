@@ -5,7 +5,8 @@ A key is ``sbk_<key_id>_<secret>``: ``key_id`` is 12 hex digits (public, names t
 SHA-256 of the secret (``{p}admin:key:{key_id}``), so a leaked dump holds no usable key;
 a fast hash is enough because the secret is random, not a password. Scopes: ``read``
 (GET endpoints) and ``write`` (everything; implies read). Keys are revoked, not deleted,
-so the audit trail stays.
+so the audit trail stays; creating and revoking a key are audit entries
+(``app.admin.audit``).
 
 A login on the operator page creates a session (``{p}admin:session:{sha256(token)}``)
 bound to one key; the browser holds the token in an HttpOnly cookie and the page holds
@@ -27,6 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from app.admin.audit import AuditLog, cli_actor
 from app.errors import StoreError
 from app.store.keys import Keys
 
@@ -111,10 +113,19 @@ class ApiKeys:
     Every method raises ``StoreError`` when Redis fails.
     """
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, *, session_ttl_s: int = 43200) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        *,
+        session_ttl_s: int = 43200,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.session_ttl_s = session_ttl_s
+        #: Where key creation and revocation are recorded (the audit trail).
+        self.audit = audit or AuditLog(redis, keys)
 
     async def _call(self, op: str, awaitable: Any) -> Any:
         try:
@@ -124,11 +135,14 @@ class ApiKeys:
 
     # --- keys -------------------------------------------------------------------------
 
-    async def create(self, name: str, scope: Scope | str) -> tuple[ApiKey, str]:
+    async def create(
+        self, name: str, scope: Scope | str, *, actor: str | None = None
+    ) -> tuple[ApiKey, str]:
         """Make a key; returns it and the full ``sbk_…`` string (shown once, never stored).
 
         ``name`` (1-64 letters, digits, space or ``_.@:/+-``) labels it for people.
-        Raises ``ValueError`` for a bad name or scope.
+        ``actor`` (default ``cli:user@host``) is who the audit trail names. Raises
+        ``ValueError`` for a bad name or scope.
         """
         if not _NAME_RE.match(name):
             raise ValueError("key name must be 1-64 letters, digits, spaces or _.@:/+-")
@@ -147,6 +161,14 @@ class ApiKeys:
             pipe.hset(self.keys.admin_key(key_id), mapping=record)  # type: ignore[arg-type]
             pipe.zadd(self.keys.admin_keys, {key_id: key.created_at_ms})
             await self._call("create key", pipe.execute())
+        await self.audit.record(
+            action="key.create",
+            actor=actor or cli_actor(),
+            via="cli" if actor is None else "",
+            ip="local" if actor is None else "",
+            target=key_id,
+            detail={"name": name, "scope": scope.value},
+        )
         return key, f"{KEY_PREFIX}{key_id}_{secret}"
 
     async def get(self, key_id: str) -> ApiKey | None:
@@ -165,8 +187,9 @@ class ApiKeys:
                 out.append(key)
         return out
 
-    async def revoke(self, key_id: str) -> ApiKey | None:
-        """Revoke a key (idempotent). Returns it, or None when there is no such key."""
+    async def revoke(self, key_id: str, *, actor: str | None = None) -> ApiKey | None:
+        """Revoke a key (idempotent; recorded in the audit trail once). Returns it, or
+        None when there is no such key."""
         key = await self.get(key_id)
         if key is None:
             return None
@@ -175,6 +198,14 @@ class ApiKeys:
             await self._call(
                 "revoke key",
                 self.redis.hset(self.keys.admin_key(key_id), "revoked_at_ms", str(now)),
+            )
+            await self.audit.record(
+                action="key.revoke",
+                actor=actor or cli_actor(),
+                via="cli" if actor is None else "",
+                ip="local" if actor is None else "",
+                target=key_id,
+                detail={"name": key.name, "scope": key.scope.value},
             )
             key = await self.get(key_id)
         return key

@@ -22,7 +22,7 @@ from fastapi import Depends, HTTPException
 from starlette.requests import HTTPConnection
 
 from app.admin.control import ControlListener
-from app.admin.flows import reload_flows
+from app.admin.flows import FlowBusy, FlowWork, reload_flows
 from app.admin.live import LiveRegistry
 from app.deps import Services
 from app.errors import StoreError
@@ -41,18 +41,25 @@ class Admin:
     instance: str
     registry: LiveRegistry
     listener: ControlListener
+    #: Flow parsing off the event loop (validation and reloads).
+    flow_work: FlowWork
 
     @classmethod
     def build(cls, services: Services) -> Admin:
         instance = new_instance_id()
+        work = FlowWork(services.settings.flow_parse_timeout_ms / 1000)
 
         async def reload() -> None:
-            reload_flows(services)
+            try:
+                await reload_flows(services, work)
+            except FlowBusy as exc:
+                log.error("flow reload broadcast not applied: %s", exc)
 
         return cls(
             instance=instance,
             registry=LiveRegistry(services, instance),
             listener=ControlListener(services, instance, reload),
+            flow_work=work,
         )
 
     async def start(self) -> None:
@@ -68,6 +75,7 @@ class Admin:
     async def stop(self) -> None:
         await self.listener.stop()
         await self.registry.stop()
+        self.flow_work.close()
 
 
 def get_admin(conn: HTTPConnection) -> Admin:

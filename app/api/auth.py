@@ -77,6 +77,7 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed request (a body that is not JSON)"},
     422: {"model": ValidationErrorBody, "description": "Invalid parameters or body"},
     401: {"model": ErrorBody, "description": "Missing, invalid or revoked API key"},
+    413: {"model": ErrorBody, "description": "Request body over the limit"},
     403: {"model": ErrorBody, "description": "The key lacks the scope (or a CSRF token is bad)"},
     429: {"model": ErrorBody, "description": "Too many failed auth attempts from this client"},
     503: {"model": ErrorBody, "description": "Storage unavailable"},
@@ -121,7 +122,9 @@ def api_keys(services: Services) -> ApiKeys:
 
 
 def client_ip(request: Request) -> str:
-    """The peer address (proxies' ``X-Forwarded-For`` is not trusted here)."""
+    """The client address: the TCP peer, or the ``X-Forwarded-For`` client when the peer
+    is one of ``Settings.trusted_proxies`` (applied by ``app.api.security``; nobody else's
+    forwarding headers are believed)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -164,7 +167,9 @@ async def authenticate(
                     count,
                 )
                 raise _unauthorized("invalid API key")
-            return Principal(key=key, via="header")
+            principal = Principal(key=key, via="header")
+            request.state.principal = principal  # for the audit trail (app.api.security)
+            return principal
         if cookie:
             session = await keys.session(cookie)
             if session is None:
@@ -176,7 +181,9 @@ async def authenticate(
                     metrics.ADMIN_AUTH_FAILURES.labels("csrf").inc()
                     log.warning("admin request with a bad CSRF token from ip=%s", ip)
                     raise HTTPException(403, "missing or invalid CSRF token")
-            return Principal(key=session.key, via="session", csrf=session.csrf)
+            principal = Principal(key=session.key, via="session", csrf=session.csrf)
+            request.state.principal = principal
+            return principal
     except StoreError as exc:
         log.error("admin auth: store unavailable: %s", exc)
         raise HTTPException(503, "storage unavailable") from None
@@ -196,6 +203,19 @@ async def require_write(principal: Annotated[Principal, Depends(authenticate)]) 
         log.warning("admin key %s lacks the write scope", principal.key.key_id)
         raise HTTPException(403, "this API key lacks the write scope")
     return principal
+
+
+async def metrics_access(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Principal | None:
+    """``/metrics``: open when ``Settings.metrics_open`` (dev, or ``metrics_public``),
+    else it needs a read key like any admin read (401/429/503)."""
+    if get_services(request).settings.metrics_open:
+        return None
+    return await authenticate(request, bearer, header_key, cookie)
 
 
 #: A route parameter typed ``AdminRead`` requires a key with at least the read scope.

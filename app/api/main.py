@@ -20,7 +20,9 @@ from dataclasses import replace
 from fastapi import FastAPI
 
 from app.admin.service import Admin
+from app.api import security
 from app.api.routes import (
+    admin_audit,
     admin_calls,
     admin_campaigns,
     admin_dnc,
@@ -94,10 +96,20 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         version="0.1.0",
         summary="Telephony voice agent: Twilio Media Streams ↔ OpenAI Realtime",
         lifespan=lifespan,
+        **security.docs_options(settings),
     )
+    security.install(app, settings)
     app.include_router(twilio.router)
     app.include_router(health.router)
-    for router in (admin_calls, admin_live, admin_flows, admin_dnc, admin_keys, admin_campaigns):
+    for router in (
+        admin_calls,
+        admin_live,
+        admin_flows,
+        admin_dnc,
+        admin_keys,
+        admin_campaigns,
+        admin_audit,
+    ):
         app.include_router(router.router)
     app.include_router(web.router)
     app.mount("/admin/ui/static", web.static, name="admin-ui-static")

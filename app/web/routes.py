@@ -168,6 +168,7 @@ async def login(
             context = {"next": target, "error": "That key is not valid."}
             return _render(request, "login.html", context, status_code=401)
         token, _ = await keys.open_session(found)
+    request.state.principal = Principal(key=found, via="session")  # for the audit trail
     log.info("operator page login: key %s (%s) from %s", found.key_id, found.name, ip)
     redirect = RedirectResponse(target, status_code=303)
     redirect.set_cookie(
@@ -194,6 +195,7 @@ async def logout(
 ) -> Response:
     principal = await _session(request, services)
     if principal is not None:
+        request.state.principal = principal  # for the audit trail
         if csrf != principal.csrf:
             raise HTTPException(403, "missing or invalid CSRF token")
         with storage_errors():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
 from app.admin.dnc import DncEntry, DncList
 from app.admin.schemas import DncAddRequest, DncEntryModel, DncPage
@@ -66,8 +66,13 @@ async def list_dnc(
     responses={**ADMIN_ERRORS, **_422, 200: {"model": DncEntryModel, "description": "Exists"}},
 )
 async def add_dnc(
-    services: ServicesDep, principal: AdminWrite, body: DncAddRequest, response: Response
+    request: Request,
+    services: ServicesDep,
+    principal: AdminWrite,
+    body: DncAddRequest,
+    response: Response,
 ) -> DncEntryModel:
+    request.state.audit = {"number": body.number, "reason": body.reason}
     with storage_errors():
         try:
             entry, created = await _dnc(services).add(

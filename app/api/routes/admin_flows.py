@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
 from app.admin.control import broadcast
-from app.admin.flows import FlowProblem, check_flow, reload_flows
+from app.admin.flows import FlowBusy, FlowProblem, FlowTooLarge, reload_flows, validate_text
 from app.admin.schemas import (
     FlowList,
     FlowProblemModel,
@@ -16,7 +18,7 @@ from app.admin.schemas import (
     FlowValidation,
 )
 from app.admin.service import AdminDep, storage_errors
-from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite
+from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite, ErrorBody
 from app.api.deps import ServicesDep
 from flows import Flow
 
@@ -62,15 +64,31 @@ async def get_flow(services: ServicesDep, principal: AdminRead, name: str) -> JS
     return JSONResponse(flow.model_dump(mode="json"))
 
 
+_BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "Storage unavailable, or flow parsing busy/too slow"}
+}
+
+
 @router.post(
     "/validate",
     summary="Validate a flow file's YAML (errors carry line numbers); nothing is saved",
-    responses=ADMIN_ERRORS,
+    responses={
+        **ADMIN_ERRORS,
+        413: {"model": ErrorBody, "description": "The YAML is over flow_max_bytes"},
+        **_BUSY,
+    },
 )
 async def validate(
-    services: ServicesDep, principal: AdminRead, body: FlowValidateRequest
+    services: ServicesDep, admin: AdminDep, principal: AdminRead, body: FlowValidateRequest
 ) -> FlowValidation:
-    flow, problems = check_flow(body.yaml, "<flow>", services.registry)
+    """Nesting, node and alias limits are problems in the answer (``valid: false``);
+    parsing runs off the event loop within ``flow_parse_timeout_ms``."""
+    try:
+        flow, problems = await validate_text(services, admin.flow_work, body.yaml)
+    except FlowTooLarge as exc:
+        raise HTTPException(413, str(exc)) from None
+    except FlowBusy as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
     return FlowValidation(
         valid=flow is not None,
         flow=flow_summary(flow) if flow is not None else None,
@@ -84,10 +102,14 @@ async def validate(
     responses={
         **ADMIN_ERRORS,
         422: {"model": FlowReload, "description": "Rejected: the running flows are unchanged"},
+        **_BUSY,
     },
 )
 async def reload(services: ServicesDep, admin: AdminDep, principal: AdminWrite) -> FlowReload:
-    result = reload_flows(services)
+    try:
+        result = await reload_flows(services, admin.flow_work)
+    except FlowBusy as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
     body = FlowReload(
         ok=result.ok,
         flows=result.flows,

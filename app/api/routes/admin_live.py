@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
 from app import metrics
 from app.admin.calls import live_info
@@ -41,7 +41,11 @@ _COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "The call cannot take this command now"},
     422: {
         "model": ValidationErrorBody,
-        "description": "Bad arguments (unknown target, not a number)",
+        "description": (
+            "Bad arguments (unknown target, not a number), or a transfer destination that"
+            " is refused: not a flow target nor on transfer_allowed_numbers, premium-rate,"
+            " unlisted international, or on the do-not-call list"
+        ),
     },
     504: {"model": ErrorBody, "description": "The instance holding the call did not answer"},
 }
@@ -55,8 +59,15 @@ async def get_live(services: ServicesDep, principal: AdminRead) -> LiveCalls:
 
 
 async def _command(
-    services: ServicesDep, principal: AdminWrite, call_sid: str, op: str, args: dict[str, Any]
+    services: ServicesDep,
+    principal: AdminWrite,
+    call_sid: str,
+    op: str,
+    args: dict[str, Any],
+    request: Request | None = None,
 ) -> CommandResult:
+    if request is not None:  # what the audit trail records (numbers are masked there)
+        request.state.audit = {k: v for k, v in args.items() if v is not None}
     with storage_errors():
         entry = await live_call(services.redis, services.keys, call_sid)
         if entry is None:
@@ -87,13 +98,14 @@ async def _command(
     "/calls/{call_sid}/hangup", summary="Hang a live call up now", responses=_COMMAND_ERRORS
 )
 async def hangup(
+    request: Request,
     services: ServicesDep,
     principal: AdminWrite,
     call_sid: CallSid,
     body: HangupRequest | None = None,
 ) -> CommandResult:
     reason = body.reason if body else "operator"
-    return await _command(services, principal, call_sid, "hangup", {"reason": reason})
+    return await _command(services, principal, call_sid, "hangup", {"reason": reason}, request)
 
 
 @router.post(
@@ -102,10 +114,17 @@ async def hangup(
     responses=_COMMAND_ERRORS,
 )
 async def transfer(
-    services: ServicesDep, principal: AdminWrite, call_sid: CallSid, body: TransferRequest
+    request: Request,
+    services: ServicesDep,
+    principal: AdminWrite,
+    call_sid: CallSid,
+    body: TransferRequest,
 ) -> CommandResult:
+    """Only to a named target of the call's flow or a number on
+    ``transfer_allowed_numbers``; premium-rate, unlisted international and do-not-call
+    numbers are refused (422)."""
     args = {"to": body.to, "target": body.target, "reason": body.reason}
-    return await _command(services, principal, call_sid, "transfer", args)
+    return await _command(services, principal, call_sid, "transfer", args, request)
 
 
 @router.post(
@@ -114,6 +133,10 @@ async def transfer(
     responses=_COMMAND_ERRORS,
 )
 async def say(
-    services: ServicesDep, principal: AdminWrite, call_sid: CallSid, body: SayRequest
+    request: Request,
+    services: ServicesDep,
+    principal: AdminWrite,
+    call_sid: CallSid,
+    body: SayRequest,
 ) -> CommandResult:
-    return await _command(services, principal, call_sid, "say", {"text": body.text})
+    return await _command(services, principal, call_sid, "say", {"text": body.text}, request)

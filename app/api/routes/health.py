@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from app.api.auth import ErrorBody, Principal, metrics_access
 from app.api.deps import ServicesDep
 from app.realtime.dialect import endpoint
 
@@ -68,9 +70,14 @@ async def readyz(services: ServicesDep, response: Response) -> Readiness:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (needs a read key in production unless metrics_public)",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}},
+        401: {"model": ErrorBody, "description": "A key is required here"},
+        429: {"model": ErrorBody, "description": "Too many failed auth attempts"},
+        503: {"model": ErrorBody, "description": "Storage unavailable (checking the key)"},
+    },
 )
-async def prometheus() -> Response:
+async def prometheus(access: Annotated[Principal | None, Depends(metrics_access)]) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
