@@ -332,7 +332,17 @@ def run(
             report = await rt.campaigns.import_contacts(campaign.id, data, fmt)
             _print_import(report.as_dict())
             await rt.campaigns.start(campaign.id)
-            return await _watch(rt, campaign.id, interval, sys.stdout)
+            try:
+                return await _watch(rt, campaign.id, interval, sys.stdout)
+            except asyncio.CancelledError:  # Ctrl-C: the campaign itself goes on
+                cid = campaign.id
+                typer.echo(
+                    f"stopped watching; campaign {cid} goes on (`switchboard campaign watch"
+                    f" {cid}`, `pause {cid}`, `cancel {cid}`)"
+                    + ("; the carrier simulator this run started stops now" if sim else ""),
+                    err=True,
+                )
+                raise
         finally:
             if sim is not None:
                 await sim.stop()
