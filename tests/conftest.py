@@ -1,13 +1,17 @@
-"""Shared fixtures: a real Redis with a per-test key prefix, cleaned up afterwards."""
+"""Shared fixtures: a real Redis with a per-test key prefix, cleaned up afterwards, and
+private ``redis-server`` processes for tests that stall or restart Redis."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+
+from tests.helpers import RedisServer, RedisServerFactory
 
 REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -31,3 +35,22 @@ async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServerFactory]:
+    """``await redis_server(*args)`` → a started :class:`~tests.helpers.RedisServer` of
+    this test's own (free 127.0.0.1 port, files in a tmp dir, ``--save "" --appendonly
+    no`` unless ``args`` say otherwise). Pause, freeze or restart it freely: the shared
+    Redis other tests use is untouched. Every one is stopped after the test."""
+    servers: list[RedisServer] = []
+
+    async def factory(*args: str) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(servers)}", tuple(args))
+        servers.append(server)
+        await server.start()
+        return server
+
+    yield factory
+    for server in reversed(servers):
+        await server.stop()

@@ -27,6 +27,7 @@ from app.sim.rest import TwilioRestFake
 from app.store.calls import CallStore
 from app.store.keys import Keys
 from tests.conftest import REDIS_URL
+from tests.helpers import WAIT_TIMEOUT_S, wait_until
 
 ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "e2e-auth-token-not-a-default"
@@ -73,8 +74,15 @@ async def make_stack(
         engine_pace: float = 8.0,
         scenario: Scenario | None = None,
         media: str = "listener",
+        redis_url: str | None = None,
         **overrides: Any,
     ) -> Stack:
+        """``redis_url``: a Redis of the test's own (the ``redis_server`` fixture's) instead
+        of the shared one, for tests that stall or restart it."""
+        redis = redis_client
+        if redis_url is not None:
+            redis = aioredis.from_url(redis_url, decode_responses=True)
+            stops.append(redis.aclose)
         engine = EngineServer(scenario or Scenario.load(), pace=engine_pace)
         await engine.start()
         stops.append(engine.stop)
@@ -100,7 +108,7 @@ async def make_stack(
             "twilio_api_base_url": rest.base_url,
             "realtime_url": f"ws://127.0.0.1:{engine.port}/v1/realtime?model=gpt-realtime",
             "realtime_api_key": "test-key",
-            "redis_url": REDIS_URL,
+            "redis_url": redis_url or REDIS_URL,
             "redis_prefix": redis_prefix,
             "call_action_grace_ms": 3000,
             "log_json": False,
@@ -111,7 +119,7 @@ async def make_stack(
         values.update(overrides)
         settings = Settings(**values)
         keys = Keys(redis_prefix)
-        await migrate(redis_client, keys)
+        await migrate(redis, keys)
         app = create_app(settings, MediaBind("127.0.0.1", media_port, sock=media_sock))
         config = uvicorn.Config(app, log_config=None, ws="websockets-sansio", lifespan="on")
         server = _Server(config)
@@ -124,26 +132,22 @@ async def make_stack(
             media_sock.close()
 
         stops.append(stop_server)
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        store = CallStore(redis_client, keys, 3600)
-        return Stack(settings, base, app, engine, sim, rest, store, redis_client)
+        await wait_until(lambda: server.started or task.done(), 60, interval_s=0.01)
+        if not server.started:
+            task.result()  # the server failed to start: its exception
+            raise AssertionError("the server exited before it started")
+        store = CallStore(redis, keys, 3600)
+        return Stack(settings, base, app, engine, sim, rest, store, redis)
 
     yield factory
     for stop in reversed(stops):
         await stop()
 
 
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds, checking every 20 ms; fail after ``timeout_s``."""
-    async with asyncio.timeout(timeout_s):
-        for _ in iter(int, 1):  # until the predicate holds or the timeout cancels us
-            if predicate():
-                return
-            await asyncio.sleep(0.02)
+async def eventually(predicate: Callable[[], bool], timeout_s: float = WAIT_TIMEOUT_S) -> None:
+    """Wait until ``predicate()`` holds, checking every 20 ms; fail after ``timeout_s``
+    (:func:`tests.helpers.wait_until`)."""
+    await wait_until(predicate, timeout_s)
 
 
 @pytest.fixture
