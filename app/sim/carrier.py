@@ -48,7 +48,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.protocol import State
 
 from app.audio import FRAME_BYTES, FRAME_MS, ULAW_SILENCE
-from app.sim.playback import ClearRecord, Playback, PlaybackOverflow
+from app.sim.playback import ClearRecord, Playback, PlaybackOverflow, PlayedSpan, played_ms
 
 if TYPE_CHECKING:
     from app.sim.outbound import OutboundDesk
@@ -179,6 +179,10 @@ class SimulatedCallResult:
     with :func:`app.audio.write_wav_from_ulaw`). ``agent_audio_bytes_received``:
     decoded bytes of every outbound ``media`` payload; ``played_bytes_total``: the
     part actually played (the rest was cleared or still queued at the end).
+    ``played_spans``: what was heard item by item, on the call timeline
+    (:meth:`~app.sim.playback.Playback.played_spans`); ``clears`` keeps, for each
+    ``clear``, the ms of every item played when it arrived (:meth:`played_ms` asks the
+    same of any moment).
     ``turn_latencies_ms``: one per utterance sent, see :class:`UtteranceRecord`.
     ``duration_ms``: from ``start`` to the end of the media stream (0 if none).
     """
@@ -197,6 +201,7 @@ class SimulatedCallResult:
     marks_sent_back: list[str] = field(default_factory=list)
     mark_echoes: list[MarkEcho] = field(default_factory=list)
     clears: list[ClearRecord] = field(default_factory=list)
+    played_spans: list[PlayedSpan] = field(default_factory=list)
     utterances: list[UtteranceRecord] = field(default_factory=list)
     turn_latencies_ms: list[float | None] = field(default_factory=list)
     ended_by: EndReason = "rejected"
@@ -216,6 +221,11 @@ class SimulatedCallResult:
     def token(self) -> str | None:
         """The ``token`` custom parameter sent in ``start`` (None if none)."""
         return self.stream_parameters.get("token")
+
+    def played_ms(self, item: str | None, until_ms: float | None = None) -> float:
+        """Ms of ``item``'s audio the caller heard, in all or up to ``until_ms`` (call
+        timeline); ``item`` as marks name it (:func:`~app.sim.playback.mark_item`)."""
+        return played_ms(self.played_spans, item, until_ms)
 
 
 @dataclass
@@ -587,6 +597,7 @@ class _CallRun:
             r.agent_audio = self.playback.recording(until_ms=end)
             r.played_bytes_total = self.playback.played_bytes_total
             r.clears = list(self.playback.clears)
+            r.played_spans = self.playback.played_spans()
             r.ws_close_code = ws.close_code
             r.ws_close_reason = ws.close_reason
             await self._stream_status("stream-stopped")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.sim.playback import ClearRecord, Playback, PlaybackOverflow
+from app.sim.playback import (
+    ClearRecord,
+    Playback,
+    PlaybackOverflow,
+    PlayedSpan,
+    mark_item,
+    played_ms,
+)
 
 
 def test_plays_at_8_bytes_per_ms_and_echoes_marks_after_their_audio() -> None:
@@ -64,7 +71,9 @@ def test_clear_drops_audio_and_returns_all_pending_marks_in_order() -> None:
     assert pb.pending_marks == []
     assert pb.queued_bytes == 0
     assert pb.played_bytes_total == 240
-    assert pb.clears == [ClearRecord(at_ms=30, played_bytes_total=240)]
+    assert pb.clears == [
+        ClearRecord(at_ms=30, played_bytes_total=240, played_ms_by_item={"m1": 10, "m2": 20})
+    ]
     assert not pb.is_playing
     assert pb.last_audio_end_ms == 30
     # nothing left to play
@@ -109,3 +118,48 @@ def test_bounds() -> None:
         pb.push_mark("y", now_ms=0)
     pb.advance(125)
     assert pb.queued_bytes == 0
+
+
+def test_each_item_heard_is_recorded_exactly_at_the_clear_and_on_the_timeline() -> None:
+    pb = Playback()
+    pb.push_media(b"\x01" * 800, now_ms=1000)  # item A: 100 ms, marked
+    pb.push_mark("A:1", now_ms=1000)
+    pb.push_media(b"\x01" * 400, now_ms=1000)  # and 50 ms more
+    pb.push_mark("A:2", now_ms=1000)
+    pb.advance(1300)  # A played 1000..1150, then nothing
+    pb.push_media(b"\x02" * 1600, now_ms=1300)  # item B: 200 ms; its mark is late
+    pb.advance(1333.375)
+    pb.push_mark("B:1", now_ms=1333.375)  # labels what already played, too
+    pb.push_media(b"\x03" * 800, now_ms=1340)  # item C, no mark before the clear
+    pb.clear(now_ms=1540.125)
+    (clear,) = pb.clears
+    # B played 1300..1500, C 1500..1540.125: to the sample, no frame rounding.
+    assert clear.played_ms_by_item == {"A": 150, "B": 200, None: 40.125}
+    assert pb.played_spans() == [
+        PlayedSpan("A", 1000, 1150),
+        PlayedSpan("B", 1300, 1500),
+        PlayedSpan(None, 1500, 1540.125),
+    ]
+    spans = pb.played_spans()
+    assert played_ms(spans, "B", until_ms=1333.375) == 33.375
+    assert played_ms(spans, "A", until_ms=900) == 0
+    assert played_ms(spans, "A") == 150
+    # a later mark does not relabel audio the clear already dropped
+    pb.push_mark("C:1", now_ms=1600)
+    assert pb.played_ms_by_item() == {"A": 150, "B": 200, None: 40.125}
+
+
+def test_mark_item_is_the_name_up_to_the_last_colon() -> None:
+    assert mark_item("item_abc:17") == "item_abc"
+    assert mark_item("a:b:3") == "a:b"
+    assert mark_item("plain") == "plain"
+
+
+def test_the_per_item_record_is_bounded() -> None:
+    pb = Playback(max_spans=2, max_items=1)
+    for i in range(3):
+        pb.push_media(b"\x01" * 80, now_ms=i * 100)
+        pb.push_mark(f"i{i}:1", now_ms=i * 100)
+        pb.advance(i * 100 + 50)
+    assert pb.played_ms_by_item() == {"i0": 10, None: 20}
+    assert len(pb.played_spans()) == 2 and pb.spans_dropped == 1
