@@ -1,6 +1,6 @@
-"""Tool behaviour on a live call: a filler line while a slow backend answers (Redis paused,
-which also shows storage stalls never block the audio), and bad arguments coming back to the
-model as a structured error it can speak about."""
+"""Tool behaviour on a live call: a filler line while a slow backend answers (a Redis of the
+test's own, frozen, which also shows storage stalls never block the audio), and bad
+arguments coming back to the model as a structured error it can speak about."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from app.sim.assets import recording_ulaw
 from app.sim.carrier import CallScript
 from app.sim.summary import read_call
 from tests.e2e.conftest import Stack, eventually
+from tests.helpers import RedisServerFactory
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
@@ -42,8 +43,20 @@ def _spoken(stack: Stack) -> list[str]:
     ]
 
 
-async def test_slow_tool_gets_a_filler_line_and_audio_keeps_flowing(make_stack: Any) -> None:
-    stack: Stack = await make_stack(scenario=_scenario({"order_id": "1042"}))
+def _filler_requested(session: Any) -> bool:
+    return any(
+        isinstance(e, dict)
+        and e.get("type") == "response.create"
+        and FILLER in str(e.get("response", {}).get("instructions", ""))
+        for e in session.events_received
+    )
+
+
+async def test_slow_tool_gets_a_filler_line_and_audio_keeps_flowing(
+    make_stack: Any, redis_server: RedisServerFactory
+) -> None:
+    redis = await redis_server()  # frozen below: the shared Redis stays untouched
+    stack: Stack = await make_stack(scenario=_scenario({"order_id": "1042"}), redis_url=redis.url)
     script = CallScript(
         from_number=CALLER,
         to_number=SUPPORT,
@@ -51,7 +64,6 @@ async def test_slow_tool_gets_a_filler_line_and_audio_keeps_flowing(make_stack: 
         hangup_after_ms=1500,
         max_duration_s=30,
     )
-    utterance_ms = len(script.caller_audio[0]) // 8
     call = asyncio.create_task(stack.sim.place_inbound_call(script))
     await eventually(lambda: bool(stack.engine.sessions))
     (session,) = stack.engine.sessions
@@ -59,14 +71,18 @@ async def test_slow_tool_gets_a_filler_line_and_audio_keeps_flowing(make_stack: 
         lambda: any(
             isinstance(e, dict) and e.get("type") == "input_audio_buffer.speech_started"
             for e in session.events_sent
-        ),
-        timeout_s=15,
+        )
     )
-    # The orders backend (Redis) stalls from the start of the caller's turn until 2 s past
-    # its end. The engine may answer the moment the turn ends (with the function call),
-    # so the stall must already be on then: the tool waits ~2 s, past the flow's 1 s
-    # filler delay, however fast the bridge relays the call.
-    await stack.redis.execute_command("CLIENT", "PAUSE", str(utterance_ms + 2000), "ALL")
+    # The orders backend (Redis) stalls from the start of the caller's turn until the
+    # filler line has been asked for. The engine may answer the moment the turn ends (with
+    # the function call), so the stall must already be on then; it ends on the condition,
+    # not after a guessed time: the tool waits the flow's 1 s filler delay, however slowly
+    # the machine runs the call, and no longer (the server's Redis timeout is 2 s).
+    redis.freeze()
+    try:
+        await eventually(lambda: _filler_requested(session) or call.done())
+    finally:
+        redis.thaw()
     result = await call
     assert result.errors == []
     spoken = _spoken(stack)

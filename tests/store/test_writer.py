@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from app.store.calls import CallStore
 from app.store.keys import Keys
 from app.store.writer import StoreWriter
-from tests.conftest import REDIS_URL
+from tests.helpers import RedisServerFactory
 
 
 @pytest.fixture
@@ -51,28 +51,33 @@ async def test_close_without_run_drains_inline(store: CallStore) -> None:
     assert writer.dropped == 1
 
 
-async def test_submit_never_blocks_while_redis_is_paused(store: CallStore) -> None:
-    admin = aioredis.from_url(REDIS_URL, decode_responses=True)
+async def test_submit_never_blocks_while_redis_is_stalled(
+    redis_server: RedisServerFactory, redis_prefix: str
+) -> None:
+    server = await redis_server()  # of its own: frozen below, the shared Redis is untouched
+    client = aioredis.from_url(server.url, decode_responses=True)
+    store = CallStore(client, Keys(redis_prefix), 3600)
     writer = StoreWriter("CA1")
     runner = asyncio.create_task(writer.run())
     try:
-        await admin.client_pause(200, all=False)  # WRITE mode: reads elsewhere go on
+        server.freeze()  # stalled until thawed: every write waits, however slow the machine
         writer.submit(lambda: _line(store, 0))
         await asyncio.sleep(0)  # let run() start the first op; it now waits on Redis
         started = time.perf_counter()
         for n in range(1, 200):
             writer.submit(partial(_line, store, n))
         elapsed = time.perf_counter() - started
-        assert elapsed < 0.05, f"submit() took {elapsed:.3f}s"
+        # 199 submits cost microseconds; one waiting on Redis would wait for the thaw.
+        assert elapsed < 1.0, f"submit() took {elapsed:.3f}s"
         assert writer.pending >= 199
         assert writer.written == 0
     finally:
-        await admin.client_unpause()
-        await admin.aclose()
-    await writer.close(timeout_s=5)
+        server.thaw()
+    await writer.close(timeout_s=30)
     await runner
     assert writer.written == 200
     assert len(await store.transcript("CA1")) == 200
+    await client.aclose()
 
 
 async def test_failed_op_is_retried_once_then_counted(
