@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.sim.assets import recording_ulaw
 from app.sim.carrier import CallScript
 from tests.admin.conftest import CALLER, SUPPORT, AdminStack
+from tests.helpers import wait_until
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -34,8 +34,17 @@ async def test_metrics_after_a_call(admin: AdminStack) -> None:
     )
     result = await admin.stack.sim.place_inbound_call(script)
     assert result.ended_by == "hangup"
-    await asyncio.sleep(0.2)  # the bridge finishes after the carrier hangs up
-    r = await admin.http.get("/metrics")
+    responses: list[httpx.Response] = []
+
+    async def call_counted() -> bool:  # the bridge finishes after the carrier hangs up
+        responses[:] = [await admin.http.get("/metrics")]
+        now = samples(responses[-1].text)
+        active = ("switchboard_active_calls", ())
+        ended = total(now, "switchboard_calls_total") > total(before, "switchboard_calls_total")
+        return ended and now[active] == before[active]
+
+    await wait_until(call_counted, what="the call ended and counted in /metrics")
+    r = responses[-1]
     assert r.headers["content-type"].startswith("text/plain")
     after = samples(r.text)
 

@@ -28,6 +28,7 @@ from app.call.links import (
     connect_realtime,
     proxy_for,
 )
+from tests.helpers import wait_until
 
 
 class _Listener:
@@ -209,13 +210,15 @@ async def test_a_flood_before_the_call_is_set_up_is_cut_off(listener: _Listener)
 
 async def test_realtime_connection_over_a_real_socket() -> None:
     server_got: list[str | bytes] = []
+    pinged = asyncio.Event()
     headers: list[str | None] = []
 
     async def handler(ws: ServerConnection) -> None:
         headers.append(ws.request.headers.get("Authorization") if ws.request else None)
         await ws.send("first")  # may arrive with the handshake, before attach
         await ws.send(["frag", "mented"])
-        await ws.ping()
+        await (await ws.ping())  # answered: both messages are in, before attach
+        pinged.set()
         async for message in ws:
             server_got.append(message)
             if message == "bye":
@@ -230,15 +233,12 @@ async def test_realtime_connection_over_a_real_socket() -> None:
             max_message_bytes=1 << 20,
         )
         assert isinstance(rt, RealtimeConnection)
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(pinged.wait(), 30)
         got: list[bytes] = []
         rt.attach(got.append, 100)
         rt.send_now(*(f"m{i}" for i in range(3000)))
         rt.send_now("bye")
-        for _ in range(250):
-            if got[-1:] == [b"last"]:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: got[-1:] == [b"last"], what="the server's last message")
         await rt.close()
     assert headers == ["Bearer k"]
     assert got == [b"first", b"fragmented", b"last"]

@@ -8,6 +8,7 @@ from app.dialer.models import CallingWindow
 from app.dialer.placer import CarrierCallState
 from app.errors import DialFailed
 from tests.dialer.conftest import T0, Rig, RigFactory
+from tests.helpers import wait_until
 
 
 async def test_dials_only_inside_each_contacts_window(rig: Rig) -> None:
@@ -123,19 +124,20 @@ async def test_silent_placed_calls_are_looked_up_at_the_carrier(make_rig: RigFac
 
 
 async def test_run_loop_on_a_fake_clock_finishes_the_campaign(rig: Rig) -> None:
-    import asyncio
-
     contacts = [{"phone": f"+1555555000{i}", "timezone": "UTC"} for i in range(1, 4)]
     cid = await rig.campaign(contacts, cps=1)
     d = rig.dialer("A", poll_ms=60_000)
     d.start()
-    for _ in range(200):  # let the loop run: it sleeps on the fake clock between slots
-        await asyncio.sleep(0.005)
-        nxt = rig.clock.next_wakeup_ms()
+
+    def placed_all() -> bool:  # else let the loop run: it sleeps on the fake clock between slots
         if len(rig.placer.created) == 3:
-            break
+            return True
+        nxt = rig.clock.next_wakeup_ms()
         if nxt is not None:
             rig.clock.set(nxt)
+        return False
+
+    await wait_until(placed_all, 60, interval_s=0.005, what="3 calls placed")
     await d.stop()
     assert len(rig.placer.created) == 3
     history = [await rig.campaigns.contact_history(cid, str(n)) for n in (1, 2, 3)]

@@ -23,6 +23,7 @@ from app.sim.outbound import Callee
 from app.store.keys import Keys
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack, StackFactory
+from tests.helpers import wait_until
 
 ALWAYS = CallingWindow(
     start=time(0),
@@ -61,13 +62,16 @@ async def _keys(redis: aioredis.Redis, prefix: str) -> tuple[dict[str, str], dic
 
 
 async def _until_completed(http: httpx.AsyncClient, cid: str, read: dict[str, str]) -> Any:
-    async with asyncio.timeout(30):
-        for _ in iter(int, 1):  # until the campaign completes or the timeout cancels us
-            r = await http.get(f"/admin/campaigns/{cid}/stats", headers=read)
-            r.raise_for_status()
-            if r.json()["status"] == "completed":
-                return r.json()
-            await asyncio.sleep(0.05)
+    stats: list[Any] = []
+
+    async def completed() -> bool:
+        r = await http.get(f"/admin/campaigns/{cid}/stats", headers=read)
+        r.raise_for_status()
+        stats[:] = [r.json()]
+        return bool(r.json()["status"] == "completed")
+
+    await wait_until(completed, 120, interval_s=0.05, what=f"campaign {cid} completed")
+    return stats[0]
 
 
 async def test_campaign_through_the_endpoints(
