@@ -9,6 +9,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from app.carrier.transfers import PolicedControl
+from app.errors import ToolRefused
 from app.sim.carrier import CallScript, new_call_sid
 from app.sim.summary import read_call
 from tests.e2e.conftest import Stack, StackFactory, eventually
@@ -101,6 +103,11 @@ async def test_custom_parameters_cannot_change_the_flow_or_the_caller(stack: Sta
         assert (info.flow, info.from_number, info.to_number) == ("support", CALLER, SUPPORT)
         assert info.direction == "inbound" and info.variables == {}
         assert bridge.session.flow.name == "support"  # type: ignore[attr-defined]
+        # The model's transfer_call goes through the transfer policy on this call.
+        control = bridge.tool_ctx.control  # type: ignore[attr-defined]
+        assert isinstance(control, PolicedControl)
+        with pytest.raises(ToolRefused, match="refused"):
+            control.request_transfer("+19005550100", "the caller insisted")
     finally:
         await stop_stream(ws, sid)
 
