@@ -221,16 +221,12 @@ class CallBridge:
     def operator_hangup(self, reason: str = "operator") -> None:
         """Hang up now through the carrier's REST API (not waiting for audio to finish)."""
         assert self.session is not None
-        self.session.action_done = True
-        self.session.pending_action = act.Hangup(reason)
-        self._spawn(self._call_action(act.Hangup(reason)), "operator_hangup")
+        self._perform_all(self.session.operator_hangup(reason))
 
     def operator_transfer(self, to_number: str, reason: str = "operator") -> None:
         """Transfer now. Raises ``ToolRefused`` when a transfer was already requested."""
         assert self.session is not None
-        self.session.request_transfer(to_number, reason)
-        self.session.record_routing(to_number, reason)
-        self._perform_all(self.session.on_timer("call_action"))
+        self._perform_all(self.session.operator_transfer(to_number, reason))
 
     def operator_say(self, text: str) -> None:
         """Make the agent say ``text`` now (after the current response, if one is active)."""
