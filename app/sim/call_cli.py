@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.audio import read_wav_as_ulaw, write_wav_from_ulaw
-from app.sim.carrier import CallScript, CarrierSimulator, SimulatedCallResult
+from app.sim.calls import CallScript, SimulatedCallResult
+from app.sim.carrier import CarrierSimulator
 from app.sim.rest import TwilioRestFake
 
 

@@ -1,5 +1,5 @@
 """Outbound calls in the carrier simulator: what Twilio does after ``POST .../Calls.json``
-(protocols.md §2 "Outbound calls and live control").
+(docs/protocols.md §2 "Outbound calls and live control").
 
 A rule per called number (``Callee``; ``OutboundRules``) decides what the other end
 does, call after call: ``person`` (answers; with ``media`` the call's stream runs
@@ -31,14 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,17 +44,17 @@ import httpx
 import numpy as np
 
 from app.audio import SAMPLE_RATE, pcm16_to_ulaw
-from app.sim.carrier import (
-    API_VERSION,
+from app.sim.callbacks import (
     HTTP_TIMEOUT_S,
-    CallScript,
-    CarrierSimulator,
-    LiveCall,
-    SimulatedCallResult,
-    _CallRun,
-    _twiml_stream,
-    new_call_sid,
+    amd_params,
+    call_params,
+    final_status_params,
+    status_params,
 )
+from app.sim.calls import CallScript, LiveCall, SimulatedCallResult, new_call_sid, new_stream_sid
+from app.sim.carrier import CarrierSimulator
+from app.sim.stream import MediaStream
+from app.sim.twiml import Answer, parse_answer
 
 log = logging.getLogger(__name__)
 
@@ -373,8 +371,8 @@ class _OutboundRun:
         stream = None
         if twiml:
             try:
-                url, params, attrs, _ = _twiml_stream(twiml)
-                stream = (url, params, attrs) if url else None
+                answer = parse_answer(twiml)
+                stream = answer if answer.stream_url else None
             except (ET.ParseError, ValueError) as exc:
                 self.result.errors.append(f"TwiML unparseable: {exc}")
         if stream is None:
@@ -410,35 +408,46 @@ class _OutboundRun:
         except TimeoutError:
             return False
 
-    async def _media(
-        self, stream: tuple[str, dict[str, str], dict[str, str]], script: CallScript
-    ) -> None:
-        url, params, attrs = stream
-        run = _CallRun(self.sim, self.call, script)
-        run._http = self.http
-        run.result.twiml = self.result.twiml
-        run.result.http_status = 200
-        run.result.stream_url = url
-        run.result.stream_parameters = params
-        run.stream_status_callback = attrs.get("statusCallback")
-        self.result.media = run.result
+    async def _media(self, answer: Answer, script: CallScript) -> None:
+        url = answer.stream_url or ""
+        result = SimulatedCallResult(
+            call_sid=self.call.sid,
+            stream_sid=new_stream_sid(),
+            from_number=script.from_number,
+            to_number=script.to_number,
+            twiml=self.result.twiml,
+            http_status=200,
+            stream_url=url,
+            stream_parameters=dict(answer.parameters),
+        )
+        assert self.http is not None
+        stream = MediaStream(
+            self.sim.webhooks,
+            self.http,
+            self.call,
+            script,
+            result,
+            connect_url=self.sim.stream_url_override,
+            status_callback=answer.attributes.get("statusCallback"),
+        )
+        self.result.media = result
         watcher = None
         if self.callee.kind == "voicemail":
-            watcher = asyncio.create_task(self._beep_watch(run))
+            watcher = asyncio.create_task(self._beep_watch(result))
         try:
-            await run._media_stream(url)
+            await stream.run(url)
         finally:
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-        run.result.ended_by = self.call.end_reason or "server_closed"
-        run.result.turn_latencies_ms = [u.latency_ms for u in run.result.utterances]
+        result.ended_by = self.call.end_reason or "server_closed"
+        result.turn_latencies_ms = [u.latency_ms for u in result.utterances]
 
-    async def _beep_watch(self, run: _CallRun) -> None:
+    async def _beep_watch(self, media: SimulatedCallResult) -> None:
         """Once the greeting (ending in the beep) has been sent, post the AMD verdict."""
         while True:
-            utts = run.result.utterances
+            utts = media.utterances
             if utts and utts[0].end_ms is not None:
                 break
             await asyncio.sleep(0.005)
@@ -448,43 +457,16 @@ class _OutboundRun:
             await asyncio.shield(self._amd_task)
 
     # ------------------------------------------------------------- callbacks
-    def _params(self, status: str) -> dict[str, str]:
-        c = self.call
-        country = "US" if c.to_number.startswith("+1") else ""
-        return {
-            "AccountSid": c.account_sid,
-            "ApiVersion": API_VERSION,
-            "CallSid": c.sid,
-            "CallStatus": status,
-            "Called": c.to_number,
-            "CalledCountry": country,
-            "Caller": c.from_number,
-            "Direction": c.direction,
-            "From": c.from_number,
-            "To": c.to_number,
-            "ToCountry": country,
-        }
-
     async def _post(
         self, url: str, params: dict[str, str], kind: str, repeats: int | None = None
     ) -> httpx.Response | None:
         """POST ``params`` signed over ``url`` (a public URL), delivered to the server;
         ``repeats`` times (default: the desk's ``callback_repeats``)."""
-        target = url
-        public = self.sim.public_base_url
-        if url.startswith(public):
-            target = self.sim.base_url + url[len(public) :]
-        elif not url.startswith(("http://", "https://")):
-            target, url = self.sim.base_url + url, public + url
-        headers = {
-            "X-Twilio-Signature": self.sim.sign(url, params),
-            "User-Agent": "TwilioProxy/1.1",
-        }
         assert self.http is not None
         resp: httpx.Response | None = None
         for _ in range(max(1, self.desk.callback_repeats if repeats is None else repeats)):
             try:
-                resp = await self.http.post(target, data=params, headers=headers)
+                resp = await self.sim.webhooks.post(self.http, url, params)
             except httpx.HTTPError as exc:
                 self.result.errors.append(f"{kind} callback failed: {exc!r}")
                 self.result.callbacks.append((kind, params.get("CallStatus", ""), None))
@@ -499,14 +481,7 @@ class _OutboundRun:
     async def _status(self, status: str, event: str) -> None:
         if not self.status_url or event not in self.events:
             return
-        params = self._params(status)
-        params.update(
-            {
-                "CallbackSource": "call-progress-events",
-                "SequenceNumber": str(self.seq),
-                "Timestamp": format_datetime(datetime.now(UTC)),
-            }
-        )
+        params = status_params(self.call, status, self.seq)
         self.seq += 1
         await self._post(self.status_url, params, "status")
 
@@ -514,40 +489,15 @@ class _OutboundRun:
         """The final status callback (always sent when there is a ``StatusCallback``)."""
         if not self.status_url:
             return
-        c = self.call
-        duration = c.duration_s or 0
-        params = self._params(status)
-        params.update(
-            {
-                "CallbackSource": "call-progress-events",
-                "SequenceNumber": str(self.seq),
-                "Timestamp": format_datetime(c.end_time or datetime.now(UTC)),
-                "CallDuration": str(duration),
-                "Duration": str(max(1, math.ceil(duration / 60))) if duration else "0",
-            }
-        )
-        if status == "busy":
-            params["SipResponseCode"] = "486"
-        elif status == "no-answer":
-            params["SipResponseCode"] = "487"
-        elif status == "failed":
-            params["SipResponseCode"] = "503"
-        if self.amd and c.answered_by:
-            params["AnsweredBy"] = c.answered_by
+        answered_by = self.call.answered_by if self.amd else None
+        params = final_status_params(self.call, status, self.seq, answered_by=answered_by)
         self.seq += 1
         await self._post(self.status_url, params, "status")
 
     async def _amd_after(self, delay_ms: int, verdict: str) -> None:
         await asyncio.sleep(delay_ms / 1000)
-        c = self.call
-        c.answered_by = verdict
-        params = {
-            "AccountSid": c.account_sid,
-            "CallSid": c.sid,
-            "AnsweredBy": verdict,
-            "MachineDetectionDuration": str(int(delay_ms)),
-        }
-        await self._post(self.amd_url, params, "amd")
+        self.call.answered_by = verdict
+        await self._post(self.amd_url, amd_params(self.call, verdict, delay_ms), "amd")
 
     async def _twiml(self) -> str | None:
         """The TwiML to run on answer: the inline ``Twiml`` or the ``Url`` webhook's."""
@@ -555,7 +505,9 @@ class _OutboundRun:
             return self.inline_twiml
         if not self.voice_url:
             return None
-        resp = await self._post(self.voice_url, self._params("in-progress"), "voice", repeats=1)
+        resp = await self._post(
+            self.voice_url, call_params(self.call, "in-progress"), "voice", repeats=1
+        )
         if resp is None or not 200 <= resp.status_code < 300:
             return None
         return resp.text

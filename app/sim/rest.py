@@ -1,4 +1,4 @@
-"""Fake Twilio REST API acting on the simulator's live calls (protocols.md §2 "Outbound calls
+"""Fake Twilio REST API acting on the simulator's live calls (docs/protocols.md §2 "Outbound calls
 and live control").
 
 Served in-process by uvicorn on loopback. The official ``twilio`` client reaches it
@@ -46,9 +46,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.phone import is_e164
-from app.sim.carrier import API_VERSION, CarrierSimulator, LiveCall, parse_dial, parse_say
+from app.sim.callbacks import API_VERSION
+from app.sim.calls import LiveCall
+from app.sim.carrier import CarrierSimulator
 from app.sim.outbound import EVENTS, OutboundDesk, OutboundRefused
 from app.sim.serve import LoopbackServer
+from app.sim.twiml import parse_dial, parse_say
 
 #: Requests remembered in :attr:`TwilioRestFake.requests`.
 MAX_LOGGED_REQUESTS = 1000
@@ -130,7 +133,11 @@ def call_resource(call: LiveCall, status: str | None = None) -> dict[str, Any]:
 
 
 class TwilioRestFake:
-    """The fake REST API for ``simulator``'s calls, on ``http://host:port`` (``port=0``: any)."""
+    """The fake REST API for ``simulator``'s calls, on ``http://host:port`` (``port=0``: any).
+
+    ``outbound``: the desk that places the calls ``Calls.json`` creates (None: a new
+    :class:`~app.sim.outbound.OutboundDesk` for ``simulator``).
+    """
 
     def __init__(
         self,
@@ -139,15 +146,15 @@ class TwilioRestFake:
         auth_token: str,
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        outbound: OutboundDesk | None = None,
     ) -> None:
         self.simulator = simulator
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.requests: deque[RestRequest] = deque(maxlen=MAX_LOGGED_REQUESTS)
         """The last requests answered, oldest first."""
-        if simulator.outbound is None:
-            simulator.outbound = OutboundDesk(simulator)
-        self.outbound: OutboundDesk = simulator.outbound
+        self.outbound = outbound if outbound is not None else OutboundDesk(simulator)
         """Outbound calls: ``outbound.rules`` says what each number does."""
         self.app = FastAPI(title="Twilio REST fake", openapi_url=None, docs_url=None)
         prefix = f"/{API_VERSION}/Accounts/{{account_sid}}"

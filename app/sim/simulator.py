@@ -43,7 +43,8 @@ from app.audio import read_wav_as_ulaw
 from app.phone import mask, normalize
 from app.settings import Settings
 from app.sim.assets import RECORDINGS_DIR
-from app.sim.carrier import CallScript, CarrierSimulator, LiveCall
+from app.sim.calls import CallScript, LiveCall
+from app.sim.carrier import CarrierSimulator
 from app.sim.outbound import Callee, CalleeKind, OutboundDesk, OutboundRefused, OutboundRules
 from app.sim.rest import TwilioRestFake
 
@@ -282,8 +283,9 @@ class Simulator:
         self.desk = LoggingDesk(self.sim)
         if rules is not None:
             self.desk.rules = rules
-        self.sim.outbound = self.desk
-        self.rest = TwilioRestFake(self.sim, account_sid, auth_token, host=host, port=port)
+        self.rest = TwilioRestFake(
+            self.sim, account_sid, auth_token, host=host, port=port, outbound=self.desk
+        )
         self.started_at: float | None = None
 
     @property

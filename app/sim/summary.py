@@ -18,7 +18,7 @@ from app.audio import BYTES_PER_MS
 from app.errors import StoreError
 from app.settings import Settings
 from app.sim.call_cli import run_call
-from app.sim.carrier import SimulatedCallResult
+from app.sim.calls import SimulatedCallResult
 from app.store.calls import CallStore
 from app.store.keys import Keys
 from app.store.redis import create_redis

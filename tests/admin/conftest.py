@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from app.admin.keys import ApiKeys
 from app.sim.assets import recording_ulaw
-from app.sim.carrier import CallScript
+from app.sim.calls import CallScript
 from app.store.keys import Keys
 from tests.e2e.conftest import Stack, StackFactory, eventually, make_stack  # noqa: F401
 

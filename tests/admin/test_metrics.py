@@ -6,7 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.sim.assets import recording_ulaw
-from app.sim.carrier import CallScript
+from app.sim.calls import CallScript
 from tests.admin.conftest import CALLER, SUPPORT, AdminStack
 from tests.helpers import wait_until
 

@@ -12,7 +12,7 @@ from app.dialer.runner import Dialer
 from app.dialer.service import Campaigns
 from app.engine import Scenario
 from app.engine.scenario import ScriptedFunctionCall, ScriptedTurn
-from app.sim.carrier import CallScript
+from app.sim.calls import CallScript
 from app.sim.outbound import Callee
 
 #: Monday 2025-03-03 15:00 UTC: 10:00 New York, 15:00 London, 07:00 Los Angeles,

@@ -31,7 +31,7 @@ from typing import Any
 
 from app.audio import FRAME_MS
 from app.engine.vad import MIN_SPEECH_MS
-from app.sim.carrier import SimulatedCallResult
+from app.sim.calls import SimulatedCallResult
 
 #: ``make_stack`` settings for a barge-in measured by :func:`assert_truncated_to_heard`.
 NEVER_STALLS: dict[str, Any] = {"playback_stall_tolerance_ms": 2000}

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.engine import Scenario
 from app.sim.assets import recording_ulaw
-from app.sim.carrier import CallScript
+from app.sim.calls import CallScript
 from app.sim.summary import read_call
 from tests.e2e.conftest import Stack
 from tests.e2e.heard import NEVER_STALLS, assert_truncated_to_heard

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.sim.assets import recording_ulaw
-from app.sim.carrier import CallScript, new_call_sid
+from app.sim.calls import CallScript, new_call_sid
 from app.sim.summary import read_call
 from tests.e2e.conftest import ACCOUNT_SID, Stack, eventually
 

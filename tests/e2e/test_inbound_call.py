@@ -10,7 +10,7 @@ import orjson
 from app.engine import Scenario
 from app.phone import mask
 from app.sim.assets import recording_ulaw
-from app.sim.carrier import CallScript
+from app.sim.calls import CallScript
 from app.sim.summary import read_call
 from tests.e2e.conftest import Stack
 

@@ -21,7 +21,8 @@ from app.engine import EngineServer, Scenario
 from app.migrate import migrate
 from app.settings import DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN
 from app.sim.assets import recording_ulaw
-from app.sim.carrier import CallScript, CarrierSimulator
+from app.sim.calls import CallScript
+from app.sim.carrier import CarrierSimulator
 from app.sim.rest import TwilioRestFake
 from app.sim.summary import read_call
 from app.store.keys import Keys

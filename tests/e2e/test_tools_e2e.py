@@ -9,7 +9,7 @@ from typing import Any
 
 from app.engine import Scenario
 from app.sim.assets import recording_ulaw
-from app.sim.carrier import CallScript
+from app.sim.calls import CallScript
 from app.sim.summary import read_call
 from tests.e2e.conftest import Stack, eventually
 from tests.helpers import RedisServerFactory

@@ -13,7 +13,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from app.settings import DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN
-from app.sim.carrier import CallScript, CarrierSimulator, SimulatedCallResult
+from app.sim.calls import CallScript, SimulatedCallResult
+from app.sim.carrier import CarrierSimulator
 from app.sim.rest import TwilioRestFake
 from tests.sim.peer import TwilioPeer
 
