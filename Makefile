@@ -11,6 +11,8 @@ lock:
 	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/build.lock $(LOCK_ARGS)
 	.venv/bin/uv pip compile pyproject.toml --extra dev --universal --generate-hashes \
 	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/dev.lock $(LOCK_ARGS)
+	.venv/bin/uv pip compile pyproject.toml --universal --generate-hashes -c requirements/dev.lock \
+	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/runtime.lock $(LOCK_ARGS)
 
 redis: setup
 	@bash scripts/ensure_redis.sh
@@ -25,6 +27,8 @@ check: setup
 	.venv/bin/ruff format --check app flows tools migrations tests scripts
 	.venv/bin/ruff check app flows tools migrations tests scripts
 	.venv/bin/mypy app flows tools migrations
+	.venv/bin/hadolint Dockerfile
+	.venv/bin/python scripts/check_deploy.py
 
 fmt: setup
 	.venv/bin/ruff format app flows tools migrations tests scripts
