@@ -11,6 +11,8 @@ lock:
 	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/build.lock $(LOCK_ARGS)
 	.venv/bin/uv pip compile pyproject.toml --extra dev --universal --generate-hashes \
 	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/dev.lock $(LOCK_ARGS)
+	.venv/bin/uv pip compile requirements/codegen.in --universal --generate-hashes \
+	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/codegen.lock $(LOCK_ARGS)
 	.venv/bin/uv pip compile pyproject.toml --universal --generate-hashes -c requirements/dev.lock \
 	  --python-version 3.11 --custom-compile-command "make lock" -q -o requirements/runtime.lock $(LOCK_ARGS)
 

@@ -39,3 +39,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 fi
+# openapi-python-client (the generated-client test) caps typer below Switchboard's own, so it
+# gets a venv of its own, from requirements/codegen.lock (also made by `make lock`).
+cstamp=.venv-codegen/.switchboard-installed
+cwant=$(sha256sum requirements/codegen.lock | cut -d' ' -f1)
+if [ ! -f "$cstamp" ] || [ "$(cat "$cstamp")" != "$cwant" ]; then
+  echo "==> installing the client generator from requirements/codegen.lock"
+  [ -x .venv-codegen/bin/python ] || "$PY" -m venv .venv-codegen
+  .venv-codegen/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
+    -r requirements/codegen.lock
+  .venv-codegen/bin/python -m pip check
+  echo "$cwant" > "$cstamp"
+fi

@@ -125,9 +125,8 @@ async def list_calls(
         services.redis, services.keys, [str(r.get("call_sid", "")) for r in records]
     )
     return CallPage(
-        calls=[summary(r, str(r.get("call_sid", "")) in live) for r in records],
+        items=[summary(r, str(r.get("call_sid", "")) in live) for r in records],
         next_cursor=encode_cursor(*position) if position else None,
-        limit=limit,
     )
 
 

@@ -2,13 +2,36 @@
 
 Times are Unix epoch milliseconds (``*_ms``), durations seconds (``*_s``) unless named
 ``*_ms``; money is USD. Phone numbers appear only masked (``+155****0123``).
+
+Every listing answers one shape, ``Page``: ``{"items": [...], "next_cursor": ...}``. Pass
+``next_cursor`` back as the ``cursor`` query parameter for the next page; it is null on
+the last page. Cursors are opaque and stay valid while entries are added or removed.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing (see the module docstring)."""
+
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class CallDirection(StrEnum):
+    """Who placed the call: the caller (``inbound``) or Switchboard (``outbound``)."""
+
+    inbound = "inbound"
+    outbound = "outbound"
 
 
 class CallSummary(BaseModel):
@@ -31,14 +54,9 @@ class CallSummary(BaseModel):
     live: bool = Field(False, description="In progress on some instance right now")
 
 
-class CallPage(BaseModel):
-    """A page of calls, newest first. Pass ``next_cursor`` as ``cursor`` for the next page;
-    a page may be shorter than ``limit`` while ``next_cursor`` is set (the scan budget
-    was spent); ``next_cursor`` is null at the end."""
-
-    calls: list[CallSummary]
-    next_cursor: str | None
-    limit: int
+class CallPage(Page[CallSummary]):
+    """Calls, newest first. A page may be shorter than ``limit`` while ``next_cursor`` is
+    set (the scan budget was spent); ``next_cursor`` is null at the end."""
 
 
 class TranscriptLine(BaseModel):
@@ -128,9 +146,8 @@ class LiveCallInfo(BaseModel):
     heartbeat_ms: int
 
 
-class LiveCalls(BaseModel):
-    calls: list[LiveCallInfo]
-    count: int
+class LiveCallPage(Page[LiveCallInfo]):
+    """Calls in progress on every instance, newest first (one page: ``next_cursor`` null)."""
 
 
 class CallDetail(BaseModel):
@@ -196,9 +213,9 @@ class FlowSummary(BaseModel):
     transfer_targets: list[str] = Field(description="Named transfer targets")
 
 
-class FlowList(BaseModel):
-    flows: list[FlowSummary]
-    default: str
+class FlowPage(Page[FlowSummary]):
+    """The loaded flows by name (one page: ``next_cursor`` null); ``default`` marks the
+    one used when no number matches."""
 
 
 class FlowProblemModel(BaseModel):
@@ -232,6 +249,7 @@ class FlowReload(BaseModel):
     changed: list[str]
     problems: list[FlowProblemModel]
     notified_instances: int = Field(0, description="Other instances told to reload")
+    code: str | None = Field(None, description="`flows_invalid` when rejected (422)")
 
 
 # --- DNC ---------------------------------------------------------------------------------
@@ -245,10 +263,8 @@ class DncEntryModel(BaseModel):
     added_by: str
 
 
-class DncPage(BaseModel):
-    entries: list[DncEntryModel]
-    next_cursor: str | None
-    total: int
+class DncPage(Page[DncEntryModel]):
+    """Do-not-call entries, newest first."""
 
 
 class DncAddRequest(BaseModel):
@@ -264,3 +280,38 @@ class WhoAmI(BaseModel):
     name: str
     scope: Literal["read", "write"]
     via: Literal["header", "session"]
+
+
+class KeyOut(BaseModel):
+    """An admin API key as stored: never its secret."""
+
+    key_id: str = Field(description="Public id (12 hex digits): the `sbk_<key_id>_…` part")
+    name: str
+    scope: Literal["read", "write"]
+    active: bool
+    created_at_ms: int
+    last_used_ms: int | None = Field(description="Refreshed at most once a minute")
+    revoked_at_ms: int | None
+
+
+class KeyPage(Page[KeyOut]):
+    """Admin keys, newest first (revoked ones included)."""
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\w .@:/+-]{1,64}$",
+        description="A label for people: letters, digits, spaces or _.@:/+-",
+        examples=["crm sync"],
+    )
+    scope: Literal["read", "write"] = "read"
+
+
+class KeyCreated(BaseModel):
+    """A new key. ``secret`` is the full key, shown this once: Switchboard keeps only its
+    SHA-256 and can never show it again."""
+
+    key: KeyOut
+    secret: str = Field(description="The whole key, `sbk_<key_id>_<secret>`: store it now")

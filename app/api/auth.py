@@ -35,11 +35,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 
 from app import metrics
 from app.admin.keys import ApiKey, ApiKeys, FailureLimiter, Scope
 from app.api.deps import get_services
+from app.api.errors import ApiError, ErrorBody, ValidationErrorBody
 from app.deps import Services
 from app.errors import StoreError
 
@@ -59,26 +59,29 @@ _cookie = APIKeyCookie(
 )
 
 
-class ErrorBody(BaseModel):
-    """The body of every error answer: ``{"detail": "..."}``."""
-
-    detail: str
-
-
-class ValidationErrorBody(BaseModel):
-    """422: ``detail`` is a message, or FastAPI's list of field errors
-    (``[{"type", "loc", "msg", "input", ...}]``)."""
-
-    detail: str | list[dict[str, Any]]
-
+__all__ = [
+    "ADMIN_ERRORS",
+    "ADMIN_ERRORS_404",
+    "AdminRead",
+    "AdminWrite",
+    "ErrorBody",
+    "Principal",
+    "ValidationErrorBody",
+]
 
 #: OpenAPI ``responses`` for admin routes: the auth errors, malformed and invalid input.
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed request (a body that is not JSON)"},
-    422: {"model": ValidationErrorBody, "description": "Invalid parameters or body"},
+    422: {
+        "model": ValidationErrorBody,
+        "description": "Invalid parameters or body (validation_error, invalid_cursor)",
+    },
     401: {"model": ErrorBody, "description": "Missing, invalid or revoked API key"},
     413: {"model": ErrorBody, "description": "Request body over the limit"},
-    403: {"model": ErrorBody, "description": "The key lacks the scope (or a CSRF token is bad)"},
+    403: {
+        "model": ErrorBody,
+        "description": "The key lacks the scope (scope_missing) or a CSRF token is bad",
+    },
     429: {"model": ErrorBody, "description": "Too many failed auth attempts from this client"},
     503: {"model": ErrorBody, "description": "Storage unavailable"},
 }
@@ -180,7 +183,7 @@ async def authenticate(
                 if not sent or not hmac.compare_digest(sent, session.csrf):
                     metrics.ADMIN_AUTH_FAILURES.labels("csrf").inc()
                     log.warning("admin request with a bad CSRF token from ip=%s", ip)
-                    raise HTTPException(403, "missing or invalid CSRF token")
+                    raise ApiError(403, "missing or invalid CSRF token", code="csrf_invalid")
             principal = Principal(key=session.key, via="session", csrf=session.csrf)
             request.state.principal = principal
             return principal
@@ -201,7 +204,7 @@ async def require_write(principal: Annotated[Principal, Depends(authenticate)]) 
     if not principal.key.allows(Scope.write):
         metrics.ADMIN_AUTH_FAILURES.labels("scope").inc()
         log.warning("admin key %s lacks the write scope", principal.key.key_id)
-        raise HTTPException(403, "this API key lacks the write scope")
+        raise ApiError(403, "this API key lacks the write scope", code="scope_missing")
     return principal
 
 

@@ -18,9 +18,10 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from app.admin.service import Admin
-from app.api import security
+from app.api import docs, errors, security
 from app.api.routes import (
     admin_audit,
     admin_calls,
@@ -96,10 +97,15 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         version="0.1.0",
         summary="Telephony voice agent: Twilio Media Streams ↔ OpenAI Realtime",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         **security.docs_options(settings),
     )
     security.install(app, settings)
-    app.include_router(twilio.router)
+    errors.install(app)
+    if settings.docs_open:
+        docs.install(app)
+    # Carrier webhooks and the operator's HTML pages are not part of the public API.
+    app.include_router(twilio.router, include_in_schema=False)
     app.include_router(health.router)
     for router in (
         admin_calls,
@@ -111,9 +117,15 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         admin_audit,
     ):
         app.include_router(router.router)
-    app.include_router(web.router)
+    app.include_router(web.router, include_in_schema=False)
     app.mount("/admin/ui/static", web.static, name="admin-ui-static")
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """OpenAPI ``operationId`` of a route: its function's name (``list_calls``), so
+    generated clients get methods named like the operations."""
+    return route.name
 
 
 def app_factory() -> FastAPI:

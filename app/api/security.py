@@ -67,6 +67,12 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/admin/campaigns/{cid}/cancel"): "campaign.cancel",
     ("POST", "/admin/campaigns/{cid}/opt-outs"): "campaign.opt_out",
     ("DELETE", "/admin/campaigns/{cid}"): "campaign.delete",
+    ("POST", "/admin/keys"): "key.create",
+    ("DELETE", "/admin/keys/{key_id}"): "key.revoke",
+    ("POST", "/admin/webhooks"): "webhook.create",
+    ("PATCH", "/admin/webhooks/{sub_id}"): "webhook.update",
+    ("DELETE", "/admin/webhooks/{sub_id}"): "webhook.delete",
+    ("POST", "/admin/webhooks/{sub_id}/ping"): "webhook.ping",
     ("POST", "/admin/ui/login"): "session.login",
     ("POST", "/admin/ui/logout"): "session.logout",
 }
@@ -108,7 +114,9 @@ def body_limit(settings: Settings, method: str, path: str) -> int:
 
 
 async def _send_413(send: Send, limit: int) -> None:
-    body = orjson.dumps({"detail": f"request body larger than {limit} bytes"})
+    body = orjson.dumps(
+        {"detail": f"request body larger than {limit} bytes", "code": "body_too_large"}
+    )
     await send(
         {
             "type": "http.response.start",
@@ -178,7 +186,7 @@ class SecurityHeaders:
 
 
 def _target(path_params: dict[str, Any]) -> str:
-    for name in ("call_sid", "cid", "entry"):
+    for name in ("call_sid", "cid", "entry", "key_id", "sub_id"):
         if name in path_params:
             return str(path_params[name])
     return ""
@@ -253,11 +261,13 @@ class Audit:
 
 
 def docs_options(settings: Settings) -> dict[str, Any]:
-    """``FastAPI(...)`` arguments: ``/docs``, ``/redoc`` and ``/openapi.json`` only when
-    ``Settings.docs_open`` (not in production unless ``docs_enabled``). With them off
-    the schema is still served to a read key at ``/admin/openapi.json``."""
+    """``FastAPI(...)`` arguments: ``/openapi.json`` only when ``Settings.docs_open`` (not
+    in production unless ``docs_enabled``); with it off the schema is still served to a
+    read key at ``/admin/openapi.json``. FastAPI's own ``/docs`` and ``/redoc`` (which
+    load their scripts from a CDN) are always off: ``app.api.docs`` serves both pages
+    from files installed with Switchboard."""
     if settings.docs_open:
-        return {}
+        return {"docs_url": None, "redoc_url": None}
     return {"docs_url": None, "redoc_url": None, "openapi_url": None}
 
 

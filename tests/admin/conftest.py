@@ -102,7 +102,7 @@ async def wait_live(admin: AdminStack, timeout_s: float = 10.0) -> dict[str, Any
     async def poll() -> bool:
         r = await admin.http.get("/admin/live", headers=admin.read)
         r.raise_for_status()
-        found[:] = r.json()["calls"]
+        found[:] = r.json()["items"]
         return bool(found)
 
     await until(poll, timeout_s)

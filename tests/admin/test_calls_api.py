@@ -48,7 +48,7 @@ async def pages(admin: AdminStack, params: dict[str, Any]) -> list[list[str]]:
         r = await admin.http.get("/admin/calls", headers=admin.read, params=q)
         assert r.status_code == 200, r.text
         body = r.json()
-        out.append([c["call_sid"] for c in body["calls"]])
+        out.append([c["call_sid"] for c in body["items"]])
         cursor = body["next_cursor"]
         if cursor is None:
             return out

@@ -44,8 +44,8 @@ async def test_add_list_lookup_remove(
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
         body = (await admin.http.get("/admin/dnc", headers=admin.read, params=params)).json()
-        assert body["total"] == 6
-        seen += [e["entry_id"] for e in body["entries"]]
+        assert set(body) == {"items", "next_cursor"}
+        seen += [e["entry_id"] for e in body["items"]]
         cursor = body["next_cursor"]
         if cursor is None:
             break

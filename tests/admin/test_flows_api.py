@@ -31,8 +31,9 @@ async def test_list_and_show(admin: AdminStack) -> None:
     r = await admin.http.get("/admin/flows", headers=admin.read)
     assert r.status_code == 200
     body = r.json()
-    assert body["default"] == "support"
-    support = next(f for f in body["flows"] if f["name"] == "support")
+    assert [f["name"] for f in body["items"] if f["default"]] == ["support"]
+    assert body["next_cursor"] is None
+    support = next(f for f in body["items"] if f["name"] == "support")
     assert support["transfer_targets"] == ["human", "sales"] and "end_call" in support["tools"]
     r = await admin.http.get("/admin/flows/support", headers=admin.read)
     assert r.json()["greeting"].startswith("Thanks for calling Acme")

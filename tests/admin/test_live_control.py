@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from app.phone import mask
-from app.sim.summary import read_call
+from switchboard_sim.summary import read_call
 from tests.admin.conftest import CALLER, AdminFactory, AdminStack, long_call, until, wait_live
 
 
@@ -21,7 +21,7 @@ async def test_live_call_listed_then_hung_up(admin: AdminStack) -> None:
 
     detail = (await admin.http.get(f"/admin/calls/{sid}", headers=admin.read)).json()
     assert detail["call"]["live"] is True and detail["live"]["instance"] == live["instance"]
-    listed = (await admin.http.get("/admin/calls", headers=admin.read)).json()["calls"]
+    listed = (await admin.http.get("/admin/calls", headers=admin.read)).json()["items"]
     assert [c["call_sid"] for c in listed] == [sid] and listed[0]["live"] is True
 
     # A read key may look but not touch.
@@ -60,7 +60,7 @@ async def test_live_call_listed_then_hung_up(admin: AdminStack) -> None:
 
     # Gone from the registry at once; commands on it are 404 now.
     r = await admin.http.get("/admin/live", headers=admin.read)
-    assert r.json() == {"calls": [], "count": 0}
+    assert r.json() == {"items": [], "next_cursor": None}
     r = await admin.http.post(f"/admin/calls/{sid}/hangup", headers=admin.write)
     assert r.status_code == 404
 

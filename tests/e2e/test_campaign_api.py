@@ -19,8 +19,8 @@ import yaml
 from app.admin.keys import ApiKeys
 from app.dialer.models import CallingWindow
 from app.phone import mask
-from app.sim.outbound import Callee
 from app.store.keys import Keys
+from switchboard_sim.outbound import Callee
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack, StackFactory
 from tests.helpers import wait_until
@@ -127,7 +127,8 @@ async def test_campaign_through_the_endpoints(
         r = await http.get(f"/admin/campaigns/{cid}", headers=read)
         assert r.status_code == 200 and r.json()["stats"]["status"] == "completed"
         r = await http.get(f"/admin/campaigns/{cid}/contacts", headers=read)
-        contacts = r.json()
+        contacts = r.json()["items"]
+        assert r.json()["next_cursor"] is None
         assert [c["phone_masked"] for c in contacts] == [
             mask("+15555557001"),
             mask("+15555557002"),
@@ -154,7 +155,16 @@ async def test_campaign_through_the_endpoints(
         )
         assert r.status_code == 409  # a completed campaign takes no more contacts
         listed = (await http.get("/admin/campaigns", headers=read)).json()
-        assert [c["id"] for c in listed] == [cid]
+        assert [c["id"] for c in listed["items"]] == [cid] and listed["next_cursor"] is None
+        r = await http.get(f"/admin/campaigns/{cid}/contacts", headers=read, params={"limit": 2})
+        first = r.json()
+        r = await http.get(
+            f"/admin/campaigns/{cid}/contacts",
+            headers=read,
+            params={"limit": 2, "cursor": first["next_cursor"]},
+        )
+        assert [c["id"] for c in first["items"] + r.json()["items"]] == ["1", "2", "3"]
+        assert r.json()["next_cursor"] is None
 
         # Carrier callbacks: forged → 403 (nothing stored); unknown call → 204, logged.
         sid = answered["call_sid"]

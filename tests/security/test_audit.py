@@ -17,7 +17,7 @@ from tests.e2e.test_campaign_api import SPEC
 async def _audit(admin: AdminStack) -> list[dict[str, Any]]:
     r = await admin.http.get("/admin/audit", headers=admin.read, params={"limit": 500})
     assert r.status_code == 200, r.text
-    return list(reversed(r.json()["entries"]))  # oldest first
+    return list(reversed(r.json()["items"]))  # oldest first
 
 
 async def _key_id(admin: AdminStack, headers: dict[str, str]) -> str:
@@ -131,14 +131,14 @@ async def test_audit_listing_pages_and_needs_a_key(admin: AdminStack) -> None:
     assert (await admin.http.get("/admin/audit")).status_code == 401
     r = await admin.http.get("/admin/audit", headers=admin.read, params={"limit": 2})
     page = r.json()
-    assert [e["id"] for e in page["entries"]] == ids[:-3:-1]
+    assert [e["id"] for e in page["items"]] == ids[:-3:-1]
     r = await admin.http.get(
-        "/admin/audit", headers=admin.read, params={"limit": 10, "before": page["next_before"]}
+        "/admin/audit", headers=admin.read, params={"limit": 10, "cursor": page["next_cursor"]}
     )
-    listed = [e["id"] for e in r.json()["entries"]]
+    listed = [e["id"] for e in r.json()["items"]]
     assert listed[:3] == ids[2::-1]
-    r = await admin.http.get("/admin/audit", headers=admin.read, params={"before": "nope"})
-    assert r.status_code == 422
+    r = await admin.http.get("/admin/audit", headers=admin.read, params={"cursor": "nope"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"
 
 
 async def test_audit_keeps_entries_only_for_the_retention(admin: AdminStack) -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import PlainTextResponse
 
-from app.admin.calls import CallFilters, call_detail, list_calls, to_ms, transcript_text
-from app.admin.schemas import CallDetail, CallPage
+from app.admin import calls as admin_calls
+from app.admin.calls import CallFilters, call_detail, to_ms, transcript_text
+from app.admin.schemas import CallDetail, CallDirection, CallPage
 from app.admin.service import storage_errors
 from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, ValidationErrorBody
 from app.api.deps import ServicesDep
+from app.api.errors import ApiError
+from app.api.pagination import CursorParam, invalid_cursor
 
 router = APIRouter(prefix="/admin/calls", tags=["admin: calls"])
 
@@ -30,14 +33,14 @@ _FILTER = Query(min_length=1, max_length=128)
         422: {"model": ValidationErrorBody, "description": "Bad filter, number or cursor"},
     },
 )
-async def get_calls(
+async def list_calls(
     services: ServicesDep,
     principal: AdminRead,
     since: Annotated[
         datetime | None, Query(description="Created at or after (ISO 8601 or epoch)")
     ] = None,
     until: Annotated[datetime | None, Query(description="Created at or before")] = None,
-    direction: Annotated[Literal["inbound", "outbound"] | None, Query()] = None,
+    direction: Annotated[CallDirection | None, Query()] = None,
     flow: Annotated[str | None, _FILTER] = None,
     status: Annotated[str | None, _FILTER] = None,
     number: Annotated[
@@ -49,9 +52,7 @@ async def get_calls(
         ),
     ] = None,
     campaign: Annotated[str | None, _FILTER] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=256, description="next_cursor of a page")
-    ] = None,
+    cursor: CursorParam = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CallPage:
     """Filters combine with AND. Each page examines at most ``calls_scan_budget`` indexed
@@ -59,7 +60,7 @@ async def get_calls(
     filters = CallFilters(
         since_ms=to_ms(since),
         until_ms=to_ms(until),
-        direction=direction,
+        direction=direction.value if direction else None,
         flow=flow,
         status=status,
         number=number,
@@ -67,16 +68,16 @@ async def get_calls(
     )
     with storage_errors():
         try:
-            return await list_calls(services, filters, cursor=cursor, limit=limit)
+            return await admin_calls.list_calls(services, filters, cursor=cursor, limit=limit)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise invalid_cursor(exc) from None
 
 
 async def _detail(services: ServicesDep, call_sid: str) -> CallDetail:
     with storage_errors():
         detail = await call_detail(services, call_sid)
     if detail is None:
-        raise HTTPException(404, "no such call")
+        raise ApiError(404, "no such call")
     return detail
 
 
@@ -115,7 +116,9 @@ async def export_call(services: ServicesDep, principal: AdminRead, call_sid: Cal
         200: {"content": {"text/plain": {}}, "description": "[mm:ss.s] Caller|Agent: text"},
     },
 )
-async def transcript(services: ServicesDep, principal: AdminRead, call_sid: CallSid) -> Response:
+async def get_call_transcript_text(
+    services: ServicesDep, principal: AdminRead, call_sid: CallSid
+) -> Response:
     detail = await _detail(services, call_sid)
     return PlainTextResponse(
         transcript_text(detail),

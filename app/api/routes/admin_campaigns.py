@@ -18,10 +18,14 @@ import contextlib
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from app.admin.cursor import encode_cursor
+from app.admin.schemas import Page
 from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite, ErrorBody
+from app.api.errors import ApiError
+from app.api.pagination import CursorParam, parse_cursor, zset_page
 from app.dialer.models import CampaignSpec
 from app.dialer.runtime import DialerRuntime, runtime_of
 from app.dialer.service import Campaigns
@@ -130,6 +134,14 @@ class AttemptOut(BaseModel):
     retry_at_ms: int | None
 
 
+class CampaignPage(Page[CampaignOut]):
+    """Campaigns, newest first."""
+
+
+class ContactPage(Page[ContactOut]):
+    """A campaign's contacts in import order (ids 1, 2, …)."""
+
+
 class HistoryOut(BaseModel):
     contact: ContactOut
     attempts: list[AttemptOut]
@@ -142,7 +154,7 @@ class OptOutIn(BaseModel):
 def _runtime(request: Request) -> DialerRuntime:
     runtime = runtime_of(request.app.state)
     if runtime is None:
-        raise HTTPException(503, "the dialer is not available in this process")
+        raise ApiError(503, "the dialer is not available in this process")
     return runtime
 
 
@@ -155,13 +167,13 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except CampaignNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise ApiError(404, str(exc)) from None
     except CampaignStateError as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise ApiError(409, str(exc)) from None
     except ContactFileError as exc:
-        raise HTTPException(400, str(exc)) from None
+        raise ApiError(400, str(exc)) from None
     except StoreError as exc:
-        raise HTTPException(503, f"storage unavailable: {exc}") from None
+        raise ApiError(503, f"storage unavailable: {exc}") from None
 
 
 def _out(c: StoredCampaign) -> CampaignOut:
@@ -180,10 +192,21 @@ async def create_campaign(
 
 @router.get("", summary="Campaigns, newest first", responses=ADMIN_ERRORS)
 async def list_campaigns(
-    request: Request, principal: AdminRead, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[CampaignOut]:
+    request: Request,
+    principal: AdminRead,
+    cursor: CursorParam = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> CampaignPage:
+    runtime = _runtime(request)
+    items = []
     with _errors():
-        return [_out(c) for c in await _campaigns(request).list_campaigns(limit)]
+        rows, next_cursor = await zset_page(
+            runtime.redis, runtime.keys.campaigns, cursor=cursor, limit=limit
+        )
+        for cid, _ in rows:
+            with contextlib.suppress(CampaignNotFound):  # deleted meanwhile
+                items.append(_out(await runtime.campaigns.get(cid)))
+    return CampaignPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{cid}", summary="One campaign with live stats", responses=ADMIN_ERRORS_404)
@@ -196,7 +219,7 @@ async def get_campaign(request: Request, principal: AdminRead, cid: CampaignId) 
 
 
 @router.get("/{cid}/stats", summary="Live stats", responses=ADMIN_ERRORS_404)
-async def campaign_stats(request: Request, principal: AdminRead, cid: CampaignId) -> StatsOut:
+async def get_campaign_stats(request: Request, principal: AdminRead, cid: CampaignId) -> StatsOut:
     with _errors():
         return StatsOut(**await _campaigns(request).stats(cid))
 
@@ -204,13 +227,13 @@ async def campaign_stats(request: Request, principal: AdminRead, cid: CampaignId
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"contact file larger than {limit} bytes")
+        raise ApiError(413, f"contact file larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"contact file larger than {limit} bytes")
+            raise ApiError(413, f"contact file larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -254,10 +277,10 @@ async def import_contacts(
         form = await request.form(max_files=1, max_fields=5, max_part_size=limit)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise HTTPException(400, "multipart upload needs a 'file' field")
+            raise ApiError(400, "multipart upload needs a 'file' field")
         data = await upload.read(limit + 1)
         if len(data) > limit:
-            raise HTTPException(413, f"contact file larger than {limit} bytes")
+            raise ApiError(413, f"contact file larger than {limit} bytes")
         name = (upload.filename or "").lower()
         fmt = fmt or ("json" if name.endswith(".json") else "csv")
     else:
@@ -273,18 +296,24 @@ async def list_contacts(
     request: Request,
     principal: AdminRead,
     cid: CampaignId,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    cursor: CursorParam = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[ContactOut]:
+) -> ContactPage:
+    position = parse_cursor(cursor)
+    after = position[0] if position else 0
+    campaigns = _campaigns(request)
     with _errors():
-        rows = await _campaigns(request).contacts(cid, offset, limit)
-    return [ContactOut(**r) for r in rows]
+        rows = await campaigns.contacts(cid, after, limit)
+        total = await campaigns.store.contact_count(cid)
+    last = after + limit
+    next_cursor = encode_cursor(last, str(last)) if last < total else None
+    return ContactPage(items=[ContactOut(**r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get(
     "/{cid}/contacts/{n}", summary="One contact and its attempts", responses=ADMIN_ERRORS_404
 )
-async def contact_history(
+async def get_contact_history(
     request: Request, principal: AdminRead, cid: CampaignId, n: ContactId
 ) -> HistoryOut:
     with _errors():
@@ -346,7 +375,7 @@ async def add_opt_out(
         try:
             await _campaigns(request).opt_out_number(cid, body.number)
         except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise ApiError(400, str(exc)) from None
     return Response(status_code=204)
 
 

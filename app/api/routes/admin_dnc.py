@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.admin.dnc import DncEntry, DncList
 from app.admin.schemas import DncAddRequest, DncEntryModel, DncPage
@@ -17,6 +17,8 @@ from app.api.auth import (
     ValidationErrorBody,
 )
 from app.api.deps import ServicesDep
+from app.api.errors import ApiError
+from app.api.pagination import CursorParam, invalid_cursor
 from app.deps import Services
 
 router = APIRouter(prefix="/admin/dnc", tags=["admin: do-not-call"])
@@ -43,10 +45,10 @@ def _model(entry: DncEntry) -> DncEntryModel:
 
 
 @router.get("", summary="Do-not-call entries, newest first", responses={**ADMIN_ERRORS, **_422})
-async def list_dnc(
+async def list_dnc_entries(
     services: ServicesDep,
     principal: AdminRead,
-    cursor: Annotated[str | None, Query(max_length=256)] = None,
+    cursor: CursorParam = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DncPage:
     dnc = _dnc(services)
@@ -54,9 +56,8 @@ async def list_dnc(
         try:
             entries, next_cursor = await dnc.page(limit=limit, cursor=cursor)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        total = await dnc.count()
-    return DncPage(entries=[_model(e) for e in entries], next_cursor=next_cursor, total=total)
+            raise invalid_cursor(exc) from None
+    return DncPage(items=[_model(e) for e in entries], next_cursor=next_cursor)
 
 
 @router.post(
@@ -65,7 +66,7 @@ async def list_dnc(
     summary="Add a number (201; 200 with the existing entry when already listed)",
     responses={**ADMIN_ERRORS, **_422, 200: {"model": DncEntryModel, "description": "Exists"}},
 )
-async def add_dnc(
+async def add_dnc_entry(
     request: Request,
     services: ServicesDep,
     principal: AdminWrite,
@@ -79,21 +80,21 @@ async def add_dnc(
                 body.number, reason=body.reason, added_by=principal.label
             )
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise ApiError(422, str(exc), code="validation_error") from None
     if not created:
         response.status_code = 200
     return _model(entry)
 
 
 @router.get("/{entry}", summary="Is this number listed?", responses={**ADMIN_ERRORS_404, **_422})
-async def get_dnc(services: ServicesDep, principal: AdminRead, entry: Entry) -> DncEntryModel:
+async def get_dnc_entry(services: ServicesDep, principal: AdminRead, entry: Entry) -> DncEntryModel:
     with storage_errors():
         try:
             found = await _dnc(services).get(entry)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise ApiError(422, str(exc), code="validation_error") from None
     if found is None:
-        raise HTTPException(404, "not on the do-not-call list")
+        raise ApiError(404, "not on the do-not-call list")
     return _model(found)
 
 
@@ -103,12 +104,12 @@ async def get_dnc(services: ServicesDep, principal: AdminRead, entry: Entry) -> 
     summary="Remove a number (or entry id) from the list",
     responses={**ADMIN_ERRORS_404, **_422},
 )
-async def remove_dnc(services: ServicesDep, principal: AdminWrite, entry: Entry) -> Response:
+async def remove_dnc_entry(services: ServicesDep, principal: AdminWrite, entry: Entry) -> Response:
     with storage_errors():
         try:
             removed = await _dnc(services).remove(entry)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise ApiError(422, str(exc), code="validation_error") from None
     if not removed:
-        raise HTTPException(404, "not on the do-not-call list")
+        raise ApiError(404, "not on the do-not-call list")
     return Response(status_code=204)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app.admin import flows as flows_admin
 from app.admin.control import broadcast
-from app.admin.flows import FlowBusy, FlowProblem, FlowTooLarge, reload_flows, validate_text
+from app.admin.flows import FlowBusy, FlowProblem, FlowTooLarge, validate_text
 from app.admin.schemas import (
-    FlowList,
+    FlowPage,
     FlowProblemModel,
     FlowReload,
     FlowSummary,
@@ -20,6 +21,7 @@ from app.admin.schemas import (
 from app.admin.service import AdminDep, storage_errors
 from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite, ErrorBody
 from app.api.deps import ServicesDep
+from app.api.errors import ApiError
 from flows import Flow
 
 router = APIRouter(prefix="/admin/flows", tags=["admin: flows"])
@@ -43,12 +45,12 @@ def _problems(problems: list[FlowProblem]) -> list[FlowProblemModel]:
 
 
 @router.get("", summary="The flows this instance runs", responses=ADMIN_ERRORS)
-async def get_flows(services: ServicesDep, principal: AdminRead) -> FlowList:
+async def list_flows(services: ServicesDep, principal: AdminRead) -> FlowPage:
     catalog = services.flows
-    return FlowList(
-        flows=[flow_summary(f) for _, f in sorted(catalog.flows.items())],
-        default=catalog.default.name,
-    )
+    items = [flow_summary(f) for _, f in sorted(catalog.flows.items())]
+    for item in items:  # the catalog's default, also when no file says `default: true`
+        item.default = item.name == catalog.default.name
+    return FlowPage(items=items, next_cursor=None)
 
 
 @router.get(
@@ -60,7 +62,7 @@ async def get_flows(services: ServicesDep, principal: AdminRead) -> FlowList:
 async def get_flow(services: ServicesDep, principal: AdminRead, name: str) -> JSONResponse:
     flow = services.flows.get(name)
     if flow is None:
-        raise HTTPException(404, "no such flow")
+        raise ApiError(404, "no such flow")
     return JSONResponse(flow.model_dump(mode="json"))
 
 
@@ -78,7 +80,7 @@ _BUSY: dict[int | str, dict[str, Any]] = {
         **_BUSY,
     },
 )
-async def validate(
+async def validate_flow(
     services: ServicesDep, admin: AdminDep, principal: AdminRead, body: FlowValidateRequest
 ) -> FlowValidation:
     """Nesting, node and alias limits are problems in the answer (``valid: false``);
@@ -86,9 +88,9 @@ async def validate(
     try:
         flow, problems = await validate_text(services, admin.flow_work, body.yaml)
     except FlowTooLarge as exc:
-        raise HTTPException(413, str(exc)) from None
+        raise ApiError(413, str(exc)) from None
     except FlowBusy as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+        raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from None
     return FlowValidation(
         valid=flow is not None,
         flow=flow_summary(flow) if flow is not None else None,
@@ -105,11 +107,11 @@ async def validate(
         **_BUSY,
     },
 )
-async def reload(services: ServicesDep, admin: AdminDep, principal: AdminWrite) -> FlowReload:
+async def reload_flows(services: ServicesDep, admin: AdminDep, principal: AdminWrite) -> FlowReload:
     try:
-        result = await reload_flows(services, admin.flow_work)
+        result = await flows_admin.reload_flows(services, admin.flow_work)
     except FlowBusy as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+        raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from None
     body = FlowReload(
         ok=result.ok,
         flows=result.flows,
@@ -119,6 +121,7 @@ async def reload(services: ServicesDep, admin: AdminDep, principal: AdminWrite) 
         problems=_problems(result.problems),
     )
     if not result.ok:
+        body.code = "flows_invalid"
         return JSONResponse(body.model_dump(), status_code=422)  # type: ignore[return-value]
     with storage_errors():
         others = await broadcast(

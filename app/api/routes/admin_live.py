@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 
 from app import metrics
 from app.admin.calls import live_info
@@ -17,7 +17,7 @@ from app.admin.live import live_call, live_calls
 from app.admin.schemas import (
     CommandResult,
     HangupRequest,
-    LiveCalls,
+    LiveCallPage,
     SayRequest,
     TransferRequest,
 )
@@ -31,13 +31,14 @@ from app.api.auth import (
     ValidationErrorBody,
 )
 from app.api.deps import ServicesDep
+from app.api.errors import ApiError
 from app.api.routes.admin_calls import CallSid
 
 router = APIRouter(prefix="/admin", tags=["admin: live calls"])
 
 _COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
     **ADMIN_ERRORS_404,
-    404: {"model": ErrorBody, "description": "The call is not live"},
+    404: {"model": ErrorBody, "description": "The call is not live (call_not_live)"},
     409: {"model": ErrorBody, "description": "The call cannot take this command now"},
     422: {
         "model": ValidationErrorBody,
@@ -52,10 +53,10 @@ _COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/live", summary="Calls in progress on every instance", responses=ADMIN_ERRORS)
-async def get_live(services: ServicesDep, principal: AdminRead) -> LiveCalls:
+async def list_live_calls(services: ServicesDep, principal: AdminRead) -> LiveCallPage:
     with storage_errors():
         calls = await live_calls(services.redis, services.keys)
-    return LiveCalls(calls=[live_info(c) for c in calls], count=len(calls))
+    return LiveCallPage(items=[live_info(c) for c in calls], next_cursor=None)
 
 
 async def _command(
@@ -72,7 +73,7 @@ async def _command(
         entry = await live_call(services.redis, services.keys, call_sid)
         if entry is None:
             metrics.CONTROL_COMMANDS.labels(op, "404").inc()
-            raise HTTPException(404, "call is not live")
+            raise ApiError(404, "call is not live", code="call_not_live")
         reply = await send_command(
             services.redis,
             services.keys,
@@ -84,7 +85,8 @@ async def _command(
             timeout_s=services.settings.control_timeout_ms / 1000,
         )
     if reply.status != 200:
-        raise HTTPException(reply.status, reply.detail)
+        code = "call_not_live" if reply.status == 404 else None
+        raise ApiError(reply.status, reply.detail, code=code)
     return CommandResult(
         call_sid=call_sid,
         command=op,
@@ -97,7 +99,7 @@ async def _command(
 @router.post(
     "/calls/{call_sid}/hangup", summary="Hang a live call up now", responses=_COMMAND_ERRORS
 )
-async def hangup(
+async def hangup_call(
     request: Request,
     services: ServicesDep,
     principal: AdminWrite,
@@ -113,7 +115,7 @@ async def hangup(
     summary="Transfer a live call to a number or to a named target of its flow",
     responses=_COMMAND_ERRORS,
 )
-async def transfer(
+async def transfer_call(
     request: Request,
     services: ServicesDep,
     principal: AdminWrite,
@@ -132,7 +134,7 @@ async def transfer(
     summary="Make the agent say a sentence now (after its current response)",
     responses=_COMMAND_ERRORS,
 )
-async def say(
+async def say_on_call(
     request: Request,
     services: ServicesDep,
     principal: AdminWrite,

@@ -79,5 +79,5 @@ async def readyz(services: ServicesDep, response: Response) -> Readiness:
         503: {"model": ErrorBody, "description": "Storage unavailable (checking the key)"},
     },
 )
-async def prometheus(access: Annotated[Principal | None, Depends(metrics_access)]) -> Response:
+async def get_metrics(access: Annotated[Principal | None, Depends(metrics_access)]) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

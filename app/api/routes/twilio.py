@@ -198,7 +198,9 @@ def _replayed(call_sid: str, why: str) -> Response:
     metrics.WEBHOOKS.labels("/twilio/voice", "replay").inc()
     log.warning("voice webhook for call %s refused: it %s (a replay?)", call_sid, why)
     return Response(
-        orjson.dumps({"detail": f"call {why}"}), status_code=409, media_type="application/json"
+        orjson.dumps({"detail": f"call {why}", "code": "conflict"}),
+        status_code=409,
+        media_type="application/json",
     )
 
 

@@ -53,15 +53,15 @@
     every(period, async () => {
       const r = await api("GET", "/admin/live");
       if (!r.ok || !r.data) return;
-      const rows = r.data.calls.map((c) => el("tr", { "data-sid": c.call_sid }, [
+      const rows = r.data.items.map((c) => el("tr", { "data-sid": c.call_sid }, [
         el("td", {}, [el("a", { href: "/admin/ui/calls/" + encodeURIComponent(c.call_sid) }, [c.call_sid])]),
         el("td", {}, [c.direction]), el("td", {}, [c.from_masked]), el("td", {}, [c.to_masked]),
         el("td", {}, [c.flow]), el("td", {}, [el("span", { class: "state " + c.state }, [c.state])]),
         el("td", {}, [when(c.started_at_ms)]), el("td", { class: "muted" }, [c.instance]),
       ]));
       liveBody.replaceChildren(...rows);
-      document.getElementById("live-count").textContent = String(r.data.count);
-      document.getElementById("live-empty").hidden = r.data.count > 0;
+      document.getElementById("live-count").textContent = String(r.data.items.length);
+      document.getElementById("live-empty").hidden = r.data.items.length > 0;
       document.getElementById("live-updated").textContent = "updated " + when(Date.now()).slice(11);
     });
   }
