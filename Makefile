@@ -26,18 +26,18 @@ test: redis
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 check: setup
-	.venv/bin/ruff format --check app flows tools migrations tests scripts
-	.venv/bin/ruff check app flows tools migrations tests scripts
-	.venv/bin/mypy app flows tools migrations
+	.venv/bin/ruff format --check app switchboard_engine switchboard_sim bench flows tools migrations tests scripts
+	.venv/bin/ruff check app switchboard_engine switchboard_sim bench flows tools migrations tests scripts
+	.venv/bin/mypy app switchboard_engine switchboard_sim bench flows tools migrations
 	.venv/bin/hadolint Dockerfile
 	.venv/bin/python scripts/check_deploy.py
 
 fmt: setup
-	.venv/bin/ruff format app flows tools migrations tests scripts
-	.venv/bin/ruff check --fix app flows tools migrations tests scripts
+	.venv/bin/ruff format app switchboard_engine switchboard_sim bench flows tools migrations tests scripts
+	.venv/bin/ruff check --fix app switchboard_engine switchboard_sim bench flows tools migrations tests scripts
 
 bench: redis
-	.venv/bin/python -m app.bench
+	.venv/bin/python -m bench
 
 clean:
 	rm -rf .run out .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,24 @@ WS_IMPLEMENTATIONS = ("websockets-sansio", "websockets", "wsproto")
 LOOPS = ("uvloop", "asyncio", "auto")
 
 
+def _bench_importable() -> None:
+    """Make ``bench`` (the repository's ``bench/``, not installed with the wheel)
+    importable: from a checkout's top directory it is added to ``sys.path``; elsewhere
+    exit 2 saying where the benchmarks are."""
+    try:
+        import bench  # noqa: F401
+    except ModuleNotFoundError:
+        here = Path.cwd()
+        if not (here / "bench" / "__main__.py").is_file():
+            typer.echo(
+                "the benchmarks are not installed: they live in bench/ of a Switchboard "
+                "checkout; run this from its top directory (or `make bench` there)",
+                err=True,
+            )
+            raise typer.Exit(2) from None
+        sys.path.insert(0, str(here))
+
+
 def _freeze_after_startup(app: Any) -> Any:
     """Wrap an ASGI ``app`` so that once its start-up completes, every object alive then
     (modules, routes, flows, settings: ~170k) is moved out of the garbage collector's
@@ -211,7 +229,7 @@ def engine(
         bool,
         typer.Option(
             "--echo",
-            help="Echo mode for load tests (app.bench.echo): each append answered by an "
+            help="Echo mode for load tests (bench.echo): each append answered by an "
             "audio delta with the same bytes, a speech_started every 3 s.",
         ),
     ] = False,
@@ -219,8 +237,8 @@ def engine(
     """Run the local Realtime engine (GA and beta) on loopback: VAD, Whisper transcription,
     understanding of the session's tools, TTS. --scenario/--scripted: scripted replies."""
     from app import logs
-    from app.engine.server import run
-    from app.engine.tts import BACKENDS
+    from switchboard_engine.server import run
+    from switchboard_engine.tts import BACKENDS
 
     if tts not in BACKENDS:
         typer.echo(f"--tts must be one of {', '.join(BACKENDS)}", err=True)
@@ -228,7 +246,8 @@ def engine(
     settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_json)
     if echo:
-        from app.bench.echo import run as run_echo
+        _bench_importable()
+        from bench.echo import run as run_echo
 
         run_echo(host or settings.engine_host, port or settings.engine_port)
         return
@@ -262,12 +281,12 @@ def call(
 ) -> None:
     """Place a simulated call exactly as Twilio would: signed webhook, Media Streams at
     real-time pace, mark echoes after playback, stop. Prints a summary from Redis."""
-    from app.sim.summary import place_call
+    from switchboard_sim.summary import place_call
 
     settings = settings_or_exit()
     wavs = wav or []
     if not wavs:
-        from app.sim.assets import recording_path
+        from switchboard_sim.assets import recording_path
 
         wavs = [recording_path("order_status.wav"), recording_path("goodbye.wav")]
     for w in wavs:
@@ -298,7 +317,7 @@ def call(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
-        from app.sim.summary import render_text
+        from switchboard_sim.summary import render_text
 
         typer.echo(render_text(summary))
     if summary.get("errors"):
@@ -345,7 +364,7 @@ def simulator(
     import signal
 
     from app import logs
-    from app.sim.simulator import (
+    from switchboard_sim.simulator import (
         Simulator,
         SimulatorError,
         default_address,
@@ -496,8 +515,9 @@ cli.add_typer(campaign_app, name="campaign")
 def bench(ctx: typer.Context) -> None:
     """Run the benchmarks, as `make bench` does: `switchboard bench [SECTION ...] [ARGS]`
     (sections: engine, load; the rest goes to them, e.g. `switchboard bench load --n 1 50`)."""
-    from app.bench import SECTIONS
-    from app.bench.__main__ import main as bench_main
+    _bench_importable()
+    from bench import SECTIONS
+    from bench.__main__ import main as bench_main
 
     args = list(ctx.args)
     names = []

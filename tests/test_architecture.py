@@ -1,13 +1,19 @@
-"""Architecture rules read from the source: no import cycles, no oversized modules, Lua
-scripts that say what they take.
+"""Architecture rules read from the source: no import cycles, no oversized modules, the
+service never importing the engine, the simulator or the bench, Lua scripts that say what
+they take.
 
-DEVELOPERS.md "How the code should feel" 9 (no import cycles) and 10 (a module holds one
-concept). The import graph is built with :mod:`ast` from the files under ``app/``,
-``flows/``, ``tools/`` and ``migrations/`` (every ``import`` and ``from … import``, at
-module level or inside a function, relative or absolute), keeping only the project's own
-modules; its strongly connected components (Tarjan) of two or more modules are the
+DEVELOPERS.md "How the code should feel" 9 (lower layers never import higher ones; no
+import cycles) and 10 (a module holds one concept). The import graph is built with
+:mod:`ast` from the files under :data:`PACKAGES` (every ``import`` and ``from … import``,
+at module level or inside a function, relative or absolute), keeping only the project's
+own modules; its strongly connected components (Tarjan) of two or more modules are the
 cycles. An import of ``a.b.c`` is an edge to ``a.b.c`` only: running ``a/b/__init__.py``
 first is not counted, so a package may re-export its submodules' names.
+
+Layers: ``app`` (the service) ← ``switchboard_engine`` / ``switchboard_sim`` (siblings,
+each built on ``app``) ← ``bench``. A module of ``app`` names a higher layer only inside a
+function of a CLI module (``cli.py``: ``switchboard engine``, ``call``, ``simulator``,
+``bench``, ``campaign run`` import them lazily) or under ``if TYPE_CHECKING:`` there.
 """
 
 from __future__ import annotations
@@ -18,9 +24,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("app", "flows", "tools", "migrations")
+PACKAGES = ("app", "switchboard_engine", "switchboard_sim", "bench", "flows", "tools", "migrations")
 #: Directories whose modules must stay under :data:`MAX_LINES` lines.
-SIZE_CHECKED = ("app", "flows", "tools")
+SIZE_CHECKED = ("app", "switchboard_engine", "switchboard_sim", "bench", "flows", "tools")
+#: What each layer may not import (top-level package names); see the module doc.
+FORBIDDEN: dict[str, frozenset[str]] = {
+    "app": frozenset({"switchboard_engine", "switchboard_sim", "bench"}),
+    "flows": frozenset({"switchboard_engine", "switchboard_sim", "bench"}),
+    "tools": frozenset({"switchboard_engine", "switchboard_sim", "bench"}),
+    "migrations": frozenset({"switchboard_engine", "switchboard_sim", "bench"}),
+    "switchboard_engine": frozenset({"switchboard_sim", "bench"}),
+    "switchboard_sim": frozenset({"switchboard_engine", "bench"}),
+}
 MAX_LINES = 800
 
 #: Cycles that exist today, each as the set of its modules. issue 10: to remove.
@@ -175,8 +190,10 @@ def test_imports_resolve_to_project_modules(tmp_path: Path) -> None:
 def test_the_graph_covers_the_project() -> None:
     graph = import_graph()
     assert all(name in graph for name in PACKAGES)
-    assert "app.engine.server" in graph["app.engine"]  # a re-export in a package __init__
-    assert "app.engine.session.facade" in graph["app.engine.session"]
+    assert (
+        "switchboard_engine.server" in graph["switchboard_engine"]
+    )  # a re-export in a package __init__
+    assert "switchboard_engine.session.facade" in graph["switchboard_engine.session"]
 
 
 def test_the_cycle_finder_finds_cycles() -> None:
@@ -193,6 +210,82 @@ def test_no_import_cycles() -> None:
     assert not gone, (
         f"known cycles are gone, drop them from KNOWN_CYCLES: {sorted(map(sorted, gone))}"
     )
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imports_by_place(path: Path) -> list[tuple[str, str]]:
+    """``(place, imported module)`` for every absolute import in ``path``: ``place`` is
+    ``"module"`` (runs on import), ``"function"`` (inside a function body) or
+    ``"type_checking"`` (under ``if TYPE_CHECKING:`` at module level)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out: list[tuple[str, str]] = []
+
+    def visit(node: ast.AST, place: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                visit(child, "function")
+            elif isinstance(child, ast.If) and place == "module" and _is_type_checking(child.test):
+                for stmt in child.body:
+                    visit(ast.Module(body=[stmt], type_ignores=[]), "type_checking")
+                for stmt in child.orelse:
+                    visit(ast.Module(body=[stmt], type_ignores=[]), "module")
+            elif isinstance(child, ast.Import):
+                out.extend((place, alias.name) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and not child.level and child.module:
+                out.append((place, child.module))
+            else:
+                visit(child, place)
+
+    visit(tree, "module")
+    return out
+
+
+def layer_violations(package: str, path: Path) -> list[str]:
+    """The imports in ``path`` (a module of ``package``) of a layer it may not import."""
+    forbidden = FORBIDDEN.get(package, frozenset())
+    lazy_ok = package == "app" and path.name == "cli.py"
+    bad = []
+    for place, name in imports_by_place(path):
+        if name.split(".")[0] not in forbidden:
+            continue
+        if lazy_ok and place in ("function", "type_checking"):
+            continue
+        bad.append(f"{path.relative_to(ROOT)}: {name} ({place})")
+    return bad
+
+
+def test_the_layer_check_tells_top_level_from_lazy(tmp_path: Path) -> None:
+    src = tmp_path / "cli.py"
+    src.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import switchboard_sim.x\n"
+        "if TYPE_CHECKING:\n"
+        "    from bench import y\n"
+        "def command() -> None:\n"
+        "    from switchboard_engine.server import run\n",
+        encoding="utf-8",
+    )
+    assert imports_by_place(src) == [
+        ("module", "typing"),
+        ("module", "switchboard_sim.x"),
+        ("type_checking", "bench"),
+        ("function", "switchboard_engine.server"),
+    ]
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    bad = [
+        line
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line in layer_violations(package, path)
+    ]
+    assert not bad, "imports of a higher layer (see this module's doc):\n" + "\n".join(bad)
 
 
 def test_no_module_over_800_lines() -> None:

@@ -17,7 +17,7 @@ print("ok")
 
 
 @pytest.mark.parametrize(
-    "module", ["app.call.links", "app.call.media_server", "app.bench.loadgen", "app.bench.echo"]
+    "module", ["app.call.links", "app.call.media_server", "bench.loadgen", "bench.echo"]
 )
 def test_modules_import_without_the_optional_websockets_c_extension(module: str) -> None:
     done = subprocess.run(

@@ -37,8 +37,8 @@ from app.errors import DialerError, StoreError
 if TYPE_CHECKING:
     from app.dialer.runtime import DialerRuntime
     from app.settings import Settings
-    from app.sim.outbound import OutboundRules
-    from app.sim.simulator import Simulator
+    from switchboard_sim.outbound import OutboundRules
+    from switchboard_sim.simulator import Simulator
 
 T = TypeVar("T")
 
@@ -223,7 +223,7 @@ async def _carrier(
     """Make sure the carrier the dialers call answers. When the Twilio REST base URL is
     a loopback URL (the carrier simulator's) where nothing listens: start the simulator
     there for this run (``start``; None: in dev), or stop with what to start."""
-    from app.sim.simulator import (
+    from switchboard_sim.simulator import (
         Simulator,
         SimulatorError,
         default_rules,
@@ -307,7 +307,7 @@ def run(
     is running and that the carrier answers; in dev a carrier simulator is started for
     the run when none answers at the (loopback) Twilio REST base URL."""
     from app import logs
-    from app.sim.simulator import SimulatorError, load_rules
+    from switchboard_sim.simulator import SimulatorError, load_rules
 
     campaign_spec = _load_spec(spec)
     data = contacts.read_bytes()

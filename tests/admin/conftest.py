@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.admin.keys import ApiKeys
-from app.sim.assets import recording_ulaw
-from app.sim.calls import CallScript
 from app.store.keys import Keys
+from switchboard_sim.assets import recording_ulaw
+from switchboard_sim.calls import CallScript
 from tests.e2e.conftest import Stack, StackFactory, eventually, make_stack  # noqa: F401
 
 CALLER = "+15555550123"

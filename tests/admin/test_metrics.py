@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.sim.assets import recording_ulaw
-from app.sim.calls import CallScript
+from switchboard_sim.assets import recording_ulaw
+from switchboard_sim.calls import CallScript
 from tests.admin.conftest import CALLER, SUPPORT, AdminStack
 from tests.helpers import wait_until
 

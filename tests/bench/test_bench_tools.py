@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from app.bench.echo import EchoServer
-from app.bench.load import Step, capacity, report
-from app.bench.loadgen import Generator, Options
-from app.bench.relay import start_relay
-from app.bench.stamp import payload_bytes, read_stamp, stamped_payload
+from bench.echo import EchoServer
+from bench.load import Step, capacity, report
+from bench.loadgen import Generator, Options
+from bench.relay import start_relay
+from bench.stamp import payload_bytes, read_stamp, stamped_payload
 from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack
 
 
@@ -95,7 +95,7 @@ async def test_generator_against_switchboard_joins_barge_ins_and_truncates(
 def test_bench_cli_runs_the_load_section_end_to_end() -> None:
     args = ["--n", "2", "--duration", "1", "--warmup", "0.3", "--servers", "relay", "--scale-out"]
     out = subprocess.run(
-        [sys.executable, "-m", "app.bench", "load", "--", *args],
+        [sys.executable, "-m", "bench", "load", "--", *args],
         capture_output=True,
         text=True,
         timeout=120,

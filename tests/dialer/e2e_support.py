@@ -10,10 +10,10 @@ from app.dialer.clock import FakeClock
 from app.dialer.models import CallingWindow
 from app.dialer.runner import Dialer
 from app.dialer.service import Campaigns
-from app.engine import Scenario
-from app.engine.scenario import ScriptedFunctionCall, ScriptedTurn
-from app.sim.calls import CallScript
-from app.sim.outbound import Callee
+from switchboard_engine import Scenario
+from switchboard_engine.scenario import ScriptedFunctionCall, ScriptedTurn
+from switchboard_sim.calls import CallScript
+from switchboard_sim.outbound import Callee
 
 #: Monday 2025-03-03 15:00 UTC: 10:00 New York, 15:00 London, 07:00 Los Angeles,
 #: 00:00 Tuesday Tokyo, 02:00 Tuesday Sydney.

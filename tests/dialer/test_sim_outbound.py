@@ -12,10 +12,10 @@ from fastapi import FastAPI, Request, Response
 from app.carrier.twiml import SignatureChecker
 from app.dialer.placer import CallPlacer, OutboundCall
 from app.errors import DialFailed
-from app.sim.carrier import CarrierSimulator
-from app.sim.outbound import Callee
-from app.sim.rest import TwilioRestFake
-from app.sim.serve import LoopbackServer
+from switchboard_sim.carrier import CarrierSimulator
+from switchboard_sim.outbound import Callee
+from switchboard_sim.rest import TwilioRestFake
+from switchboard_sim.serve import LoopbackServer
 
 SID = "AC" + "5" * 32
 TOKEN = "outbound-sim-token"

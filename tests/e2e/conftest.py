@@ -19,13 +19,13 @@ from fastapi import FastAPI
 from app.api.main import create_app
 from app.call.media_server import MediaBind
 from app.deps import Services
-from app.engine import EngineServer, Scenario
 from app.migrate import migrate
 from app.settings import Settings
-from app.sim.carrier import CarrierSimulator
-from app.sim.rest import TwilioRestFake
 from app.store.calls import CallStore
 from app.store.keys import Keys
+from switchboard_engine import EngineServer, Scenario
+from switchboard_sim.carrier import CarrierSimulator
+from switchboard_sim.rest import TwilioRestFake
 from tests.conftest import REDIS_URL
 from tests.helpers import WAIT_TIMEOUT_S, wait_until
 

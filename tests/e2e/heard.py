@@ -1,6 +1,6 @@
 """The barge-in check: the truncate sent to the model matches what the caller heard.
 
-Measured against the carrier simulator's own playback record (app/sim/playback.py: the
+Measured against the carrier simulator's own playback record (switchboard_sim/playback.py: the
 ms of each item played, to the sample), never against a timing tolerance a loaded
 machine could eat. The server cuts the item when the engine reports the caller's speech;
 the simulator learns of it only when the ``clear`` arrives, a little later (later still
@@ -30,8 +30,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.audio import FRAME_MS
-from app.engine.vad import MIN_SPEECH_MS
-from app.sim.calls import SimulatedCallResult
+from switchboard_engine.vad import MIN_SPEECH_MS
+from switchboard_sim.calls import SimulatedCallResult
 
 #: ``make_stack`` settings for a barge-in measured by :func:`assert_truncated_to_heard`.
 NEVER_STALLS: dict[str, Any] = {"playback_stall_tolerance_ms": 2000}

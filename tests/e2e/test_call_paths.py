@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 from typing import Any
 
-from app.engine import Scenario
-from app.sim.assets import recording_ulaw
-from app.sim.calls import CallScript
-from app.sim.summary import read_call
+from switchboard_engine import Scenario
+from switchboard_sim.assets import recording_ulaw
+from switchboard_sim.calls import CallScript
+from switchboard_sim.summary import read_call
 from tests.e2e.conftest import Stack
 from tests.e2e.heard import NEVER_STALLS, assert_truncated_to_heard
 from tests.protocol import validate

@@ -19,9 +19,9 @@ from app.dialer.clock import FakeClock
 from app.dialer.models import CampaignSpec
 from app.dialer.runtime import DialerRuntime
 from app.dialer.window import allows, next_open
-from app.sim.outbound import Callee
-from app.sim.summary import read_call
 from app.store.keys import Keys
+from switchboard_sim.outbound import Callee
+from switchboard_sim.summary import read_call
 from tests.dialer.e2e_support import (
     FROM,
     REMINDER_SCENARIO,

@@ -26,8 +26,8 @@ import orjson
 
 from app.dialer.models import CallingWindow, CampaignSpec
 from app.dialer.runtime import DialerRuntime
-from app.sim.outbound import Callee
 from app.store.keys import Keys
+from switchboard_sim.outbound import Callee
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack, StackFactory, eventually
 from tests.helpers import wait_until

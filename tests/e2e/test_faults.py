@@ -1,6 +1,7 @@
 """Bad input and faults: nothing stored for forged webhooks, streams closed before any
 Realtime session on bad tokens, malformed frames counted while the call goes on, Realtime
-errors logged, a dropped Realtime socket ending the call cleanly with its record intact."""
+errors logged, a Realtime service gone for good handing the call to the fallback with its
+record intact."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from app.sim.assets import recording_ulaw
-from app.sim.calls import CallScript, new_call_sid
-from app.sim.summary import read_call
+from switchboard_sim.assets import recording_ulaw
+from switchboard_sim.calls import CallScript, new_call_sid
+from switchboard_sim.summary import read_call
 from tests.e2e.conftest import ACCOUNT_SID, Stack, eventually
 
 CALLER = "+15555550123"
@@ -157,15 +158,15 @@ async def test_realtime_error_event_is_logged_and_the_call_goes_on(stack: Stack)
     assert [t["name"] for t in stored["tool_calls"]] == ["get_order_status", "end_call"]
 
 
-async def test_realtime_drop_ends_the_call_cleanly_with_its_record(stack: Stack) -> None:
+async def test_realtime_drop_for_good_falls_back_and_keeps_the_record(stack: Stack) -> None:
     script = CallScript(from_number=CALLER, to_number=SUPPORT, caller_audio=[], max_duration_s=20)
     task, bridge = await _live_call(stack, script)
     # Wait until the greeting has been fully sent.
     await eventually(lambda: any(i.audio_done for i in bridge.session.items.values()))
-    await stack.engine.stop()  # the Realtime service goes away mid-call
+    await stack.engine.stop()  # the Realtime service goes away mid-call, for good
     result = await task
-    assert result.ended_by == "server_closed"
+    assert result.ended_by == "hangup" and result.said  # the fallback's apology, then hang-up
     stored = await read_call(stack.store, result.call_sid)
     record = stored["record"]
-    assert record["status"] == "ended" and "realtime" in record["end_reason"]
+    assert record["status"] == "ended" and "realtime unavailable" in record["end_reason"]
     assert [e["role"] for e in stored["transcript"]] == ["assistant"]  # the greeting survived

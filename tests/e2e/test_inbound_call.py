@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 
-from app.engine import Scenario
 from app.phone import mask
-from app.sim.assets import recording_ulaw
-from app.sim.calls import CallScript
-from app.sim.summary import read_call
+from switchboard_engine import Scenario
+from switchboard_sim.assets import recording_ulaw
+from switchboard_sim.calls import CallScript
+from switchboard_sim.summary import read_call
 from tests.e2e.conftest import Stack
 
 CALLER = "+15555550123"

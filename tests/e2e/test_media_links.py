@@ -17,15 +17,15 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.call.links import AsgiCarrierLink, MediaStreamLink
-from app.engine import EngineServer, Scenario
 from app.migrate import migrate
 from app.settings import DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN
-from app.sim.assets import recording_ulaw
-from app.sim.calls import CallScript
-from app.sim.carrier import CarrierSimulator
-from app.sim.rest import TwilioRestFake
-from app.sim.summary import read_call
 from app.store.keys import Keys
+from switchboard_engine import EngineServer, Scenario
+from switchboard_sim.assets import recording_ulaw
+from switchboard_sim.calls import CallScript
+from switchboard_sim.carrier import CarrierSimulator
+from switchboard_sim.rest import TwilioRestFake
+from switchboard_sim.summary import read_call
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import Stack, eventually
 from tests.e2e.heard import NEVER_STALLS, assert_truncated_to_heard

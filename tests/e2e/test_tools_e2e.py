@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.engine import Scenario
-from app.sim.assets import recording_ulaw
-from app.sim.calls import CallScript
-from app.sim.summary import read_call
+from switchboard_engine import Scenario
+from switchboard_sim.assets import recording_ulaw
+from switchboard_sim.calls import CallScript
+from switchboard_sim.summary import read_call
 from tests.e2e.conftest import Stack, eventually
 from tests.helpers import RedisServerFactory
 

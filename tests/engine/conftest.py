@@ -20,13 +20,13 @@ from openai.types.realtime import realtime_server_event as ga_events
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.audio import ulaw_to_pcm16
-from app.engine import EngineServer, Scenario
-from app.engine.agent import AgentResources
-from app.engine.asr import shared_transcriber
-from app.engine.hints import FlowHints
-from app.engine.tts import synthesize
 from app.realtime.dialect import session_config
 from flows import FlowCatalog
+from switchboard_engine import EngineServer, Scenario
+from switchboard_engine.agent import AgentResources
+from switchboard_engine.asr import shared_transcriber
+from switchboard_engine.hints import FlowHints
+from switchboard_engine.tts import synthesize
 from tools.registry import default_registry
 
 GA_ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ga_events.RealtimeServerEvent)

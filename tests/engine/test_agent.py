@@ -14,8 +14,8 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from app.engine import EngineServer
-from app.sim.assets import recording_ulaw
+from switchboard_engine import EngineServer
+from switchboard_sim.assets import recording_ulaw
 
 from .conftest import Client, open_client, silence, support_session, validate_event
 

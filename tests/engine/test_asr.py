@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.engine.agent import AgentResources
-from app.engine.asr import (
+from switchboard_engine.agent import AgentResources
+from switchboard_engine.asr import (
     PACKAGED_MODEL_SHA256,
     AsrConfig,
     ModelChecksumError,
@@ -18,10 +18,10 @@ from app.engine.asr import (
     shared_transcriber,
     verify_model_dir,
 )
-from app.engine.hints import FlowHints, tool_specs
-from app.engine.numbers import find_numbers, tokens
-from app.engine.understanding import Decision, Understanding, context_from_instructions
-from app.sim.assets import recording_ulaw, transcripts
+from switchboard_engine.hints import FlowHints, tool_specs
+from switchboard_engine.numbers import find_numbers, tokens
+from switchboard_engine.understanding import Decision, Understanding, context_from_instructions
+from switchboard_sim.assets import recording_ulaw, transcripts
 from tools.registry import default_registry
 
 from .conftest import AGENT_TODAY

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.engine import EngineServer, Scenario
+from switchboard_engine import EngineServer, Scenario
 
 from .conftest import caller_speech, ga_session, open_client, silence
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
-from app.engine import EngineServer
+from switchboard_engine import EngineServer
 
 from .conftest import (
     TOOLS,

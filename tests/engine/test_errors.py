@@ -8,7 +8,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from app.engine import EngineServer
+from switchboard_engine import EngineServer
 
 from .conftest import ga_session, open_client
 

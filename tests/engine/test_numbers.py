@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from app.engine.numbers import find_numbers, parse_date, parse_time, parse_yes_no, tokens
+from switchboard_engine.numbers import find_numbers, parse_date, parse_time, parse_yes_no, tokens
 
 
 def digits(text: str) -> list[str]:

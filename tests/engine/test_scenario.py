@@ -8,8 +8,8 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from app.engine import ReplyRequest, Scenario, ScriptedResponder
-from app.engine.responder import ReplyInput
+from switchboard_engine import ReplyRequest, Scenario, ScriptedResponder
+from switchboard_engine.responder import ReplyInput
 
 TOOLS = ("get_order_status", "end_call")
 

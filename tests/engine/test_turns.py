@@ -7,7 +7,7 @@ import base64
 import json
 from typing import Any
 
-from app.engine import EngineServer
+from switchboard_engine import EngineServer
 
 from .conftest import Client, caller_speech, ga_session, open_client, silence
 

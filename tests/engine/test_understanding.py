@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
-from app.engine.hints import FlowHints, tool_specs
-from app.engine.understanding import Context, ToolSpec, Understanding, analyse
 from flows import FlowCatalog
+from switchboard_engine.hints import FlowHints, tool_specs
+from switchboard_engine.understanding import Context, ToolSpec, Understanding, analyse
 from tools.registry import default_registry
 
-DATA = Path(__file__).resolve().parents[2] / "app" / "engine" / "data" / "tool_choice.yaml"
+DATA = Path(__file__).resolve().parents[2] / "switchboard_engine" / "data" / "tool_choice.yaml"
 
 
 def support() -> Understanding:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine import EngineServer
-from app.engine.vad import (
+from switchboard_engine import EngineServer
+from switchboard_engine.vad import (
     PAUSE_MS,
     SpeechEnd,
     SpeechPause,

@@ -15,7 +15,7 @@ import orjson
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.sim.calls import new_call_sid
+from switchboard_sim.calls import new_call_sid
 from tests.e2e.conftest import ACCOUNT_SID, Stack
 
 CALLER = "+15555550123"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from app.admin.flows import FlowLimits, check_flow, precheck
-from app.sim.calls import new_call_sid
+from switchboard_sim.calls import new_call_sid
 from tests.admin.conftest import AdminFactory, AdminStack
 from tests.e2e.conftest import Stack
 from tests.security.carrier import serve, voice_params

@@ -11,8 +11,8 @@ from websockets.exceptions import InvalidStatus
 
 from app.carrier.transfers import PolicedControl
 from app.errors import ToolRefused
-from app.sim.calls import CallScript, new_call_sid
-from app.sim.summary import read_call
+from switchboard_sim.calls import CallScript, new_call_sid
+from switchboard_sim.summary import read_call
 from tests.e2e.conftest import Stack, StackFactory, eventually
 from tests.security.carrier import (
     CALLER,

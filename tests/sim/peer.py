@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request, Response, WebSocket
 from starlette.websockets import WebSocketDisconnect
 from twilio.request_validator import RequestValidator
 
-from app.sim.serve import LoopbackServer
+from switchboard_sim.serve import LoopbackServer
 
 
 @dataclass

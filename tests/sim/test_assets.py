@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.audio import ULAW_SILENCE
-from app.engine.asr import read_sha256sums, sha256_file
-from app.sim.assets import RECORDINGS_DIR, recording_path, recording_ulaw, transcripts
+from switchboard_engine.asr import read_sha256sums, sha256_file
+from switchboard_sim.assets import RECORDINGS_DIR, recording_path, recording_ulaw, transcripts
 
 NAMES = ["order_status", "goodbye", "agent_please", "interrupt"]
 

@@ -10,8 +10,8 @@ import httpx
 
 from app.audio import read_wav_as_ulaw
 from app.settings import DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN
-from app.sim.assets import recording_path, recording_ulaw
-from app.sim.call_cli import run_call
+from switchboard_sim.assets import recording_path, recording_ulaw
+from switchboard_sim.call_cli import run_call
 from tests.sim.peer import PeerCall, TwilioPeer
 
 SID, TOKEN = DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN

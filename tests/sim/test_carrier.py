@@ -13,8 +13,8 @@ from typing import Any
 
 from app.audio import FRAME_BYTES
 from app.settings import DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN
-from app.sim.calls import CallScript, SimulatedCallResult
-from app.sim.carrier import CarrierSimulator
+from switchboard_sim.calls import CallScript, SimulatedCallResult
+from switchboard_sim.carrier import CarrierSimulator
 from tests.sim.peer import PeerCall, TwilioPeer
 
 SID = DEV_TWILIO_ACCOUNT_SID

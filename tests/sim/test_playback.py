@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sim.playback import (
+from switchboard_sim.playback import (
     ClearRecord,
     Playback,
     PlaybackOverflow,

@@ -13,9 +13,9 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from app.settings import DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN
-from app.sim.calls import CallScript, SimulatedCallResult
-from app.sim.carrier import CarrierSimulator
-from app.sim.rest import TwilioRestFake
+from switchboard_sim.calls import CallScript, SimulatedCallResult
+from switchboard_sim.carrier import CarrierSimulator
+from switchboard_sim.rest import TwilioRestFake
 from tests.sim.peer import TwilioPeer
 
 SID = DEV_TWILIO_ACCOUNT_SID

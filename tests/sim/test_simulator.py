@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.sim.simulator import SimulatorError, default_rules, is_loopback, load_rules
-from app.sim.summary import render_text, render_tool_call, reply_after, tool_offset_ms
+from switchboard_sim.simulator import SimulatorError, default_rules, is_loopback, load_rules
+from switchboard_sim.summary import render_text, render_tool_call, reply_after, tool_offset_ms
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

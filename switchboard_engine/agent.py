@@ -1,0 +1,136 @@
+"""The offline agent: a :class:`~switchboard_engine.responder.Responder` that hears and understands.
+
+:class:`UnderstandingResponder` transcribes each committed caller turn with the
+process-wide Whisper model (``switchboard_engine.asr``) and decides what to do with the
+deterministic understanding (``switchboard_engine.understanding``) over the session's own
+``tools``, helped by the hints of the flow the session matches (``switchboard_engine.hints``).
+One responder per connection (it keeps the dialogue state: a pending question, the last
+thing said); one :class:`AgentResources` per process (the model, the flows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows import FLOWS_DIR
+from switchboard_engine.asr import AsrConfig, WhisperTranscriber, shared_transcriber
+from switchboard_engine.hints import FlowHints, FlowMatch, tool_specs
+from switchboard_engine.responder import SAY_EXACTLY, FunctionCallReply, Reply, ReplyRequest
+from switchboard_engine.understanding import Context, Understanding, context_from_instructions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GREETING = "Hello! How can I help you today?"
+IDLE_PROMPT = "Are you still there?"
+
+
+@dataclass(slots=True)
+class AgentResources:
+    """What every session of one engine process shares: the speech model (loaded once,
+    by :meth:`start`, off the event loop) and the flows read for hints.
+
+    ``today``: the date relative dates resolve against (a function, for tests).
+    """
+
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    flows_dir: Path | None = FLOWS_DIR
+    today: Callable[[], dt.date] = dt.date.today
+    transcriber: WhisperTranscriber | None = None
+    hints: FlowHints = field(default_factory=FlowHints)
+
+    async def start(self) -> None:
+        """Load and warm up the speech model and read the flows (idempotent)."""
+        if self.transcriber is None:
+            self.transcriber = await asyncio.to_thread(shared_transcriber, self.asr)
+        if not self.hints.flows:
+            self.hints = await asyncio.to_thread(FlowHints.load, self.flows_dir)
+
+
+class UnderstandingResponder:
+    """Whisper transcription + deterministic understanding (see module doc)."""
+
+    #: Transcriptions are pure functions of the audio: a pause's result may be reused.
+    speculative = True
+
+    def __init__(self, resources: AgentResources) -> None:
+        self.resources = resources
+        self._understanding: Understanding | None = None
+        self._key: str | None = None
+        self.flow: FlowMatch | None = None
+
+    async def transcribe(self, audio: bytes, turn_index: int, prompt: str | None = None) -> str:
+        """The caller's words in ``audio`` (8 kHz μ-law), via the shared Whisper model."""
+        transcriber = self.resources.transcriber
+        if transcriber is None:
+            await self.resources.start()
+            transcriber = self.resources.transcriber
+            assert transcriber is not None
+        result = await transcriber.transcribe(audio, prompt)
+        log.info(
+            "transcribed %.0f ms of audio in %.0f ms: %r",
+            result.audio_ms,
+            result.elapsed_ms,
+            result.text,
+            extra={"asr": {"audio_ms": result.audio_ms, "elapsed_ms": result.elapsed_ms}},
+        )
+        return result.text
+
+    def preview(self, transcript: str) -> str | None:
+        """The line the reply to ``transcript`` would start with (no state change), so the
+        engine can synthesise it while the turn is still being committed."""
+        if self._understanding is None or not transcript:
+            return None
+        return self._understanding.preview(transcript).say
+
+    def understanding(self, request: ReplyRequest) -> Understanding:
+        """The dialogue for the session's current tools + instructions (rebuilt, keeping
+        what was last said, when the session changes them)."""
+        key = json.dumps([request.session_instructions, request.tools], sort_keys=True)
+        if self._understanding is None or key != self._key:
+            match = self.resources.hints.match(request.session_instructions, request.tool_names)
+            if match is not None:
+                log.info("session matches flow %r by %s", match.flow.name, match.reason)
+            flow = match.flow if match is not None else None
+            ctx: Context = context_from_instructions(
+                request.session_instructions,
+                self.resources.today(),
+                targets=tuple(flow.transfer_targets) if flow else (),
+                greeting=flow.greeting if flow else None,
+            )
+            previous = self._understanding
+            self._understanding = Understanding(tool_specs(request.tools, flow), ctx)
+            if previous is not None:
+                self._understanding.last_said = previous.last_said
+            self._key, self.flow = key, match
+        return self._understanding
+
+    async def respond(self, request: ReplyRequest) -> Reply:
+        """Decide the reply to ``request.input`` (pure CPU, microseconds to milliseconds)."""
+        forced = SAY_EXACTLY.search(request.instructions or "")
+        u = self.understanding(request)
+        if forced:
+            text = forced.group("text")
+            u.last_said = text
+            return Reply(say=text, answers_input=False)
+        inp = request.input
+        if inp.kind in ("audio", "text"):
+            d = u.decide(inp.text, tool_choice=request.tool_choice, forced_tool=request.forced_tool)
+            call = None
+            if d.action == "call" and d.tool in request.tool_names:
+                call = FunctionCallReply(d.tool, dict(d.arguments))
+            return Reply(say=d.say, function_call=call)
+        if inp.kind == "tool_output":
+            said = u.after_tool(inp.tool_name or "", inp.tool_arguments, inp.tool_output or "")
+            return Reply(say=said or None)  # nothing after a hang-up: an empty response
+        if inp.kind == "idle_timeout":
+            u.last_said = IDLE_PROMPT
+            return Reply(say=IDLE_PROMPT)
+        greeting = u.context.greeting or DEFAULT_GREETING
+        u.last_said = greeting
+        return Reply(say=greeting)

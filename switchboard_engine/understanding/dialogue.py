@@ -1,0 +1,453 @@
+"""The dialogue: one utterance at a time → a :class:`Decision`, across turns.
+
+The best intent wins if its score ≥ :data:`MIN_SCORE` and it leads the runner-up by
+:data:`MIN_MARGIN`; otherwise the engine says it did not understand. A missing *required*
+argument is asked for (never guessed) and filled from the next utterance; a tool whose
+description asks to confirm first is confirmed with a yes/no question.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from switchboard_engine.numbers import parse_yes_no
+from switchboard_engine.understanding.intents import CHAT, ChatIntent, IntentIndex, IntentScore
+from switchboard_engine.understanding.normalize import Analysis, analyse, concept
+from switchboard_engine.understanding.replies import (
+    HOLD_LINE,
+    abilities,
+    ask_text,
+    describe_args,
+    humanize_value,
+    read_result,
+    subject_of,
+)
+from switchboard_engine.understanding.slots import Context, fill_arguments, label_of
+from switchboard_engine.understanding.toolspec import ToolSpec
+
+log = logging.getLogger(__name__)
+
+#: An intent must score at least this (0..1.3) to be chosen.
+MIN_SCORE = 0.3
+#: ... and lead the runner-up by this much.
+MIN_MARGIN = 0.05
+#: While an argument is pending, another intent must score this much to take over.
+SWITCH_SCORE = 0.6
+#: Times the engine asks for the same missing argument before giving up.
+MAX_ASKS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one utterance.
+
+    ``action``: ``call`` (say ``say`` if set, then call ``tool`` with ``arguments``),
+    ``ask`` (say ``say``: a question for ``missing`` or a confirmation), ``answer``
+    (say ``say``, no tool). ``intent``, ``reason`` and ``scores`` explain the choice.
+    """
+
+    action: Literal["call", "ask", "answer"]
+    say: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    missing: str | None = None
+    intent: str | None = None
+    reason: str = ""
+    scores: tuple[IntentScore, ...] = ()
+
+    def explain(self) -> dict[str, Any]:
+        """The decision as a JSON-able dict (for the structured log)."""
+        return {
+            "action": self.action,
+            "tool": self.tool,
+            "arguments": self.arguments,
+            "missing": self.missing,
+            "intent": self.intent,
+            "reason": self.reason,
+            "say": self.say,
+            "scores": [s.as_dict() for s in self.scores[:4]],
+        }
+
+
+@dataclass(slots=True)
+class Pending:
+    """A tool call waiting for the caller: a missing argument or a yes/no confirmation."""
+
+    tool: str
+    arguments: dict[str, Any]
+    missing: str | None
+    confirm: bool = False
+    asks: int = 1
+
+
+class Understanding:
+    """Per-conversation decision maker over a fixed set of tools (see module doc).
+
+    ``decide(text)`` → :class:`Decision`; ``after_tool(name, arguments, output)`` →
+    the spoken answer to a ``function_call_output`` (and maybe a follow-up question).
+    Remembers a pending tool call across turns and the last thing it said.
+    """
+
+    def __init__(self, tools: Sequence[ToolSpec], context: Context | None = None) -> None:
+        self.tools = {t.name: t for t in tools}
+        self.index = IntentIndex(tools)
+        self.context = context or Context()
+        self.pending: Pending | None = None
+        self.last_said: str = ""
+        self.misses = 0
+
+    # --- phrases --------------------------------------------------------------------------
+    def offer(self) -> str:
+        return "How can I help you today?"
+
+    def _chat_answer(self, chat: ChatIntent) -> str:
+        company = f"{self.context.company}'s " if self.context.company else "the "
+        text = chat.answer.format(
+            offer=self.offer(),
+            company=company,
+            abilities=abilities(self.tools.values()),
+            last=self.last_said or "I said: how can I help you today?",
+        )
+        return text
+
+    def not_understood(self) -> str:
+        """First miss: ask to repeat; misses in a row: say what the agent can do."""
+        self.misses += 1
+        if self.misses == 1:
+            return "Sorry, I didn't catch that. Could you say it again?"
+        return f"Sorry, I didn't get that either. {abilities(self.tools.values())} " + (
+            "What would you like to do?"
+        )
+
+    # --- decide ---------------------------------------------------------------------------
+    def decide(
+        self,
+        text: str,
+        *,
+        tool_choice: str = "auto",
+        forced_tool: str | None = None,
+    ) -> Decision:
+        """Decide what to do with ``text`` (a transcript or typed user text)."""
+        a = analyse(text)
+        scores = tuple(self.index.score(a, self.context))
+        decision = self._decide(a, scores, tool_choice, forced_tool)
+        if decision.reason and not decision.reason.startswith(("best ", "no intents")):
+            self.misses = 0
+        if decision.say:
+            self.last_said = decision.say
+        log.info(
+            "understanding: %s %s (%s)",
+            decision.action,
+            decision.tool or decision.intent or "-",
+            decision.reason,
+            extra={"understanding": {"text": text, **decision.explain()}},
+        )
+        return decision
+
+    def preview(self, text: str) -> Decision:
+        """What :meth:`decide` would do with ``text`` now, without changing the dialogue
+        state or logging (the engine uses it to synthesise a reply speculatively)."""
+        saved = (copy.deepcopy(self.pending), self.last_said, self.misses)
+        try:
+            a = analyse(text)
+            return self._decide(a, tuple(self.index.score(a, self.context)), "auto", None)
+        finally:
+            self.pending, self.last_said, self.misses = saved
+
+    def _decide(
+        self,
+        a: Analysis,
+        scores: tuple[IntentScore, ...],
+        tool_choice: str,
+        forced_tool: str | None,
+    ) -> Decision:
+        if not a.words:
+            return Decision(
+                "answer",
+                "Sorry, I didn't catch that. Could you say it again?",
+                reason="empty transcript",
+                scores=scores,
+            )
+        if tool_choice == "none":
+            self.pending = None
+            scores = tuple(s for s in scores if s.name not in self.tools)
+        if forced_tool and forced_tool in self.tools:
+            self.pending = None
+            return self._start(
+                self.tools[forced_tool], a, scores, f"tool_choice forces {forced_tool}"
+            )
+        if self.pending is not None:
+            follow = self._follow_up(a, scores)
+            if follow is not None:
+                return follow
+        if not scores:
+            return Decision("answer", self.not_understood(), reason="no intents", scores=scores)
+        best = scores[0]
+        runner = scores[1].score if len(scores) > 1 else 0.0
+        if tool_choice == "required":
+            tool_scores = [s for s in scores if s.name in self.tools]
+            if tool_scores:
+                top = tool_scores[0]
+                return self._start(
+                    self.tools[top.name],
+                    a,
+                    scores,
+                    f"tool_choice required; best tool {top.name} ({top.score:.2f})",
+                )
+        if best.score < MIN_SCORE or best.score - runner < MIN_MARGIN:
+            why = (
+                f"best {best.name} {best.score:.2f} below {MIN_SCORE}"
+                if best.score < MIN_SCORE
+                else f"{best.name} {best.score:.2f} too close to {scores[1].name} {runner:.2f}"
+            )
+            return Decision("answer", self.not_understood(), reason=why, scores=scores)
+        matched = ", ".join(best.matched) or "-"
+        why = f"{best.name} scored {best.score:.2f} (next {runner:.2f}); matched {matched}"
+        if best.name in self.tools:
+            return self._start(self.tools[best.name], a, scores, why)
+        chat = next(c for c in CHAT if f"chat:{c.name}" == best.name)
+        if chat.name == "nevermind":
+            self.pending = None
+        return Decision(
+            "answer", self._chat_answer(chat), intent=best.name, reason=why, scores=scores
+        )
+
+    def _start(
+        self, tool: ToolSpec, a: Analysis, scores: tuple[IntentScore, ...], why: str
+    ) -> Decision:
+        args = fill_arguments(tool, a, self.context)
+        return self._next_step(tool, args, scores, why, first=True)
+
+    def _next_step(
+        self,
+        tool: ToolSpec,
+        args: dict[str, Any],
+        scores: tuple[IntentScore, ...],
+        why: str,
+        first: bool = False,
+    ) -> Decision:
+        missing = [r for r in tool.required if r not in args]
+        if missing:
+            name = missing[0]
+            question = ask_text(tool, name, self.context)
+            if first:
+                question = f"{self._ack(tool)}{question}"
+            self.pending = Pending(tool.name, dict(args), name)
+            return Decision(
+                "ask",
+                question,
+                tool.name,
+                dict(args),
+                name,
+                tool.name,
+                f"{why}; required argument {name!r} missing: asking",
+                scores,
+            )
+        if tool.confirm_first and not (
+            self.pending
+            and self.pending.confirm
+            and self.pending.tool == tool.name
+            and self.pending.missing is None
+            and self.pending.asks < 0
+        ):
+            self.pending = Pending(tool.name, dict(args), None, confirm=True)
+            q = f"Just to confirm: {describe_args(tool, args)}. Shall I go ahead?"
+            return Decision(
+                "ask",
+                q,
+                tool.name,
+                dict(args),
+                None,
+                tool.name,
+                f"{why}; description asks to confirm first",
+                scores,
+            )
+        self.pending = None
+        return Decision(
+            "call", self._pre_call(tool, args), tool.name, dict(args), None, tool.name, why, scores
+        )
+
+    def _ack(self, tool: ToolSpec) -> str:
+        if tool.kind == "lookup":
+            return "Sure, I can check that. "
+        if tool.kind == "transfer":
+            return "Sure. "
+        return "Sure. "
+
+    def _pre_call(self, tool: ToolSpec, args: Mapping[str, Any]) -> str | None:
+        """What to say in the same response before the function call."""
+        if tool.kind == "hangup":
+            company = f" {self.context.company}" if self.context.company else ""
+            return f"Thanks for calling{company}. Goodbye!"
+        if tool.kind == "transfer":
+            target = next((str(v) for k, v in args.items() if k != "reason"), "someone")
+            who = "a person" if concept(target.lower()) == "human" else target
+            return f"Sure, I'll transfer you to {who} now."
+        if tool.kind == "lookup":
+            # A constant first sentence is in the TTS cache, so audio starts at once; the
+            # read-back is synthesised while it plays.
+            subject = subject_of(tool, args, None)
+            check = f"Let me check {subject}." if subject != "that" else "Let me look that up."
+            return f"{HOLD_LINE} {check}"
+        return "Okay, one moment."
+
+    def _follow_up(self, a: Analysis, scores: tuple[IntentScore, ...]) -> Decision | None:
+        p = self.pending
+        assert p is not None
+        tool = self.tools.get(p.tool)
+        if tool is None:
+            self.pending = None
+            return None
+        best = scores[0] if scores else None
+        strong_other = (
+            best is not None
+            and best.name != tool.name
+            and best.score >= SWITCH_SCORE
+            and best.name not in ("chat:ack", "chat:thanks")
+        )
+        if best is not None and best.name == "chat:nevermind" and best.score >= MIN_SCORE:
+            self.pending = None
+            return None
+        if p.confirm:
+            yes = parse_yes_no(a.text)
+            if yes is True:
+                p.asks = -1  # confirmed
+                decision = self._next_step(
+                    tool, p.arguments, scores, f"caller confirmed {tool.name}"
+                )
+                return decision
+            if yes is False:
+                self.pending = None
+                return Decision(
+                    "answer",
+                    "Okay, I won't do that. What else can I help with?",
+                    reason=f"caller declined {tool.name}",
+                    scores=scores,
+                )
+            if strong_other:
+                self.pending = None
+                return None
+            p.asks += 1
+            if p.asks > MAX_ASKS:
+                self.pending = None
+                return Decision(
+                    "answer",
+                    "Okay, let's leave that. " + self.offer(),
+                    reason="no yes/no answer to the confirmation",
+                    scores=scores,
+                )
+            return Decision(
+                "ask",
+                f"Sorry, should I go ahead with {describe_args(tool, p.arguments)}? Yes or no?",
+                tool.name,
+                dict(p.arguments),
+                None,
+                tool.name,
+                "confirmation answer was neither yes nor no",
+                scores,
+            )
+        assert p.missing is not None
+        got = fill_arguments(tool, a, self.context, only=p.missing, answer=not strong_other)
+        if p.missing in got:
+            args = {**p.arguments, **got}
+            # The answer may carry other arguments too ("two coffee grinders").
+            for k, v in fill_arguments(tool, a, self.context).items():
+                args.setdefault(k, v)
+            return self._next_step(
+                tool, args, scores, f"filled {p.missing!r} of pending {tool.name} from the answer"
+            )
+        if strong_other:
+            self.pending = None
+            return None
+        p.asks += 1
+        if p.asks > MAX_ASKS:
+            self.pending = None
+            return Decision(
+                "answer",
+                "Sorry, I still didn't get that. " + self.offer(),
+                reason=f"no value for {p.missing!r} after {MAX_ASKS} asks",
+                scores=scores,
+            )
+        q = "Sorry, I didn't get that. " + ask_text(tool, p.missing, self.context)
+        return Decision(
+            "ask",
+            q,
+            tool.name,
+            dict(p.arguments),
+            p.missing,
+            tool.name,
+            f"answer had no value for {p.missing!r}",
+            scores,
+        )
+
+    # --- tool results ---------------------------------------------------------------------
+    def after_tool(self, name: str, arguments: str | None, output: str) -> str:
+        """The spoken answer to a ``function_call_output`` of tool ``name``.
+
+        Errors (``{"ok": false, "error": {...}}`` or ``{"error": ...}``) → an apology
+        naming the problem, and a question when the message names an argument the tool
+        takes (then the engine waits for it). Else the flow's ``reply`` template, else a
+        generic sentence that reads the result's fields.
+        """
+        tool = self.tools.get(name) or ToolSpec(name)
+        try:
+            args_obj = json.loads(arguments) if arguments else {}
+        except ValueError:
+            args_obj = {}
+        args: dict[str, Any] = args_obj if isinstance(args_obj, dict) else {}
+        try:
+            data: Any = json.loads(output)
+        except ValueError:
+            data = output
+        text = self._after_tool(tool, args, data)
+        self.last_said = text
+        log.info(
+            "understanding: answer to %s",
+            name,
+            extra={"understanding": {"tool": name, "say": text}},
+        )
+        return text
+
+    def _after_tool(self, tool: ToolSpec, args: dict[str, Any], data: Any) -> str:
+        if isinstance(data, dict) and (data.get("ok") is False or data.get("error")):
+            return self._apology(tool, args, data.get("error"))
+        if not isinstance(data, dict):
+            text = humanize_value(data) if data not in (None, "") else ""
+            return f"Here's what I found: {text}." if text else "Done."
+        if tool.reply:
+            try:
+                values = {k: humanize_value(v) for k, v in {**args, **data}.items()}
+                return tool.reply.format_map(values)
+            except (KeyError, IndexError, ValueError):
+                pass
+        return read_result(tool, args, data)
+
+    def _apology(self, tool: ToolSpec, args: dict[str, Any], error: Any) -> str:
+        message = ""
+        code = ""
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+            code = str(error.get("code") or "")
+        elif error:
+            message = str(error)
+        problem = message.split(";")[0].strip() or code.replace("_", " ") or "it didn't work"
+        problem = re.sub(r"(?i)\bthe caller's\b", "your", problem)
+        problem = re.sub(r"(?i)\bcaller\b", "you", problem)
+        text = f"I'm sorry, I couldn't do that: {problem}."
+        # "…; ask for their account id": the tool takes that argument, so ask for it.
+        low = message.lower().replace("_", " ")
+        for pname in tool.properties:
+            if pname in args:
+                continue
+            if label_of(pname) in low and (
+                (pname.endswith("_id") and "id" in low) or label_of(pname) + " " in low
+            ):
+                self.pending = Pending(tool.name, dict(args), pname)
+                return f"{text} {ask_text(tool, pname, self.context)}"
+        return text
