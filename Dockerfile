@@ -22,6 +22,8 @@ RUN /opt/switchboard/bin/pip install --require-hashes --only-binary=:all: -r req
     && /opt/switchboard/bin/pip install --require-hashes --only-binary=:all: -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY app app
+COPY switchboard_engine switchboard_engine
+COPY switchboard_sim switchboard_sim
 COPY flows flows
 COPY tools tools
 COPY migrations migrations
