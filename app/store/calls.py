@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,10 +24,22 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
 
 from app.errors import StoreError
-from app.phone import is_e164, mask, normalize
+from app.phone import mask, normalize
+from app.store.entries import (
+    FORBIDDEN_FIELDS,
+    USAGE_FIELDS,
+    Entry,
+    HashValue,
+    encode,
+    event_entry,
+    routing_entry,
+    tool_call_entry,
+    transcript_entry,
+    usage_amounts,
+)
+from app.store.entries import redact_numbers as redact_numbers
 from app.store.keys import Keys, phone_hash
 
 log = logging.getLogger(__name__)
@@ -49,16 +60,6 @@ INT_FIELDS = frozenset(
     }
 )
 
-#: Usage counters kept on the call hash, in the order ``add_usage`` writes them.
-USAGE_FIELDS = (
-    "total_tokens",
-    "input_tokens",
-    "output_tokens",
-    "input_audio_tokens",
-    "output_audio_tokens",
-    "cached_tokens",
-)
-
 #: Fields ``create_call`` owns; ``extra`` may not override them.
 _CREATE_FIELDS = frozenset(
     {
@@ -73,9 +74,6 @@ _CREATE_FIELDS = frozenset(
         "created_at_ms",
     }
 )
-
-#: Raw-number field names refused by ``update_call``/``extra`` so numbers never land in Redis.
-_FORBIDDEN_FIELDS = frozenset({"from", "to", "from_number", "to_number", "caller", "called"})
 
 #: Call hash fields with a ``calls:idx:{field}:{value}`` index (plus ``number``, for
 #: ``from_hash`` and ``to_hash``), kept in step by ``create_call`` and ``update_call``.
@@ -180,17 +178,6 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 """
 
-HashValue = str | int | float | bool | None
-_Entry = dict[FieldT, EncodableT]
-
-
-def _encode(field: str, value: HashValue) -> str | int | float:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, str | int | float):
-        return value
-    raise StoreError(f"field {field!r}: cannot store a {type(value).__name__} in a call hash")
-
 
 def _hash_number(number: str) -> str:
     """``phone_hash`` of the E.164 form; non-numbers (``anonymous``, ``client:x``) as given."""
@@ -200,12 +187,17 @@ def _hash_number(number: str) -> str:
         return phone_hash(number.strip())
 
 
-_NUMBER_IN_TEXT = re.compile(r"\+[1-9][0-9]{6,14}(?![0-9])")
-
-
-def redact_numbers(text: str) -> str:
-    """``text`` with every E.164 number in it masked (``+15555550123`` → ``+155****0123``)."""
-    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
+def index_keys(keys: Keys, fields: Mapping[Any, Any]) -> list[str]:
+    """The ``calls:idx:*`` sets a call with these hash ``fields`` belongs in: one per
+    ``INDEXED_FIELDS`` value present (and short enough), one per distinct number hash."""
+    out = [
+        keys.call_index(name, str(fields[name]))
+        for name in INDEXED_FIELDS
+        if name in fields and 0 < len(str(fields[name])) <= _MAX_INDEX_VALUE
+    ]
+    for sha in sorted({str(fields[n]) for n in ("from_hash", "to_hash") if fields.get(n)}):
+        out.append(keys.call_index("number", sha))
+    return out
 
 
 def _int(value: Any, field: str) -> int:
@@ -213,10 +205,6 @@ def _int(value: Any, field: str) -> int:
         return int(value)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"field {field!r} is not an integer: {value!r}") from exc
-
-
-def _usage_int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class CallStore:
@@ -272,14 +260,14 @@ class CallStore:
         override the fields above nor carry raw numbers (``StoreError``). Index members
         older than the retention are trimmed in the same transaction.
         """
-        fields: _Entry = {}
+        fields: Entry = {}
         for name, value in (extra or {}).items():
             if not isinstance(name, str):
                 raise StoreError(f"field names must be str, not {name!r}")
-            if name in _CREATE_FIELDS or name in _FORBIDDEN_FIELDS:
+            if name in _CREATE_FIELDS or name in FORBIDDEN_FIELDS:
                 raise StoreError(f"create_call: extra may not set {name!r}")
             if value is not None:
-                fields[name] = _encode(name, value)
+                fields[name] = encode(name, value)
         fields.update(
             {
                 "call_sid": call_sid,
@@ -299,13 +287,7 @@ class CallStore:
         key = self.keys.call(call_sid)
         by_time = self.keys.calls_by_time
         oldest_ms = created_at_ms - self.retention_s * 1000
-        indexes = [
-            self.keys.call_index(name, str(fields[name]))
-            for name in INDEXED_FIELDS
-            if name in fields and 0 < len(str(fields[name])) <= _MAX_INDEX_VALUE
-        ]
-        for sha in {str(fields["from_hash"]), str(fields["to_hash"])}:
-            indexes.append(self.keys.call_index("number", sha))
+        indexes = index_keys(self.keys, fields)
 
         if only_new:
             claimed = await self._read("create_call", self.redis.hsetnx(key, "call_sid", call_sid))
@@ -331,10 +313,10 @@ class CallStore:
         ``bool`` is stored as ``"1"``/``"0"``; ``None`` deletes the field. Raw-number
         field names (``from_number``...) and other value types raise ``StoreError``.
         """
-        bad = _FORBIDDEN_FIELDS.intersection(fields)
+        bad = FORBIDDEN_FIELDS.intersection(fields)
         if bad:
             raise StoreError(f"update_call: refusing raw-number fields {sorted(bad)}")
-        to_set: _Entry = {k: _encode(k, v) for k, v in fields.items() if v is not None}
+        to_set: Entry = {k: encode(k, v) for k, v in fields.items() if v is not None}
         to_del = [k for k, v in fields.items() if v is None]
         if not to_set and not to_del:
             return
@@ -342,7 +324,7 @@ class CallStore:
         reindex: list[str] = []
         for name in INDEXED_FIELDS:
             if name in fields:
-                value = "" if fields[name] is None else str(_encode(name, fields[name]))
+                value = "" if fields[name] is None else str(encode(name, fields[name]))
                 reindex += [name, value if len(value) <= _MAX_INDEX_VALUE else ""]
         oldest_ms = time.time_ns() // 1_000_000 - self.retention_s * 1000
 
@@ -395,23 +377,11 @@ class CallStore:
         Reads ``total_tokens``, ``input_tokens``, ``output_tokens``,
         ``input_token_details.audio_tokens``/``cached_tokens`` and
         ``output_token_details.audio_tokens`` (missing or non-integer values count 0)
-        and adds 1 to ``responses``; all with ``HINCRBY`` in one transaction.
+        and adds 1 to ``responses``; all with ``HINCRBY`` in one transaction. Not safe to
+        retry (a retry after a lost reply counts twice): a live call's usage goes through
+        its ``app.store.recorder.CallRecorder``, which writes running totals instead.
         """
-        usage = usage or {}
-        in_details = usage.get("input_token_details") or {}
-        out_details = usage.get("output_token_details") or {}
-        if not isinstance(in_details, Mapping):
-            in_details = {}
-        if not isinstance(out_details, Mapping):
-            out_details = {}
-        amounts = {
-            "total_tokens": _usage_int(usage.get("total_tokens")),
-            "input_tokens": _usage_int(usage.get("input_tokens")),
-            "output_tokens": _usage_int(usage.get("output_tokens")),
-            "input_audio_tokens": _usage_int(in_details.get("audio_tokens")),
-            "output_audio_tokens": _usage_int(out_details.get("audio_tokens")),
-            "cached_tokens": _usage_int(in_details.get("cached_tokens")),
-        }
+        amounts = usage_amounts(usage)
         key = self.keys.call(call_sid)
 
         def ops(p: Pipeline) -> None:
@@ -432,35 +402,17 @@ class CallStore:
         offset_ms: int,
         interrupted: bool,
     ) -> str:
-        """Append one transcript line; ``offset_ms`` is from the start of the call.
-
-        Returns the stream entry id. Raises ``ValueError`` for another ``role``.
-        """
-        if role not in ("user", "assistant"):
-            raise ValueError(f"role must be 'user' or 'assistant', not {role!r}")
-        entry: _Entry = {
-            "role": role,
-            "text": text,
-            "item_id": item_id,
-            "offset_ms": int(offset_ms),
-            "interrupted": "1" if interrupted else "0",
-        }
+        """Append one transcript line (``transcript_entry``); returns the stream entry id."""
+        entry = transcript_entry(
+            role=role, text=text, item_id=item_id, offset_ms=offset_ms, interrupted=interrupted
+        )
         return await self._append("append_transcript", call_sid, self.keys.transcript, entry)
 
     async def append_routing(
         self, call_sid: str, *, flow: str, reason: str, target: str, at_ms: int
     ) -> str:
-        """Append a routing decision (flow picked and why, or a transfer and its target).
-
-        ``target`` is a name or a number; an E.164 number is stored masked
-        (``+155****9999``) like every number in Redis. Returns the stream entry id.
-        """
-        entry: _Entry = {
-            "flow": flow,
-            "reason": reason,
-            "target": mask(target) if is_e164(target.strip()) else target,
-            "at_ms": int(at_ms),
-        }
+        """Append a routing decision (``routing_entry``); returns the stream entry id."""
+        entry = routing_entry(flow=flow, reason=reason, target=target, at_ms=at_ms)
         return await self._append("append_routing", call_sid, self.keys.routing, entry)
 
     async def append_tool_call(
@@ -475,26 +427,24 @@ class CallStore:
         duration_ms: float,
         at_ms: int,
     ) -> str:
-        """Append one tool invocation; ``result`` is stored as JSON, ``error`` "" when None.
-
-        ``arguments`` is the raw JSON string the model sent. E.164 numbers in
-        ``arguments`` and ``result`` are masked (``redact_numbers``). Raises ``StoreError``
-        when ``result`` is not JSON-serialisable. Returns the stream entry id.
-        """
-        try:
-            result_json = redact_numbers(orjson.dumps(result).decode())
-        except TypeError as exc:
-            raise StoreError(f"tool result for {name!r} is not JSON-serialisable") from exc
-        entry: _Entry = {
-            "name": name,
-            "call_id": call_id,
-            "arguments": redact_numbers(arguments),
-            "result": result_json,
-            "error": error or "",
-            "duration_ms": round(float(duration_ms), 3),
-            "at_ms": int(at_ms),
-        }
+        """Append one tool invocation (``tool_call_entry``); returns the stream entry id."""
+        entry = tool_call_entry(
+            name=name,
+            call_id=call_id,
+            arguments=arguments,
+            result=result,
+            error=error,
+            duration_ms=duration_ms,
+            at_ms=at_ms,
+        )
         return await self._append("append_tool_call", call_sid, self.keys.tools, entry)
+
+    async def append_event(
+        self, call_sid: str, *, kind: str, fields: Mapping[str, str | int], at_ms: int
+    ) -> str:
+        """Append a call event (``event_entry``; ``at_ms`` into the call); returns its id."""
+        entry = event_entry(kind=kind, fields=fields, at_ms=at_ms)
+        return await self._append("append_event", call_sid, self.keys.events, entry)
 
     async def append_status(
         self,
@@ -509,14 +459,14 @@ class CallStore:
         Only the stream is written; set the hash's ``status`` with ``update_call``.
         Returns the stream entry id.
         """
-        entry: _Entry = {}
+        entry: Entry = {}
         for name, value in (extra or {}).items():
             if not isinstance(name, str):
                 raise StoreError(f"field names must be str, not {name!r}")
-            if name in ("status", "at_ms") or name in _FORBIDDEN_FIELDS:
+            if name in ("status", "at_ms") or name in FORBIDDEN_FIELDS:
                 raise StoreError(f"append_status: extra may not set {name!r}")
             if value is not None:
-                entry[name] = _encode(name, value)
+                entry[name] = encode(name, value)
         entry["status"] = status
         entry["at_ms"] = int(at_ms)
         return await self._append("append_status", call_sid, self.keys.status, entry)
@@ -591,6 +541,17 @@ class CallStore:
         out = []
         for entry_id, f in await self._range("statuses", self.keys.status(call_sid)):
             item: dict[str, Any] = {"id": entry_id, **f}
+            item["at_ms"] = _int(f.get("at_ms", 0), "at_ms")
+            out.append(item)
+        return out
+
+    async def events(self, call_sid: str) -> list[dict[str, Any]]:
+        """Call events in order (``app.store.recorder.CallRecorder.append_event``):
+        ``{id, kind, at_ms: int (ms into the call), **fields (str)}``."""
+        out = []
+        for entry_id, f in await self._range("events", self.keys.events(call_sid)):
+            item: dict[str, Any] = {"id": entry_id, **f}
+            item["kind"] = f.get("kind", "")
             item["at_ms"] = _int(f.get("at_ms", 0), "at_ms")
             out.append(item)
         return out
@@ -712,7 +673,7 @@ class CallStore:
         op: str,
         call_sid: str,
         key_of: Callable[[str], str],
-        entry: _Entry,
+        entry: Entry,
     ) -> str:
         key = key_of(call_sid)
         call_key = self.keys.call(call_sid)

@@ -22,6 +22,9 @@ Key                                    Type      Contents
                                                  duration_ms, at_ms; E.164 numbers in arguments and
                                                  result masked. TTL: retention.
 ``{p}call:{call_sid}:status``          stream    status, at_ms, plus extra fields. TTL: retention.
+``{p}call:{call_sid}:events``          stream    kind (realtime_lost, realtime_reconnected,
+                                                 rollover, fallback, ...), at_ms (ms into the
+                                                 call), plus the event's fields. TTL: retention.
 ``{p}calls:by_time``                   zset      member call_sid, score created_at_ms; members
                                                  older than the retention are trimmed on insert.
 ``{p}token:{token}``                   string    JSON call context (call_sid, flow, direction,
@@ -97,7 +100,9 @@ Key                                    Type      Contents
                                                  added_at_ms, added_by}: do-not-call list.
 ``{p}dnc:by_time``                     zset      ``{sha}`` → added_at_ms (listing order).
 ``{p}live:calls``                      zset      call_sid → heartbeat deadline (epoch ms) of a
-                                                 call bridged by some instance right now.
+                                                 call bridged by some instance right now; a
+                                                 member past its deadline (its instance died)
+                                                 is claimed by one instance's orphan reaper.
 ``{p}live:call:{call_sid}``            hash      call_sid, instance, flow, direction, from_masked,
                                                  to_masked, started_at_ms, heartbeat_ms. TTL: a
                                                  few heartbeats.
@@ -127,6 +132,13 @@ def phone_hash(e164: str) -> str:
     reads of Redis, not from someone who can enumerate the number space.
     """
     return hashlib.sha256(e164.encode("utf-8")).hexdigest()
+
+
+def attempt_campaign(aid: str) -> str | None:
+    """The campaign id an attempt id names (``att_1f2e….cmp_a678…`` → ``cmp_a678…``), or
+    None for an id without one."""
+    head, dot, cid = aid.rpartition(".")
+    return cid if dot and head and cid else None
 
 
 class Keys:
@@ -168,14 +180,19 @@ class Keys:
         """Stream of status changes."""
         return f"{self.prefix}call:{call_sid}:status"
 
-    def call_keys(self, call_sid: str) -> tuple[str, str, str, str, str]:
-        """Every per-call key: record, transcript, routing, tools, status."""
+    def events(self, call_sid: str) -> str:
+        """Stream of call events beside the transcript (Realtime lost/reconnected, ...)."""
+        return f"{self.prefix}call:{call_sid}:events"
+
+    def call_keys(self, call_sid: str) -> tuple[str, str, str, str, str, str]:
+        """Every per-call key: record, transcript, routing, tools, status, events."""
         return (
             self.call(call_sid),
             self.transcript(call_sid),
             self.routing(call_sid),
             self.tools(call_sid),
             self.status(call_sid),
+            self.events(call_sid),
         )
 
     @property
@@ -311,48 +328,45 @@ class Keys:
         return f"{self.prefix}campaigns:active"
 
     def campaign(self, cid: str) -> str:
-        """Hash with one campaign."""
-        return f"{self.prefix}campaign:{cid}"
+        """Hash with one campaign; every key of the campaign starts with this (its hash
+        tag ``{cid}``: one slot on a Cluster)."""
+        return f"{self.prefix}campaign:{{{cid}}}"
 
     def campaign_seq(self, cid: str) -> str:
         """Counter allocating contact ids in a campaign."""
-        return f"{self.prefix}campaign:{cid}:seq"
-
-    def contact_prefix(self, cid: str) -> str:
-        """Prefix of contact hashes: ``contact_prefix(cid) + str(n)`` (used inside Lua)."""
-        return f"{self.prefix}campaign:{cid}:contact:"
+        return f"{self.campaign(cid)}:seq"
 
     def contact(self, cid: str, n: str | int) -> str:
         """Hash with one contact."""
-        return f"{self.contact_prefix(cid)}{n}"
+        return f"{self.campaign(cid)}:contact:{n}"
 
     def contact_attempts(self, cid: str, n: str | int) -> str:
         """List of a contact's attempt ids."""
-        return f"{self.prefix}campaign:{cid}:history:{n}"
+        return f"{self.campaign(cid)}:history:{n}"
 
     def campaign_phones(self, cid: str) -> str:
         """Hash ``phone_hash`` → contact id."""
-        return f"{self.prefix}campaign:{cid}:phones"
+        return f"{self.campaign(cid)}:phones"
 
     def campaign_due(self, cid: str) -> str:
         """Sorted set of waiting contact ids by due time."""
-        return f"{self.prefix}campaign:{cid}:due"
+        return f"{self.campaign(cid)}:due"
 
     def campaign_inflight(self, cid: str) -> str:
         """Sorted set of leased / on-call attempt ids by deadline."""
-        return f"{self.prefix}campaign:{cid}:inflight"
+        return f"{self.campaign(cid)}:inflight"
 
     def campaign_optouts(self, cid: str) -> str:
         """Set of phone hashes opted out of one campaign."""
-        return f"{self.prefix}campaign:{cid}:optouts"
+        return f"{self.campaign(cid)}:optouts"
 
     def campaign_stats(self, cid: str) -> str:
         """Hash of campaign counters."""
-        return f"{self.prefix}campaign:{cid}:stats"
+        return f"{self.campaign(cid)}:stats"
 
     def campaign_rate(self, cid: str) -> str:
         """The campaign's next free call slot (ms)."""
-        return f"{self.prefix}campaign:{cid}:rate"
+        return f"{self.campaign(cid)}:rate"
 
     @property
     def dialer_rate(self) -> str:
@@ -364,15 +378,15 @@ class Keys:
         """Sorted set of dialer ids by last heartbeat."""
         return f"{self.prefix}dialer:instances"
 
-    @property
-    def attempt_prefix(self) -> str:
-        """Prefix of attempt hashes (used inside Lua)."""
-        return f"{self.prefix}attempt:"
-
     def attempt(self, aid: str) -> str:
-        """Hash with one call attempt."""
-        return f"{self.attempt_prefix}{aid}"
+        """Hash with one call attempt, in its campaign's slot: an attempt id names its
+        campaign (``att_<hex>.<cid>``, ``attempt_campaign``). An id without one (made
+        before hash tags) keeps the untagged name it was stored under."""
+        cid = attempt_campaign(aid)
+        if cid is None:
+            return f"{self.prefix}attempt:{aid}"
+        return f"{self.prefix}attempt:{{{cid}}}:{aid}"
 
     def attempt_by_call(self, call_sid: str) -> str:
-        """Attempt id of an outbound call."""
-        return f"{self.prefix}attempts:by_call:{call_sid}"
+        """Attempt id of an outbound call (in the call's slot)."""
+        return f"{self.prefix}attempts:by_call:{{{call_sid}}}"

@@ -72,6 +72,12 @@ async def _populate(store: CallStore) -> None:
         at_ms=1_000_900,
     )
     await store.append_status("CA1", status="live", at_ms=1_000_500, extra={"by": "carrier"})
+    await store.append_event(
+        "CA1",
+        kind="realtime_reconnected",
+        fields={"reconnect_ms": 840, "target": CALLED},
+        at_ms=4200,
+    )
     await store.append_tool_call(
         "CA1",
         name="lookup_customer",
@@ -129,6 +135,14 @@ async def test_call_round_trip(store: CallStore) -> None:
     statuses = await store.statuses("CA1")
     assert statuses[0]["status"] == "live" and statuses[0]["at_ms"] == 1_000_500
     assert statuses[0]["by"] == "carrier"
+    (event,) = await store.events("CA1")
+    assert event == {
+        "id": event["id"],
+        "kind": "realtime_reconnected",
+        "at_ms": 4200,
+        "reconnect_ms": "840",
+        "target": mask(CALLED),
+    }
     assert await store.recent_calls() == ["CA1"]
 
 
@@ -163,6 +177,10 @@ async def test_raw_number_fields_refused(store: CallStore) -> None:
     await _create(store)
     with pytest.raises(StoreError):
         await store.update_call("CA1", from_number=CALLER)
+    with pytest.raises(StoreError):
+        await store.append_event("CA1", kind="x", fields={"caller": CALLER}, at_ms=1)
+    with pytest.raises(StoreError):
+        await store.append_event("CA1", kind="x", fields={"kind": "y"}, at_ms=1)
     with pytest.raises(StoreError):
         await store.append_status("CA1", status="x", at_ms=1, extra={"caller": CALLER})
 

@@ -18,6 +18,7 @@ def test_key_scheme() -> None:
         "sb:call:CA1:routing",
         "sb:call:CA1:tools",
         "sb:call:CA1:status",
+        "sb:call:CA1:events",
     )
     assert k.calls_by_time == "sb:calls:by_time"
     assert k.token("t") == "sb:token:t"
