@@ -4,9 +4,11 @@ campaign's contacts. Every step is one Lua script, so each is atomic:
 - ``claim``: if the campaign runs, its in-flight count is under the cap, a contact is
   due and the rate limiters have a free slot, move the first due contact into a new
   *leased* attempt (in-flight, deadline = now + lease).
-- ``dial``: fence + rate limit. Only the lease owner, only while the attempt is still
-  leased and the campaign runs, and only when the campaign's and the account's next
-  call slots have come: take both slots and mark the attempt *dialing*. Exactly one of
+- ``dial``: fence + rate limit. Take the account's next call slot (``account``, its own
+  key), then, only for the lease owner, only while the attempt is still leased and the
+  campaign runs, and only when the campaign's next call slot has come, take that and
+  mark the attempt *dialing* (a dial that does not happen gives the account slot back:
+  ``give_back``). Exactly one of
   ``dial`` and a lease recovery (``release``) can win for an attempt, so an attempt
   whose lease was recovered is never dialled by its old owner.
 - ``release``: give a leased (never dialled) attempt's contact back to the due queue.
@@ -22,18 +24,27 @@ leases to recover.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from app.dialer.models import Outcome
 from app.dialer.store.base import StoreBase
 
+log = logging.getLogger(__name__)
 
-def new_attempt_id() -> str:
-    """``att_`` + 16 hex digits."""
-    return "att_" + secrets.token_hex(8)
+
+def new_attempt_id(cid: str) -> str:
+    """``att_`` + 16 hex digits + ``.`` + the campaign id: the attempt's key is then in
+    its campaign's hash slot (``Keys.attempt``)."""
+    return f"att_{secrets.token_hex(8)}.{cid}"
+
+
+#: Claims re-read when another dialer took the contact first, before waiting a moment.
+CLAIM_TRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,36 +83,41 @@ class Attempts(StoreBase):
         lease_ms: int,
         max_concurrent: int,
     ) -> Claim:
-        """Lease the first due contact of ``cid`` (see ``Claim``)."""
+        """Lease the first due contact of ``cid`` (see ``Claim``).
+
+        The first due contact and the account's rate are read, then the claim script
+        checks and takes that contact; when another dialer took it first the read is
+        repeated (``CLAIM_TRIES``), then ``wait`` a millisecond."""
         k = self.keys
-        aid = new_attempt_id()
-        kind, value = await self._run(
-            "claim",
-            self._claim(
-                keys=[
-                    k.campaign(cid),
-                    k.campaign_due(cid),
-                    k.campaign_inflight(cid),
-                    k.campaign_rate(cid),
-                    k.dialer_rate,
-                ],
-                args=[
-                    now_ms,
-                    lease_ms,
-                    max_concurrent,
-                    aid,
-                    owner,
-                    k.attempt(aid),
-                    k.contact_prefix(cid),
-                    cid,
-                ],
-            ),
-        )
-        if kind == "claimed":
-            return Claim("claimed", contact=str(value), attempt=aid)
-        if kind in ("wait", "rate"):
-            return Claim(str(kind), at_ms=int(float(value)))
-        return Claim(str(kind))
+        aid = new_attempt_id(cid)
+        for _ in range(CLAIM_TRIES):
+            async with self.redis.pipeline(transaction=False) as p:
+                p.zrangebyscore(k.campaign_due(cid), "-inf", now_ms, start=0, num=1)
+                p.get(k.dialer_rate)
+                due, account_ready = await self._run("claim: read", p.execute())
+            n = str(due[0]) if due else ""
+            kind, value = await self._run(
+                "claim",
+                self._claim(
+                    keys=[
+                        k.campaign(cid),
+                        k.campaign_due(cid),
+                        k.campaign_inflight(cid),
+                        k.campaign_rate(cid),
+                        k.attempt(aid),
+                        k.contact(cid, n) if n else k.campaign(cid),
+                    ],
+                    args=[now_ms, lease_ms, max_concurrent, aid, owner, account_ready or "",
+                          "", cid, n],
+                ),
+            )  # fmt: skip
+            if kind == "claimed":
+                return Claim("claimed", contact=str(value), attempt=aid)
+            if kind in ("wait", "rate"):
+                return Claim(str(kind), at_ms=int(float(value)))
+            if kind != "retry":
+                return Claim(str(kind))
+        return Claim("wait", at_ms=now_ms + 1)
 
     async def dial(
         self,
@@ -118,34 +134,45 @@ class Attempts(StoreBase):
         """Fence and rate-limit one dial (see the module doc); ``deadline_ms`` becomes the
         attempt's in-flight deadline until the carrier reports on it."""
         k = self.keys
-        kind, value = await self._run(
-            "dial",
-            self._dial(
-                keys=[
-                    k.attempt(aid),
-                    k.campaign(cid),
-                    k.campaign_inflight(cid),
-                    k.campaign_rate(cid),
-                    k.dialer_rate,
-                    k.contact(cid, contact),
-                    k.contact_attempts(cid, contact),
-                    k.campaign_stats(cid),
-                ],
-                args=[
-                    owner,
-                    now_ms,
-                    campaign_interval_ms,
-                    account_interval_ms,
-                    deadline_ms,
-                    aid,
-                ],
-            ),
+        taken, set_to, before = await self._run(
+            "dial: account slot",
+            self._account(keys=[k.dialer_rate], args=[now_ms, account_interval_ms]),
         )
+        if taken == "rate":
+            return DialResult("rate", at_ms=int(float(set_to)))
+        try:
+            kind, value = await self._run(
+                "dial",
+                self._dial(
+                    keys=[
+                        k.attempt(aid),
+                        k.campaign(cid),
+                        k.campaign_inflight(cid),
+                        k.campaign_rate(cid),
+                        k.contact(cid, contact),
+                        k.contact_attempts(cid, contact),
+                        k.campaign_stats(cid),
+                    ],
+                    args=[owner, now_ms, campaign_interval_ms, "", deadline_ms, aid],
+                ),
+            )
+        except BaseException:
+            await self._give_back_slot(set_to, before)
+            raise
         if kind == "ok":
             return DialResult("ok", number=int(value))
+        await self._give_back_slot(set_to, before)
         if kind == "rate":
             return DialResult("rate", at_ms=int(float(value)))
         return DialResult(str(kind))
+
+    async def _give_back_slot(self, set_to: str, before: str) -> None:
+        """Return the account slot a dial took but did not use (best effort: a slot
+        another dialer took since stays taken)."""
+        try:
+            await self._give_back(keys=[self.keys.dialer_rate], args=[set_to, before])
+        except RedisError as exc:
+            log.warning("could not give the account's call slot back: %s", exc)
 
     async def release(
         self,
@@ -220,22 +247,23 @@ class Attempts(StoreBase):
         done = await self._run(
             "attempt progress",
             self._progress(
-                keys=[
-                    k.attempt(aid),
-                    k.attempt_by_call(call_sid or "-"),
-                    k.campaign_inflight(cid),
-                ],
+                keys=[k.attempt(aid), k.campaign_inflight(cid)],
                 args=[
                     state,
                     stamp_field,
                     now_ms,
                     call_sid,
                     aid,
-                    self.retention_s,
+                    "",
                     "" if deadline_ms is None else deadline_ms,
                 ],
             ),
         )
+        if done and call_sid:  # the link lives in the call's slot: its own command
+            await self._run(
+                "attempt by call",
+                self.redis.set(k.attempt_by_call(call_sid), aid, ex=self.retention_s),
+            )
         return bool(done)
 
     async def finish(

@@ -4,6 +4,9 @@ Lua scripts and the mapping of Redis failures to ``StoreError``.
 The scripts live next to this module as ``lua/<name>.lua``, each opening with a comment
 that lists its ``KEYS`` and ``ARGV``. They are read once, at import, and registered on
 each client with redis-py's ``register_script`` (``EVALSHA``, falling back to ``EVAL``).
+Every key a script touches is in its ``KEYS`` and is the campaign's (hash tag ``{cid}``),
+so each script runs on one node of a Redis Cluster; the account-wide rate key has
+scripts of its own (``account``, ``give_back``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from app.store.keys import Keys
 SCRIPTS: dict[str, str] = {
     name: (files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
     for name in (
-        "claim", "dial", "release", "finish_leased", "progress", "finish", "drain", "add",
-        "status", "complete",
+        "claim", "account", "give_back", "dial", "release", "finish_leased", "progress",
+        "finish", "drain", "add", "status", "complete",
     )
 }  # fmt: skip
 
@@ -35,6 +38,8 @@ class StoreBase:
         self.keys = keys
         self.retention_s = retention_s
         self._claim = redis.register_script(SCRIPTS["claim"])
+        self._account = redis.register_script(SCRIPTS["account"])
+        self._give_back = redis.register_script(SCRIPTS["give_back"])
         self._dial = redis.register_script(SCRIPTS["dial"])
         self._release = redis.register_script(SCRIPTS["release"])
         self._finish_leased = redis.register_script(SCRIPTS["finish_leased"])

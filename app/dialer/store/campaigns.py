@@ -17,6 +17,10 @@ from redis.typing import EncodableT, FieldT
 from app.dialer.models import CampaignSpec, CampaignStatus
 from app.dialer.store.base import StoreBase
 from app.errors import CampaignNotFound, CampaignStateError, StoreError
+from app.store.redis import transact
+
+#: Statuses the dialers look after (``Keys.campaigns_active``).
+_ACTIVE = (CampaignStatus.running, CampaignStatus.paused, CampaignStatus.cancelled)
 
 
 def new_campaign_id() -> str:
@@ -75,13 +79,16 @@ class Campaigns(StoreBase):
             "updated_at_ms": now_ms,
         }
 
-        async def run() -> None:
-            async with self.redis.pipeline(transaction=True) as p:
-                p.hset(k.campaign(cid), mapping=fields)
-                p.zadd(k.campaigns, {cid: now_ms})
-                await p.execute()
-
-        await self._run("create campaign", run())
+        await self._run(
+            "create campaign",
+            transact(
+                self.redis,
+                [
+                    lambda p: p.hset(k.campaign(cid), mapping=fields),
+                    lambda p: p.zadd(k.campaigns, {cid: now_ms}),
+                ],
+            ),
+        )
         return StoredCampaign(cid, spec, CampaignStatus.draft, 0, now_ms, None, None)
 
     async def get(self, cid: str) -> StoredCampaign:
@@ -128,10 +135,12 @@ class Campaigns(StoreBase):
         status. ``stamp_field`` (e.g. ``started_at_ms``) is set once to ``now_ms``.
         Raises ``CampaignNotFound`` / ``CampaignStateError``."""
         k = self.keys
+        if new in _ACTIVE:  # first, so a dialer never misses a running campaign
+            await self._run("campaign status", self.redis.sadd(k.campaigns_active, cid))
         kind, old = await self._run(
             "campaign status",
             self._status(
-                keys=[k.campaign(cid), k.campaigns_active],
+                keys=[k.campaign(cid)],
                 args=[
                     new.value,
                     now_ms,
@@ -155,22 +164,19 @@ class Campaigns(StoreBase):
         result = await self._run(
             "complete campaign",
             self._complete(
-                keys=[
-                    k.campaign(cid),
-                    k.campaign_due(cid),
-                    k.campaign_inflight(cid),
-                    k.campaigns_active,
-                ],
+                keys=[k.campaign(cid), k.campaign_due(cid), k.campaign_inflight(cid)],
                 args=[now_ms, cid],
             ),
         )
+        if result in ("completed", "cancelled", "missing"):  # over: never active again
+            await self._run("complete campaign", self.redis.srem(k.campaigns_active, cid))
         return str(result)
 
     async def stats(self, cid: str) -> dict[str, Any]:
         """Live counters: pending, in_progress, done, attempts, per outcome (see
         ``Campaigns.stats`` for the shape)."""
         k = self.keys
-        async with self.redis.pipeline(transaction=True) as p:
+        async with self.redis.pipeline(transaction=True) as p:  # one slot: the campaign's
             p.hgetall(k.campaign(cid))
             p.zcard(k.campaign_due(cid))
             p.zcard(k.campaign_inflight(cid))

@@ -47,11 +47,10 @@ class Contacts(StoreBase):
 
         Raises ``CampaignNotFound``, or ``CampaignStateError`` for a finished campaign.
         """
-        k = self.keys
         out: list[tuple[NewContact, str | None, str | None]] = []
         for start in range(0, len(contacts), ADD_BATCH):
             batch = contacts[start : start + ADD_BATCH]
-            args: list[Any] = [k.contact_prefix(cid), now_ms]
+            args: list[Any] = [0, now_ms]
             for c in batch:
                 args += [
                     phone_hash(c.contact.phone),
@@ -63,19 +62,7 @@ class Contacts(StoreBase):
                     c.due_ms,
                 ]
             try:
-                ids = await self._run(
-                    "add contacts",
-                    self._add(
-                        keys=[
-                            k.campaign_phones(cid),
-                            k.campaign_seq(cid),
-                            k.campaign_due(cid),
-                            k.campaign_stats(cid),
-                            k.campaign(cid),
-                        ],
-                        args=args,
-                    ),
-                )
+                ids = await self._add_batch(cid, len(batch), args)
             except ResponseError as exc:
                 text = str(exc)
                 if "NOCAMPAIGN" in text:
@@ -89,6 +76,32 @@ class Contacts(StoreBase):
                 n = str(n)
                 out.append((c, None, n[1:]) if n.startswith("-") else (c, n, None))
         return out
+
+    async def _add_batch(self, cid: str, size: int, args: list[Any]) -> Any:
+        """Run ``add.lua`` for one batch: read the contact counter, declare the hashes of
+        the ids after it; again while another import moved the counter meanwhile."""
+        k = self.keys
+        while True:
+            seq = int(await self._run("add contacts", self.redis.get(k.campaign_seq(cid))) or 0)
+            args[0] = seq
+            try:
+                return await self._run(
+                    "add contacts",
+                    self._add(
+                        keys=[
+                            k.campaign_phones(cid),
+                            k.campaign_seq(cid),
+                            k.campaign_due(cid),
+                            k.campaign_stats(cid),
+                            k.campaign(cid),
+                            *[k.contact(cid, seq + i) for i in range(1, size + 1)],
+                        ],
+                        args=args,
+                    ),
+                )
+            except ResponseError as exc:
+                if "RETRY" not in str(exc):
+                    raise
 
     async def contact(self, cid: str, n: str) -> dict[str, str]:
         """The raw contact hash (empty when unknown)."""
@@ -150,21 +163,27 @@ class Contacts(StoreBase):
         ``outcome``; returns how many."""
         k = self.keys
         total = 0
+        top = "+inf" if due_before_ms is None else f"({due_before_ms}"
         while True:
+            ids = await self._run(
+                "drain: read",
+                self.redis.zrangebyscore(
+                    k.campaign_due(cid), "-inf", top, start=0, num=DRAIN_BATCH
+                ),
+            )
+            if not ids:
+                return total
             n = await self._run(
                 "drain",
                 self._drain(
-                    keys=[k.campaign_due(cid), k.campaign_stats(cid)],
-                    args=[
-                        k.contact_prefix(cid),
-                        outcome.value,
-                        now_ms,
-                        "+inf" if due_before_ms is None else f"({due_before_ms}",
-                        DRAIN_BATCH,
-                        reason,
+                    keys=[
+                        k.campaign_due(cid),
+                        k.campaign_stats(cid),
+                        *[k.contact(cid, str(i)) for i in ids],
                     ],
+                    args=["", outcome.value, now_ms, "", "", reason, *ids],
                 ),
             )
             total += int(n)
-            if int(n) < DRAIN_BATCH:
+            if len(ids) < DRAIN_BATCH:
                 return total

@@ -1,15 +1,15 @@
 -- progress: a carrier callback moves a dialled attempt forward (dialing → placed →
--- ringing → answered), never back; first-seen times are kept.
+-- ringing → answered), never back; first-seen times are kept. The caller links the
+-- CallSid to the attempt (Keys.attempt_by_call, the call's hash slot) when this says 1.
 --
 -- KEYS[1] attempt hash             (Keys.attempt)
--- KEYS[2] attempt id by call       (Keys.attempt_by_call of the CallSid, or of "-")
--- KEYS[3] in-flight attempts       (Keys.campaign_inflight)
+-- KEYS[2] in-flight attempts       (Keys.campaign_inflight)
 -- ARGV[1] new state
 -- ARGV[2] field to stamp once with ARGV[3], or ''
 -- ARGV[3] now (ms)
 -- ARGV[4] CallSid, or ''
 -- ARGV[5] attempt id
--- ARGV[6] how long the CallSid link lives (s)
+-- ARGV[6] (unused)
 -- ARGV[7] new in-flight deadline (ms), or ''
 -- Returns 1, or 0 when the attempt is unknown, leased or done.
 
@@ -23,7 +23,6 @@ end
 if ARGV[2] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) end
 if ARGV[4] ~= '' then
   redis.call('HSETNX', KEYS[1], 'call_sid', ARGV[4])
-  redis.call('SET', KEYS[2], ARGV[5], 'EX', tonumber(ARGV[6]))
 end
-if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], 'XX', ARGV[7], ARGV[5]) end
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[2], 'XX', ARGV[7], ARGV[5]) end
 return 1

@@ -1,11 +1,11 @@
 -- status: move a campaign to a new status if its status is one of the allowed ones.
+-- The caller adds the campaign to the dialers' active set first (another hash slot).
 --
 -- KEYS[1] campaign hash            (Keys.campaign)
--- KEYS[2] campaigns the dialers look after (Keys.campaigns_active)
 -- ARGV[1] new status
 -- ARGV[2] now (ms)
 -- ARGV[3] field to stamp once with ARGV[2] (e.g. started_at_ms), or ''
--- ARGV[4] campaign id
+-- ARGV[4] campaign id (unused)
 -- ARGV[5..] allowed current statuses
 -- Returns {'ok', old status}, {'refused', current status} or {'missing', ''}.
 
@@ -16,7 +16,4 @@ for i = 5, #ARGV do if ARGV[i] == st then allowed = true end end
 if not allowed then return {'refused', st} end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at_ms', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[2]) end
-if ARGV[1] == 'running' or ARGV[1] == 'paused' or ARGV[1] == 'cancelled' then
-  redis.call('SADD', KEYS[2], ARGV[4])
-end
 return {'ok', st}
