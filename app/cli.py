@@ -195,6 +195,57 @@ def migrate(
         raise typer.Exit(1) from None
 
 
+@cli.command("seed-demo")
+def seed_demo(
+    remove: Annotated[
+        bool,
+        typer.Option(
+            "--remove",
+            help="Delete the demo records instead (e.g. those the old migration 1 wrote).",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Seed even when SWITCHBOARD_ENV=production.")
+    ] = False,
+) -> None:
+    """Seed the demo CRM and orders (Acme customers ACME-1001/1002, orders 1042-1044) that
+    the support flow's tools read; `make demo` and the tests use it. Safe to re-run."""
+    from app import demo
+    from app.settings import Environment
+    from app.store.keys import Keys
+    from app.store.redis import create_redis
+
+    settings = settings_or_exit()
+    if not remove and settings.env is Environment.production and not force:
+        typer.echo(
+            "error: refusing to write demo customers and orders into a production store "
+            "(SWITCHBOARD_ENV=production); pass --force if you mean it",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    async def run() -> str:
+        redis = create_redis(settings.redis_url)
+        keys = Keys(settings.redis_prefix)
+        try:
+            if remove:
+                deleted = await demo.remove_demo(redis, keys)
+                return f"removed the demo CRM and orders ({deleted} keys)"
+            await demo.seed_demo(redis, keys)
+            return (
+                f"seeded the demo CRM ({len(demo.CUSTOMERS)} customers) and "
+                f"{len(demo.ORDERS)} orders"
+            )
+        finally:
+            await redis.aclose()
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except Exception as exc:
+        typer.echo(f"error: seed-demo failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 @cli.command()
 def engine(
     host: Annotated[

@@ -17,8 +17,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 say() { echo "==> $*" >&2; }
 
-say "migrating Redis"
+say "migrating Redis and seeding the demo CRM/orders"
 $SB migrate >&2
+$SB seed-demo >&2
 say "starting the local Realtime engine on :$ENGINE_PORT"
 $SB engine > .run/engine.log 2>&1 & pids+=($!)
 say "starting the server on :$PORT"

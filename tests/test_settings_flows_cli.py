@@ -109,7 +109,7 @@ def test_phone_numbers_normalise_and_mask() -> None:
     assert mask("12345") == "*****" and mask(None) == ""
 
 
-@pytest.mark.parametrize("command", ["serve", "migrate", "engine", "call"])
+@pytest.mark.parametrize("command", ["serve", "migrate", "seed-demo", "engine", "call"])
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0

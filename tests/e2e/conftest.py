@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from app.api.main import create_app
 from app.call.media_server import MediaBind
+from app.demo import seed_demo
 from app.deps import Services
 from app.migrate import migrate
 from app.settings import Settings
@@ -120,6 +121,7 @@ async def make_stack(
         settings = Settings(**values)
         keys = Keys(redis_prefix)
         await migrate(redis, keys)
+        await seed_demo(redis, keys)  # what `switchboard seed-demo` writes
         app = create_app(settings, MediaBind("127.0.0.1", media_port, sock=media_sock))
         config = uvicorn.Config(app, log_config=None, ws="websockets-sansio", lifespan="on")
         server = _Server(config)

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from typer.testing import CliRunner, Result
 
+from app.cli import cli
+from app.demo import remove_demo, seed_demo
 from app.errors import ConfigError, StoreError
 from app.migrate import Migration, MigrationLocked, available, current_version, migrate
+from app.settings import get_settings
 from app.store.keys import Keys
+from tests.conftest import REDIS_URL
 
 
 @pytest.fixture
@@ -21,7 +26,7 @@ def keys(redis_prefix: str) -> Keys:
 def test_available_lists_modules_in_order() -> None:
     found = available()
     assert [m.version for m in found][:1] == [1]
-    assert found[0].module == "migrations.m0001_seed_demo"
+    assert found[0].module == "migrations.m0001_retired_demo_seed"
     assert found[0].description
     assert [m.version for m in found] == sorted(m.version for m in found)
 
@@ -34,18 +39,91 @@ async def test_migrate_applies_once(redis_client: aioredis.Redis, keys: Keys) ->
     assert await current_version(redis_client, keys) == newest
     assert await migrate(redis_client, keys) == []
     assert await redis_client.exists(keys.schema_lock) == 0
-    # The seed is there.
+    # A deployment gets no demo data from its migrations.
+    assert await redis_client.exists(keys.customer("ACME-1001"), keys.order("1042")) == 0
+    assert await redis_client.get(keys.orders_seq) is None
+
+
+async def test_seed_demo_writes_the_demo_crm(redis_client: aioredis.Redis, keys: Keys) -> None:
+    await seed_demo(redis_client, keys)
     assert await redis_client.hget(keys.customer("ACME-1001"), "name") == "Dana Whitaker"
+    assert await redis_client.get(keys.customer_phone("+15555550123")) == "ACME-1001"
     assert await redis_client.hget(keys.order("1044"), "quantity") == "2"
     assert await redis_client.get(keys.orders_seq) == "2000"
 
 
 async def test_seed_rerun_keeps_counter(redis_client: aioredis.Redis, keys: Keys) -> None:
-    migration = available()[0]
-    await migration.up(redis_client, keys)
+    await seed_demo(redis_client, keys)
     await redis_client.set(keys.orders_seq, 2042)
-    await migration.up(redis_client, keys)
+    await redis_client.hset(keys.order("1042"), "status", "delivered")
+    await seed_demo(redis_client, keys)
     assert await redis_client.get(keys.orders_seq) == "2042"
+    assert await redis_client.hget(keys.order("1042"), "status") == "shipped"
+
+
+async def test_remove_demo_deletes_only_the_demo(redis_client: aioredis.Redis, keys: Keys) -> None:
+    await seed_demo(redis_client, keys)
+    await redis_client.hset(keys.order("2001"), mapping={"order_id": "2001", "item": "cup"})
+    # The second demo number now belongs to a real customer: its index entry stays.
+    await redis_client.set(keys.customer_phone("+15555550188"), "REAL-7")
+    assert await remove_demo(redis_client, keys) == 6  # 2 customers, 3 orders, 1 phone
+    assert await redis_client.exists(keys.customer("ACME-1001"), keys.order("1043")) == 0
+    assert await redis_client.exists(keys.customer_phone("+15555550123")) == 0
+    assert await redis_client.get(keys.customer_phone("+15555550188")) == "REAL-7"
+    assert await redis_client.hget(keys.order("2001"), "item") == "cup"
+    assert await redis_client.get(keys.orders_seq) == "2000"
+    assert await remove_demo(redis_client, keys) == 0
+
+
+async def test_migration_1_is_a_no_op(redis_client: aioredis.Redis, keys: Keys) -> None:
+    await available()[0].up(redis_client, keys)
+    assert [k async for k in redis_client.scan_iter(match=keys.prefix + "*")] == []
+
+
+async def _seed_demo_cli(
+    prefix: str, *args: str, env: str = "dev", extra: dict[str, str] | None = None
+) -> Result:
+    """``switchboard seed-demo ARGS`` against the test Redis under ``prefix``."""
+    environ = {
+        "SWITCHBOARD_ENV": env,
+        "SWITCHBOARD_REDIS_URL": REDIS_URL,
+        "SWITCHBOARD_REDIS_PREFIX": prefix,
+        **(extra or {}),
+    }
+    get_settings.cache_clear()
+    try:
+        return await asyncio.to_thread(CliRunner().invoke, cli, ["seed-demo", *args], env=environ)
+    finally:
+        get_settings.cache_clear()
+
+
+async def test_seed_demo_command(redis_client: aioredis.Redis, keys: Keys) -> None:
+    result = await _seed_demo_cli(keys.prefix)
+    assert result.exit_code == 0, result.output
+    assert "2 customers" in result.output and "3 orders" in result.output
+    assert await redis_client.hget(keys.order("1042"), "item") == "espresso machine"
+    result = await _seed_demo_cli(keys.prefix, "--remove")
+    assert result.exit_code == 0, result.output
+    assert "removed" in result.output
+    assert await redis_client.exists(keys.order("1042")) == 0
+
+
+PRODUCTION = {
+    "SWITCHBOARD_PUBLIC_BASE_URL": "https://voice.example.com",
+    "SWITCHBOARD_TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+    "SWITCHBOARD_TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
+    "SWITCHBOARD_REALTIME_API_KEY": "sk-secret-value-" + "x" * 32,
+}
+
+
+async def test_seed_demo_is_refused_in_production(redis_client: aioredis.Redis, keys: Keys) -> None:
+    result = await _seed_demo_cli(keys.prefix, env="production", extra=PRODUCTION)
+    assert result.exit_code == 2
+    assert "refusing" in result.output and "--force" in result.output
+    assert await redis_client.exists(keys.order("1042")) == 0
+    result = await _seed_demo_cli(keys.prefix, "--force", env="production", extra=PRODUCTION)
+    assert result.exit_code == 0, result.output
+    assert await redis_client.exists(keys.order("1042")) == 1
 
 
 def _recording(log: list[int], version: int) -> Migration:

@@ -1,11 +1,11 @@
-"""Redis CRM/orders backends against real Redis (seeded by migration m0001)."""
+"""Redis CRM/orders backends against real Redis (seeded with the demo CRM, app/demo.py)."""
 
 from __future__ import annotations
 
 import pytest
 import redis.asyncio as aioredis
 
-from app.migrate import migrate
+from app.demo import seed_demo
 from app.store.backends import RedisCustomers, RedisOrders
 from app.store.keys import Keys
 
@@ -16,7 +16,7 @@ NOV_1_2026_MS = 1_793_491_200_000
 @pytest.fixture
 async def keys(redis_client: aioredis.Redis, redis_prefix: str) -> Keys:
     keys = Keys(redis_prefix)
-    await migrate(redis_client, keys)
+    await seed_demo(redis_client, keys)
     return keys
 
 

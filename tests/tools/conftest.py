@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 import redis.asyncio as aioredis
 
+from app.demo import seed_demo
 from app.errors import ToolRefused
 from app.migrate import migrate
 from app.store.backends import RedisCustomers, RedisOrders
@@ -42,6 +43,7 @@ class RecordingControl:
 async def backends(redis_client: aioredis.Redis, redis_prefix: str) -> Backends:
     keys = Keys(redis_prefix)
     await migrate(redis_client, keys)
+    await seed_demo(redis_client, keys)
     return Backends(
         customers=RedisCustomers(redis_client, keys), orders=RedisOrders(redis_client, keys)
     )

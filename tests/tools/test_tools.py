@@ -1,4 +1,5 @@
-"""Each built-in tool through the registry, against Redis seeded by m0001."""
+"""Each built-in tool through the registry, against Redis seeded with the demo CRM
+(`switchboard seed-demo`, app/demo.py)."""
 
 from __future__ import annotations
 
