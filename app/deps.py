@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
+from app.call.deps import CallDeps
+from app.call.registry import LiveCalls
 from app.carrier.rest import TransferGuard, TwilioCalls
 from app.carrier.transfers import TransferPolicy
 from app.carrier.twiml import SignatureChecker
@@ -23,31 +24,7 @@ from flows import FlowCatalog
 from tools.base import Backends
 from tools.registry import ToolRegistry, default_registry
 
-if TYPE_CHECKING:
-    from app.call.bridge import CallBridge
-
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LiveCalls:
-    """Calls bridged by this process, by ``CallSid``."""
-
-    calls: dict[str, CallBridge] = field(default_factory=dict)
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Set on every add/remove (the live-call registry clears it and refreshes Redis).
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def add(self, bridge: CallBridge) -> None:
-        self.calls[bridge.call_sid] = bridge
-        self.idle.clear()
-        self.changed.set()
-
-    def remove(self, call_sid: str) -> None:
-        self.calls.pop(call_sid, None)
-        if not self.calls:
-            self.idle.set()
-        self.changed.set()
 
 
 def transfer_guard(policy: TransferPolicy, redis: aioredis.Redis, keys: Keys) -> TransferGuard:
@@ -84,6 +61,22 @@ class Services:
     transfers: TransferPolicy = field(default_factory=TransferPolicy)
     live: LiveCalls = field(default_factory=LiveCalls)
     accepting: bool = True
+
+    @property
+    def call_deps(self) -> CallDeps:
+        """What a new call's bridge gets (nothing more; built per call, so a flow reload
+        reaches the next call)."""
+        return CallDeps(
+            settings=self.settings,
+            flows=self.flows,
+            registry=self.registry,
+            backends=self.backends,
+            store=self.store,
+            tokens=self.tokens,
+            calls_api=self.calls_api,
+            transfers=self.transfers,
+            live=self.live,
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

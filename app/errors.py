@@ -53,6 +53,15 @@ class InvalidStreamToken(AuthError):
 # --- call lifecycle ---------------------------------------------------------------------
 
 
+class StreamRejected(AuthError):
+    """The media stream failed its checks before any audio was bridged (no ``start`` in
+    time, a bad or replayed token): closed with 1008, nothing bridged."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class InvalidTransition(SwitchboardError):
     """A call state transition that the state machine does not allow."""
 

@@ -35,8 +35,43 @@ REALTIME_ERRORS = Counter("switchboard_realtime_errors_total", "Realtime `error`
 REALTIME_DISCONNECTS = Counter(
     "switchboard_realtime_disconnects_total", "Realtime sockets lost mid-call"
 )
+REALTIME_CONNECT_FAILURES = Counter(
+    "switchboard_realtime_connect_failures_total", "Realtime sockets that could not be opened"
+)
+REALTIME_LIVENESS_TIMEOUTS = Counter(
+    "switchboard_realtime_liveness_timeouts_total",
+    "Realtime peers silent past realtime_liveness_ms (answered no ping)",
+)
+REALTIME_RECONNECTS = Counter(
+    "switchboard_realtime_reconnects_total", "Realtime sessions replaced mid-call (reconnected)"
+)
+FALLBACKS = Counter(
+    "switchboard_fallbacks_total", "Calls handed to the flow's fallback (no Realtime session)"
+)
+CARRIER_STALLS = Counter(
+    "switchboard_carrier_stalls_total", "Calls ended because the carrier stopped playing"
+)
 FRAMES = Counter("switchboard_media_frames_total", "Media messages relayed", ["direction"])
 STORE_DROPPED = Counter("switchboard_store_dropped_total", "Store writes dropped (queue full)")
+STORE_RETRIES = Counter(
+    "switchboard_store_retries_total", "Store write attempts repeated after a Redis error"
+)
+STORE_FAILED = Counter(
+    "switchboard_store_failed_total",
+    "Store writes given up (Redis unreachable past store_outage_s, or a permanent error)",
+)
+STORE_RESTORED = Counter(
+    "switchboard_store_restored_total",
+    "Live call records written again after Redis came back without them",
+)
+STORE_UNRESTORABLE = Counter(
+    "switchboard_store_unrestorable_total",
+    "Stream entries Redis lost that the call's journal no longer held (store_journal_max)",
+)
+CALLS_REAPED = Counter(
+    "switchboard_calls_reaped_total",
+    "Calls closed for an instance that died (end_reason 'instance lost')",
+)
 
 # --- admin API and live control -------------------------------------------------------------
 ADMIN_AUTH_FAILURES = Counter(

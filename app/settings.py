@@ -15,7 +15,7 @@ import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -181,6 +181,15 @@ class Settings(BaseSettings):
     #: Per-call store writes queued before the writer; beyond it writes are counted as dropped.
     store_queue_max: int = Field(10_000, ge=100)
     store_flush_timeout_ms: int = Field(3000, ge=100)
+    #: A call's store write that fails because Redis is unreachable is retried, the queue
+    #: behind it waiting in order, with a backoff from ``store_retry_initial_ms`` doubling
+    #: to ``store_retry_max_ms``, until Redis has been unreachable this long (s).
+    store_outage_s: float = Field(30.0, ge=0, le=3600)
+    store_retry_initial_ms: int = Field(50, ge=1, le=60_000)
+    store_retry_max_ms: int = Field(1000, ge=1, le=60_000)
+    #: Stream entries (transcript, routing, tools, events) a live call keeps in memory to
+    #: write its record again if Redis comes back without it; beyond it the oldest go.
+    store_journal_max: int = Field(5000, ge=0, le=1_000_000)
 
     # --- Media stream ----------------------------------------------------------------
     #: The media-plane listener (Twilio Media Streams WebSockets, ``switchboard serve``):
@@ -215,6 +224,32 @@ class Settings(BaseSettings):
     call_close_timeout_ms: int = Field(3000, ge=100)
     #: Shutdown: how long live calls may drain before they are cut.
     shutdown_drain_s: float = Field(20.0, ge=0)
+    #: Shutdown: after SIGTERM, how long (ms) webhooks and media streams still arriving are
+    #: served (a load balancer needs a moment to see /readyz answer 503) before refusal.
+    drain_grace_ms: int = Field(5000, ge=0, le=120_000)
+
+    # --- Reliability: the Realtime leg and dead air (README "Reliability") -----------------
+    #: Longest the caller may be left in silence by a fault (no Realtime session: connect
+    #: failing, ``session.update`` refused, reconnect budget spent) before the flow's
+    #: fallback runs (an apology through the carrier, then a transfer or hang-up).
+    dead_air_max_ms: int = Field(5000, ge=500, le=60_000)
+    #: Time allowed to reconnect after the Realtime socket dropped (from the drop).
+    realtime_reconnect_s: float = Field(4.0, ge=0, le=60)
+    #: A WebSocket ping to the Realtime peer every this many ms; with no frame at all
+    #: from it for ``realtime_liveness_ms`` the session is taken as lost and replaced
+    #: (well under the websockets keepalive's 40 s).
+    realtime_ping_interval_ms: int = Field(1000, ge=100, le=60_000)
+    realtime_liveness_ms: int = Field(3000, ge=300, le=120_000)
+    #: Realtime session length cap (minutes) per dialect family: the service closes a
+    #: GA session at 60 min, a beta or Azure preview one at 30 (docs/protocols.md §1
+    #: "Session"). A call rolls over to a new session ``realtime_rollover_margin_s``
+    #: before it, at a quiet moment.
+    realtime_session_cap_ga_min: float = Field(60.0, gt=0)
+    realtime_session_cap_beta_min: float = Field(30.0, gt=0)
+    realtime_rollover_margin_s: float = Field(120.0, ge=0)
+    #: A carrier that stops playing (no mark echo for this long past when the audio
+    #: before it should have played) ends the call; other calls are unaffected.
+    carrier_stall_ms: int = Field(10_000, ge=1000, le=300_000)
 
     # --- Tools and transfers -----------------------------------------------------------
     tool_timeout_ms: int = Field(5000, ge=10)
@@ -243,6 +278,9 @@ class Settings(BaseSettings):
     admin_session_ttl_s: int = Field(12 * 3600, ge=60)
     #: Seconds between live-call registry heartbeats; entries expire after 3 missed beats.
     live_heartbeat_s: float = Field(2.0, gt=0, le=60)
+    #: Seconds between runs of the orphan reaper: calls whose registry entry expired (their
+    #: instance died) are closed with ``end_reason="instance lost"`` by a surviving instance.
+    live_reap_interval_s: float = Field(2.0, gt=0, le=300)
     #: How long a live-call command waits for the instance holding the call to answer.
     control_timeout_ms: int = Field(3000, ge=100)
     #: Candidate calls one ``GET /admin/calls`` page may examine before it returns early
@@ -312,6 +350,48 @@ class Settings(BaseSettings):
     #: Days admin writes are kept in the audit stream.
     audit_retention_days: int = Field(365, ge=1)
 
+    # --- Events, webhooks, post-call analysis, search (README "Webhooks") --------------
+    #: Events kept in the events stream (``XADD MAXLEN ~``) for the consumers to read.
+    events_stream_max: int = Field(100_000, ge=100)
+    #: A consumer's unacknowledged entry (its instance died) is taken over after this long.
+    #: Keep it well above ``webhook_timeout_ms`` and ``analysis_timeout_ms``.
+    events_claim_idle_ms: int = Field(120_000, ge=100)
+    #: How long a consumer waits on an empty stream before looking again (ms).
+    events_poll_ms: int = Field(1000, ge=10, le=60_000)
+    #: Run the webhook, analysis and search consumers in this process.
+    events_workers_enabled: bool = True
+    #: One webhook request's deadline (connect to last byte).
+    webhook_timeout_ms: int = Field(5000, ge=100, le=60_000)
+    #: Deliveries in flight at once per instance.
+    webhook_concurrency: int = Field(8, ge=1, le=256)
+    #: First retry after this long; each further one waits twice as long, up to
+    #: ``webhook_retry_max_ms``; after ``webhook_retry_window_s`` the delivery is dead.
+    webhook_retry_base_ms: int = Field(10_000, ge=10)
+    webhook_retry_max_ms: int = Field(3_600_000, ge=10)
+    webhook_retry_window_s: int = Field(86_400, ge=1)
+    webhook_max_subscriptions: int = Field(100, ge=1, le=10_000)
+    #: Delivery log entries kept per subscription.
+    webhook_log_max: int = Field(1000, ge=10)
+    #: Dead-lettered deliveries kept.
+    webhook_dead_max: int = Field(10_000, ge=10)
+    #: Where webhooks may go: ``public`` (global addresses only: no loopback, private,
+    #: link-local or reserved ones), ``loopback`` (127.0.0.0/8 and ::1 only) or ``any``.
+    #: Unset: ``public`` in production, ``loopback`` elsewhere.
+    webhook_destinations: Literal["public", "loopback", "any"] | None = None
+    #: Post-call analysis (per flow ``analysis:``): how long one may take, how many run
+    #: at once per instance, how much transcript it reads (characters, newest kept).
+    analysis_timeout_ms: int = Field(60_000, ge=100)
+    analysis_concurrency: int = Field(2, ge=1, le=64)
+    analysis_max_transcript_chars: int = Field(24_000, ge=500)
+    #: The Realtime model used for analysis with OpenAI (unset: the call's model).
+    analysis_model: str | None = None
+    #: A call still live when its analysis comes up is looked at again after this long.
+    analysis_wait_ms: int = Field(2000, ge=10)
+    #: Distinct words indexed per call for transcript search.
+    search_max_terms_per_call: int = Field(400, ge=10, le=10_000)
+    #: Calls a search examines per page (like ``calls_scan_budget``).
+    search_scan_budget: int = Field(20_000, ge=100)
+
     @field_validator(
         "transfer_allowed_numbers",
         "transfer_refused_prefixes",
@@ -362,6 +442,13 @@ class Settings(BaseSettings):
         if self.metrics_public is not None:
             return self.metrics_public
         return self.env is not Environment.production
+
+    @property
+    def webhook_policy(self) -> Literal["public", "loopback", "any"]:
+        """``webhook_destinations``, or its default for the environment."""
+        if self.webhook_destinations is not None:
+            return self.webhook_destinations
+        return "public" if self.env is Environment.production else "loopback"
 
     @property
     def is_dev(self) -> bool:

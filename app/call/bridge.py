@@ -1,12 +1,21 @@
-"""Runs one call: carrier socket ↔ call session ↔ Realtime socket, with tools and storage.
+"""Runs one call: the pump between the carrier socket, the call session and the Realtime
+socket, with tools, timers and storage.
 
 Data flows one way: the carrier codec decodes a Twilio message, the ``CallSession``
-decides, and this module performs the resulting actions on the two legs and the store.
+decides (it owns every bit of call state), and this module only moves bytes and performs
+the session's actions on the two legs and the store.
 
-All of a call's coroutines live in one ``asyncio.TaskGroup`` (carrier reader, Realtime
-leg, store writer, tool runs, timers); the first to fail cancels its siblings. A clean
-end raises ``CallCompleted``, an abnormal one ``CallAborted``: the stored ``end_reason``
-and the ``switchboard_calls_total{outcome}`` metric tell them apart.
+All of a call's coroutines live in one ``asyncio.TaskGroup`` (carrier reader, the Realtime
+leg's connects and watchdog, tool runs, timers, call actions); the first to fail cancels
+its siblings. A clean end raises ``CallCompleted``, an abnormal one ``CallAborted``: the
+stored ``end_reason`` and the ``switchboard_calls_total{outcome}`` metric tell them apart.
+
+The Realtime leg is replaceable: the session asks for a socket (``ConnectRealtime``), the
+bridge opens one and reports ``on_realtime_open`` or ``on_realtime_connect_failed``; a
+watchdog pings it every ``realtime_ping_interval_ms`` and reports ``on_realtime_lost``
+when it closes, errors or stays silent for ``realtime_liveness_ms``. Reconnect back-off,
+replay of the conversation, rollover and the fallback are the session's decisions
+(README "Reliability").
 
 Hot path (``app.call.links``, on picows): both sockets deliver messages to synchronous
 handlers here, straight from the WebSocket parser, and the handlers write straight to the
@@ -14,10 +23,7 @@ other socket. An inbound ``media`` message is decoded and its base64 payload put
 ``input_audio_buffer.append`` untouched (no transcoding, no re-encoding); an assistant
 audio chunk becomes a ``media`` and a ``mark`` message written together. No task switch,
 queue or action list per frame. So ``clear`` never waits behind queued audio: there is no
-audio queue in this process, only Twilio's, which ``clear`` empties. Whatever the
-handlers cannot do synchronously (tools, timers, store writes, hang-up) is spawned into
-the call's task group, and a handler that must end the call hands the reason to the
-group through ``_end``.
+audio queue in this process, only Twilio's, which ``clear`` empties.
 """
 
 from __future__ import annotations
@@ -26,13 +32,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from typing import Any
 
 from starlette.websockets import WebSocket
 
 from app import metrics
 from app.call import actions as act
+from app.call.deps import CallDeps
 from app.call.links import (
     AsgiCarrierLink,
     CarrierLink,
@@ -43,11 +49,10 @@ from app.call.links import (
     RealtimeConnection,
     connect_realtime,
 )
-from app.call.session import CallSession
+from app.call.session import CallSession, LegState, SessionLimits
 from app.carrier import twilio as tw
 from app.carrier.rest import CarrierRestError
 from app.carrier.transfers import PolicedControl
-from app.deps import Services
 from app.dialer.variables import fill_flow
 from app.errors import (
     CallAborted,
@@ -55,8 +60,8 @@ from app.errors import (
     CarrierCodecError,
     CarrierDisconnected,
     RealtimeCodecError,
-    RealtimeDisconnected,
     StoreError,
+    StreamRejected,
 )
 from app.logs import bind_call
 from app.phone import mask
@@ -65,32 +70,25 @@ from app.realtime import events as ev
 from app.realtime.dialect import Endpoint, endpoint
 from app.store.tokens import StreamContext
 from app.store.writer import StoreWriter
-from flows import Flow
 from tools.base import CallInfo, ToolContext
 
 log = logging.getLogger(__name__)
 
 #: WebSocket close code for a policy violation (RFC 6455 §7.4.1): bad or replayed token.
 POLICY_VIOLATION = 1008
-
-
-class StreamRejected(Exception):
-    """The media stream failed its checks before any audio was bridged."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+#: Largest Realtime message accepted (bytes): a ``session.updated`` with many tools.
+REALTIME_MAX_MESSAGE_BYTES = 1 << 24
 
 
 class CallBridge:
-    """Bridges one accepted Media Streams WebSocket to one Realtime session.
+    """Bridges one accepted Media Streams WebSocket to a Realtime session (``LiveCall``).
 
     ``carrier``: the media-plane listener's socket (``MediaStreamLink``), or an ASGI
     ``WebSocket`` (the HTTP app's fallback route)."""
 
-    def __init__(self, services: Services, carrier: CarrierLink | WebSocket) -> None:
-        self.services = services
-        self.settings = services.settings
+    def __init__(self, deps: CallDeps, carrier: CarrierLink | WebSocket) -> None:
+        self.deps = deps
+        self.settings = deps.settings
         self.call_sid = ""
         self.stream_sid = ""
         self.session: CallSession | None = None
@@ -102,19 +100,15 @@ class CallBridge:
         )
         self.writer: StoreWriter | None = None
         self.endpoint: Endpoint = endpoint(self.settings)
-        frames = max(1, self.settings.inbound_buffer_ms // 20)
-        self._pending_audio: deque[str] = deque(maxlen=frames)
-        #: Realtime events produced before the socket exists (early keypad digits, a
-        #: response.create): sent right after session.update, never dropped silently.
-        self._pending_events: deque[str] = deque()
+        self.info: CallInfo | None = None
+        self._tools: list[dict[str, Any]] = []
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[Any] | None = None
-        self._abort_reason: str | None = None
         #: Set (once) by a synchronous handler that must end the call: the exception the
         #: task group raises.
         self._ending: asyncio.Future[BaseException] | None = None
-        self._stopped = False
+        self._rt_heard = False  # a Realtime message arrived since the watchdog last looked
         self.frames_in = 0
         self.frames_out = 0
         self.malformed = 0
@@ -138,7 +132,8 @@ class CallBridge:
         bind_call(self.call_sid)
         # Everything about the call comes from what the webhook stored with the token;
         # the rest of start.customParameters is ignored.
-        flow = self.services.flows.get(context.flow) or self.services.flows.default
+        deps = self.deps
+        flow = deps.flows.get(context.flow) or deps.flows.default
         self.direction = context.direction
         variables = dict(context.variables)  # a campaign contact's
         flow = fill_flow(flow, variables)  # {{name}} placeholders; missing ones become ""
@@ -148,11 +143,10 @@ class CallBridge:
             flow=flow,
             beta=self.endpoint.beta,
             now_ms=lambda: time.monotonic() * 1000,
-            call_action_grace_ms=self.settings.call_action_grace_ms,
-            playback_stall_tolerance_ms=self.settings.playback_stall_tolerance_ms,
+            limits=session_limits(self.settings, self.endpoint.beta),
         )
         self.writer = StoreWriter(self.call_sid, max_pending=self.settings.store_queue_max)
-        info = CallInfo(
+        self.info = info = CallInfo(
             call_sid=self.call_sid,
             direction=self.direction,
             from_number=context.from_number,
@@ -161,13 +155,16 @@ class CallBridge:
             transfer_targets=dict(flow.transfer_targets),
             variables=variables,
         )
-        control = PolicedControl(self.session, self.services.transfers, flow.transfer_targets)
-        self.tool_ctx = ToolContext(info, control, self.services.backends)
-        self.services.live.add(self)
+        control = PolicedControl(self.session, deps.transfers, flow.transfer_targets)
+        self.tool_ctx = ToolContext(info, control, deps.backends)
+        self._tools = deps.registry.definitions(flow.tools)
+        deps.live.add(self)
         metrics.ACTIVE_CALLS.inc()
         # The store writer outlives the legs' task group: the call's last writes
         # (end reason, unheard transcript) are made after the legs stopped.
         self._writer_task = asyncio.create_task(self.writer.run(), name=f"{self.call_sid}:store")
+        store, sid = deps.store, self.call_sid
+        self.writer.submit(lambda: store.update_call(sid, status="in-progress"))
         log.info(
             "call bridged: flow=%s from=%s to=%s",
             flow.name,
@@ -176,7 +173,7 @@ class CallBridge:
         )
         outcome = "completed"
         try:
-            await self._run_legs(flow)
+            await self._run_legs()
         except* CallCompleted as group:
             self.ended_reason = _first(group).reason
         except* CallAborted as group:
@@ -193,10 +190,11 @@ class CallBridge:
     async def _finish(self, outcome: str) -> None:
         assert self.session is not None and self.writer is not None
         reason = self.ended_reason or outcome
-        if self.rt is not None:
-            self.rt.detach()  # late Realtime events must not touch the finished session
+        rt, self.rt = self.rt, None
+        if rt is not None:
+            rt.detach()  # late Realtime events must not touch the finished session
         self._dispatch_final(self.session.end(reason))
-        writer, store, sid = self.writer, self.services.store, self.call_sid
+        writer, store, sid = self.writer, self.deps.store, self.call_sid
         ended = int(time.time() * 1000)
         writer.submit(lambda: store.update_call(sid, status="ended", ended_at_ms=ended))
         await writer.close(self.settings.store_flush_timeout_ms / 1000)
@@ -208,37 +206,62 @@ class CallBridge:
         metrics.FRAMES.labels("out").inc(self.frames_out)
         metrics.ACTIVE_CALLS.dec()
         metrics.CALLS.labels(self.direction, outcome).inc()
-        if self.rt is not None:
+        if rt is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
-                    await self.rt.close()
+                    await rt.close()
         await self._close_carrier(1000, "call ended")
-        self.services.live.remove(self.call_sid)
+        self.deps.live.remove(self.call_sid)
         log.info("call ended: %s (%s)", reason, outcome)
 
-    # --- operator control (admin API, any instance via pub/sub) ------------------------------
+    # --- LiveCall: operator control (admin API, any instance via pub/sub), shutdown --------
 
-    def operator_hangup(self, reason: str = "operator") -> None:
+    def snapshot(self) -> dict[str, str | int]:
+        """The call as an operator sees it now (numbers masked)."""
+        info, session = self.info, self.session
+        out: dict[str, str | int] = {
+            "call_sid": self.call_sid,
+            "direction": self.direction,
+            "flow": session.flow.name if session is not None else "",
+            "from_masked": mask(info.from_number) if info is not None else "",
+            "to_masked": mask(info.to_number) if info is not None else "",
+            "state": session.machine.state.value if session is not None else "",
+        }
+        if session is not None:
+            snap = session.snapshot()
+            out.update({k: v for k, v in snap.items() if k not in ("state",)})
+        return out
+
+    def hangup(self, reason: str = "operator") -> None:
         """Hang up now through the carrier's REST API (not waiting for audio to finish)."""
         assert self.session is not None
         self._perform_all(self.session.operator_hangup(reason))
 
-    def operator_transfer(self, to_number: str, reason: str = "operator") -> None:
+    def transfer(self, to_number: str, reason: str = "operator") -> None:
         """Transfer now. Raises ``ToolRefused`` when a transfer was already requested."""
         assert self.session is not None
         self._perform_all(self.session.operator_transfer(to_number, reason))
 
-    def operator_say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         """Make the agent say ``text`` now (after the current response, if one is active)."""
         assert self.session is not None
-        self._spawn(self._dispatch(self.session.say(text)), "operator_say")
+        self._perform_all(self.session.say(text))
+
+    def end_politely(self, line: str, reason: str) -> None:
+        """Say ``line`` through the carrier, then hang up (the shutdown deadline)."""
+        assert self.session is not None
+        self._perform_all(self.session.end_politely(line, reason))
+
+    # The admin API's names (app/admin/control.py).
+    operator_hangup = hangup
+    operator_transfer = transfer
+    operator_say = say
 
     def _perform_all(self, actions: list[act.Action]) -> None:
         self._spawn(self._dispatch(actions), "operator")
 
     def abort(self, reason: str) -> None:
         """End the call from outside (shutdown, operator): fails its task group."""
-        self._abort_reason = reason
 
         async def fail() -> None:
             raise CallAborted(reason)
@@ -283,7 +306,7 @@ class CallBridge:
         context the voice webhook stored with it (nothing else of the parameters)."""
         token = start.custom_parameters.get("token", "")
         try:
-            context = await self.services.tokens.redeem(token, start.call_sid)
+            context = await self.deps.tokens.redeem(token, start.call_sid)
         except StoreError as exc:
             raise StreamRejected(f"token store unavailable: {exc}") from None
         if context is None:
@@ -292,15 +315,18 @@ class CallBridge:
 
     # --- the legs -------------------------------------------------------------------------
 
-    async def _run_legs(self, flow: Flow) -> None:
-        assert self.writer is not None
+    async def _run_legs(self) -> None:
+        session = self.session
+        assert session is not None
         self._ending = asyncio.get_running_loop().create_future()
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
+            self._dispatch_now(session.take_actions())  # the dead-air timer
             tg.create_task(self._carrier_leg(), name=f"{self.call_sid}:carrier")
-            tg.create_task(self._realtime_leg(flow), name=f"{self.call_sid}:realtime")
+            tg.create_task(self._connect(), name=f"{self.call_sid}:realtime-connect")
             tg.create_task(self._deadline(), name=f"{self.call_sid}:deadline")
             tg.create_task(self._watch_ending(), name=f"{self.call_sid}:ending")
+            tg.create_task(self._watch_carrier(), name=f"{self.call_sid}:carrier-watch")
 
     async def _deadline(self) -> None:
         await asyncio.sleep(self.settings.max_call_duration_s)
@@ -320,15 +346,29 @@ class CallBridge:
         session = self.session
         assert session is not None
         await self.carrier.serve(self._on_carrier_message)
-        if self._stopped:
+        if session.carrier_stopped:
             await asyncio.Future()  # `stop` already ended the call through `_end`
         if session.action_done:
             raise CallCompleted(session.end_reason("carrier closed"))
         raise CarrierDisconnected("carrier socket closed without stop")
 
+    async def _watch_carrier(self) -> None:
+        """A carrier that stops playing (its mark echoes stop coming back) ends the call."""
+        session = self.session
+        assert session is not None
+        every = min(1.0, self.settings.carrier_stall_ms / 4000)
+        while True:
+            await asyncio.sleep(every)
+            overdue = session.carrier_overdue_ms()
+            if overdue > self.settings.carrier_stall_ms:
+                metrics.CARRIER_STALLS.inc()
+                raise CallAborted(f"carrier stalled: no mark echo for {overdue} ms")
+
     def _on_carrier_message(self, data: bytes) -> None:
         """One message from the carrier (called straight from its socket's parser)."""
-        if self._stopped:
+        session = self.session
+        assert session is not None
+        if session.carrier_stopped:
             return
         if len(data) > self.settings.carrier_max_message_bytes:
             self._malformed(f"oversized carrier message ({len(data)} bytes)")
@@ -338,23 +378,18 @@ class CallBridge:
         except CarrierCodecError as exc:
             self._malformed(str(exc))
             return
-        session = self.session
-        assert session is not None
         try:
             if type(event) is tw.Media:
                 self.frames_in += 1
-                rt = self.rt
-                if rt is not None and session.configured:
-                    rt.send_now(rtc.ClientEvents.input_audio_append(event.payload))
-                else:
-                    self._pending_audio.append(event.payload)
+                append = session.on_carrier_media(event.payload)
+                if append is not None:
+                    self._send_realtime(append)
             elif type(event) is tw.Mark:
                 self._dispatch_now(session.on_mark(event.name))
             elif type(event) is tw.Dtmf:
                 self._dispatch_now(session.on_dtmf(event.digit))
             elif type(event) is tw.Stop:
-                self._stopped = True
-                self._end(CallCompleted(session.end_reason("carrier stop")))
+                self._end(CallCompleted(session.on_carrier_stop()))
             elif type(event) is tw.Unknown:
                 metrics.UNKNOWN_EVENTS.labels("carrier").inc()
                 log.info("unknown carrier event %r ignored", event.event)
@@ -363,36 +398,85 @@ class CallBridge:
         except Exception as exc:
             self._end(self._link_failure(exc))
 
-    async def _realtime_leg(self, flow: Flow) -> None:
+    # --- the Realtime leg: connect, watch, replace ---------------------------------------
+
+    async def _connect(self) -> None:
+        """Open a Realtime socket and hand it to the session (``ConnectRealtime``)."""
         session = self.session
         assert session is not None
-        tools = self.services.registry.definitions(flow.tools)
+        if session.leg is not LegState.down or self.rt is not None:
+            return
         try:
             rt = await connect_realtime(
                 self.endpoint.url,
                 dict(self.endpoint.headers),
                 open_timeout_s=self.settings.realtime_connect_timeout_ms / 1000,
-                max_message_bytes=2**24,
+                max_message_bytes=REALTIME_MAX_MESSAGE_BYTES,
             )
         except (OSError, TimeoutError, RealtimeConnectFailed) as exc:
-            metrics.REALTIME_DISCONNECTS.inc()
-            raise RealtimeDisconnected(
-                f"realtime connect to {self.endpoint.redacted_url()} failed: {exc}"
-            ) from None
+            metrics.REALTIME_CONNECT_FAILURES.inc()
+            why = f"connect to {self.endpoint.redacted_url()} failed: {exc or type(exc).__name__}"
+            await self._dispatch(session.on_realtime_connect_failed(why))
+            return
+        if session.leg is not LegState.down or self.rt is not None:
+            await rt.close()  # the call ended or fell back meanwhile
+            return
         self.rt = rt
-        self._dispatch_now(session.start(tools))
-        if self._pending_events:
-            pending, self._pending_events = self._pending_events, deque()
-            rt.send_now(*pending)
+        self._dispatch_now(session.on_realtime_open(self._tools))
         rt.attach(self._on_realtime_message, self.settings.realtime_send_queue_max)
-        await rt.wait_closed()
+        self._spawn(self._watch_realtime(rt), "realtime-watch")
+
+    async def _watch_realtime(self, rt: RealtimeConnection) -> None:
+        """Ping ``rt``; report it lost when it closes or nothing comes back for
+        ``realtime_liveness_ms`` (a frozen peer answers no ping)."""
+        interval = self.settings.realtime_ping_interval_ms / 1000
+        liveness = self.settings.realtime_liveness_ms / 1000
+        loop = asyncio.get_running_loop()
+        closed = asyncio.ensure_future(rt.wait_closed())
+        heard_at, pongs = loop.time(), rt.pongs
+        reason = ""
+        try:
+            while self.rt is rt:
+                rt.ping()
+                done, _ = await asyncio.wait({closed}, timeout=interval)
+                if done:
+                    reason = f"socket closed: {rt.close_code} {rt.close_reason}".rstrip()
+                    break
+                if self._rt_heard or rt.pongs != pongs:
+                    self._rt_heard, pongs, heard_at = False, rt.pongs, loop.time()
+                elif loop.time() - heard_at > liveness:
+                    reason = f"no answer for {int(liveness * 1000)} ms (liveness)"
+                    metrics.REALTIME_LIVENESS_TIMEOUTS.inc()
+                    break
+        finally:
+            closed.cancel()
+        silent_ms = int((loop.time() - heard_at) * 1000) if reason.endswith("(liveness)") else 0
+        self._realtime_lost(rt, reason, silent_ms)
+
+    def _realtime_lost(self, rt: RealtimeConnection, reason: str, silent_ms: int = 0) -> None:
+        """``rt`` failed (closed, silent, not reading): drop it and tell the session,
+        once; a socket already replaced or closed on purpose is ignored."""
+        if self.rt is not rt:
+            return
+        self.rt = None
+        rt.abort()
         metrics.REALTIME_DISCONNECTS.inc()
-        raise RealtimeDisconnected(
-            f"realtime socket closed: {rt.close_code} {rt.close_reason or ''}".rstrip()
-        )
+        assert self.session is not None
+        lost = self.session.on_realtime_lost(reason or "socket closed", silent_for_ms=silent_ms)
+        self._dispatch_now(lost)
+
+    def _send_realtime(self, *texts: str) -> None:
+        rt = self.rt
+        if rt is None:
+            return  # no socket: the session keeps what matters for the next one
+        try:
+            rt.send_now(*texts)
+        except (RealtimeClosed, LinkStalled) as exc:
+            self._realtime_lost(rt, str(exc))
 
     def _on_realtime_message(self, data: bytes) -> None:
         """One Realtime server event (called straight from its socket's parser)."""
+        self._rt_heard = True
         try:
             event = rtc.decode(data)
         except RealtimeCodecError as exc:
@@ -409,30 +493,19 @@ class CallBridge:
                     self.carrier.send(*out)
                 return
             self._dispatch_now(session.on_realtime(event))
-            if type(event) is ev.SessionUpdated and self._pending_audio:
-                self._flush_pending_audio()
         except LinkClosed:
             pass  # the carrier is gone: its leg ends the call
         except Exception as exc:
             self._end(self._link_failure(exc))
 
-    def _flush_pending_audio(self) -> None:
-        rt = self.rt
-        assert rt is not None
-        append = rtc.ClientEvents.input_audio_append
-        pending, self._pending_audio = self._pending_audio, deque(maxlen=self._pending_audio.maxlen)
-        rt.send_now(*(append(p) for p in pending))
-
     def _link_failure(self, exc: Exception) -> BaseException:
         """The call-level exception for a failure inside a synchronous handler."""
         if isinstance(exc, CallCompleted | CallAborted):
             return exc
-        if isinstance(exc, RealtimeClosed):
-            return RealtimeDisconnected(str(exc))
         if isinstance(exc, LinkClosed):
             return CarrierDisconnected(str(exc))
         if isinstance(exc, LinkStalled):
-            return CallAborted(f"stalled: {exc}")
+            return CallAborted(f"carrier stalled: {exc}")
         log.exception("call handler failed", exc_info=exc)
         return exc
 
@@ -453,15 +526,7 @@ class CallBridge:
             if t is act.SendCarrier:
                 self._send_carrier(a)  # type: ignore[arg-type]
             elif t is act.SendRealtime:
-                if self.rt is not None:
-                    self.rt.send_now(a.text)  # type: ignore[union-attr]
-                elif len(self._pending_events) < self.settings.realtime_send_queue_max:
-                    self._pending_events.append(a.text)  # type: ignore[union-attr]
-                else:
-                    log.error(
-                        "realtime leg not open and %d events queued: dropping one",
-                        len(self._pending_events),
-                    )
+                self._send_realtime(a.text)  # type: ignore[union-attr]
             else:
                 self._perform(a)
 
@@ -484,10 +549,9 @@ class CallBridge:
             self.writer.submit(self._store_op(a.op))
         elif isinstance(a, act.Log):
             getattr(log, a.level)(a.message)
-            if a.counter == "barge_in":
-                metrics.BARGE_INS.inc()
-            elif a.counter == "realtime_error":
-                metrics.REALTIME_ERRORS.inc()
+            counter = _LOG_COUNTERS.get(a.counter or "")
+            if counter is not None:
+                counter.inc()
         elif isinstance(a, act.RunTools):
             self._spawn(self._run_tools(a.calls), "tools")
         elif isinstance(a, act.StartTimer):
@@ -496,10 +560,17 @@ class CallBridge:
             task = self._timers.pop(a.name, None)
             if task is not None:
                 task.cancel()
-        elif isinstance(a, act.Hangup | act.Transfer):
+        elif isinstance(a, act.ConnectRealtime):
+            self._spawn(self._connect(), "realtime-connect")
+        elif isinstance(a, act.CloseRealtime):
+            rt, self.rt = self.rt, None
+            if rt is not None:
+                rt.detach()
+                self._spawn(rt.close(), f"realtime-close:{a.reason}")
+        elif isinstance(a, act.Hangup | act.Transfer | act.Fallback):
             self._spawn(self._call_action(a), "call_action")
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         assert self._tg is not None
         return self._tg.create_task(coro, name=f"{self.call_sid}:{name}")
 
@@ -519,9 +590,8 @@ class CallBridge:
     async def _run_tools(self, calls: tuple[act.FunctionCall, ...]) -> None:
         session = self.session
         assert session is not None
-        flow = session.flow
-        timeouts = flow.tool_timeouts_ms
-        registry = self.services.registry
+        timeouts = session.flow.tool_timeouts_ms
+        registry = self.deps.registry
         outcomes = await asyncio.gather(
             *(
                 registry.invoke(
@@ -540,22 +610,29 @@ class CallBridge:
             log.info("tool %s -> %s in %.0f ms", o.name, o.error or "ok", o.duration_ms)
         await self._dispatch(session.on_tool_results(list(outcomes)))
 
-    async def _call_action(self, action: act.Hangup | act.Transfer) -> None:
-        api = self.services.calls_api
+    async def _call_action(self, action: act.Hangup | act.Transfer | act.Fallback) -> None:
+        api = self.deps.calls_api
+        name = type(action).__name__.lower()
         try:
             if isinstance(action, act.Hangup):
                 await api.hangup(self.call_sid)
-            else:
+            elif isinstance(action, act.Transfer):
                 await api.transfer(self.call_sid, action.to_number)
+            else:
+                metrics.FALLBACKS.inc()
+                await api.say_then(self.call_sid, action.line, action.target or None)
         except CarrierRestError as exc:
-            log.error("call action failed, closing the stream instead: %s", exc)
-            raise CallCompleted(f"{type(action).__name__.lower()} (stream closed)") from None
+            log.error("call action %s failed, closing the stream instead: %s", name, exc)
+            end = CallAborted if isinstance(action, act.Fallback) else CallCompleted
+            raise end(f"{name} (stream closed)") from None
         # The carrier now ends the stream with `stop`; if it does not, close it ourselves.
         await asyncio.sleep(self.settings.call_action_grace_ms / 1000)
-        raise CallCompleted(f"{type(action).__name__.lower()}: {action.reason}")
+        if isinstance(action, act.Fallback):
+            raise CallAborted(f"fallback: {action.reason}")
+        raise CallCompleted(f"{name}: {action.reason}")
 
     def _store_op(self, op: act.StoreOp) -> Any:
-        store, sid = self.services.store, self.call_sid
+        store, sid = self.deps.store, self.call_sid
         if isinstance(op, act.StoreTranscript):
             return lambda: store.append_transcript(
                 sid,
@@ -582,6 +659,11 @@ class CallBridge:
             )
         if isinstance(op, act.StoreUsage):
             return lambda: store.add_usage(sid, op.usage)
+        if isinstance(op, act.StoreEvent):
+            reason = f"{op.kind}: " + ", ".join(f"{k}={v}" for k, v in op.fields.items())
+            return lambda: store.append_routing(
+                sid, flow="", reason=reason, target="", at_ms=_wall_ms()
+            )
         return lambda: store.update_call(sid, **op.fields)
 
     # --- misc -------------------------------------------------------------------------------
@@ -595,6 +677,31 @@ class CallBridge:
         if self.carrier.open:
             with contextlib.suppress(Exception):
                 await self.carrier.close(code, reason)
+
+
+def session_limits(settings: Any, beta: bool) -> SessionLimits:
+    """The session's limits from ``Settings`` (``beta``: the 30-minute session cap)."""
+    cap_min = (
+        settings.realtime_session_cap_beta_min if beta else settings.realtime_session_cap_ga_min
+    )
+    rollover_ms = max(0, int((cap_min * 60 - settings.realtime_rollover_margin_s) * 1000))
+    backoff = (0, 250, 500, 1000, 2000)
+    return SessionLimits(
+        call_action_grace_ms=settings.call_action_grace_ms,
+        playback_stall_tolerance_ms=settings.playback_stall_tolerance_ms,
+        inbound_buffer_frames=max(1, settings.inbound_buffer_ms // 20),
+        dead_air_max_ms=settings.dead_air_max_ms,
+        reconnect_budget_ms=int(settings.realtime_reconnect_s * 1000),
+        reconnect_backoff_ms=backoff,
+        rollover_after_ms=rollover_ms,
+    )
+
+
+_LOG_COUNTERS = {
+    "barge_in": metrics.BARGE_INS,
+    "realtime_error": metrics.REALTIME_ERRORS,
+    "realtime_reconnected": metrics.REALTIME_RECONNECTS,
+}
 
 
 def _first(group: BaseExceptionGroup[Any]) -> Any:

@@ -377,6 +377,26 @@ class RealtimeConnection(MessageListener):
         self.deliver = self._keep
         self.max_buffer_bytes = 2000 * MESSAGE_BYTES
         self.response: WSUpgradeResponse | None = None
+        #: Pongs received (the liveness check compares it between pings).
+        self.pongs = 0
+
+    def _other_frame(self, transport: WSTransport, frame: WSFrame, kind: WSMsgType) -> None:
+        if kind is WSMsgType.PONG:
+            self.pongs += 1
+            return
+        super()._other_frame(transport, frame, kind)
+
+    def ping(self) -> None:
+        """Send a WebSocket ping (RFC 6455 §5.5.2); the peer's pong counts in ``pongs``."""
+        if not self._closing():
+            assert self.transport is not None
+            self.transport.send_ping()
+
+    def abort(self) -> None:
+        """Drop the connection now, without a close handshake (a peer that went silent)."""
+        self.deliver = _drop
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.disconnect(graceful=False)
 
     def _keep(self, message: bytes) -> None:
         if len(self._early) >= EARLY_MAX:

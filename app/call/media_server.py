@@ -134,7 +134,7 @@ class MediaServer:
 
     async def _run(self, link: MediaStreamLink) -> None:
         try:
-            await CallBridge(self.services, link).run()
+            await CallBridge(self.services.call_deps, link).run()
         except Exception:  # run() handles call failures itself: this is a bug
             log.exception("media stream task failed")
         finally:

@@ -207,3 +207,13 @@ class Playback:
             for i in self.timeline
             if not i.interrupted and not i.fully_played() and i.heard_ms(now) < i.sent_ms
         ]
+
+    def overdue_ms(self, now: float) -> int:
+        """How late (ms) the most overdue mark echo is: the audio before the mark should
+        have played by its estimated time. 0 when every mark is on time."""
+        worst = 0.0
+        for item, cum_ms in self.marks.values():
+            due = item.play_end_ms - (item.sent_ms - cum_ms)
+            if now - due > worst:
+                worst = now - due
+        return int(worst)

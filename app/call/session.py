@@ -36,7 +36,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Any, ClassVar
 
 import orjson
@@ -44,10 +43,22 @@ import orjson
 from app.audio import FRAME_MS
 from app.call import actions as act
 from app.call.conversation import Conversation
+from app.call.limits import (
+    ACTION_TIMER,
+    DEAD_AIR_TIMER,
+    DTMF_TIMER,
+    FILLER_TIMER,
+    RECONNECT_TIMER,
+    RESPONSE_RETRY_MS,
+    RESPONSE_RETRY_TIMER,
+    ROLLOVER_TIMER,
+    SessionLimits,
+)
 from app.call.playback import MARK_EVERY_MS, Playback, PlaybackItem, cut_text
+from app.call.recovery import ActionPhase, LegState, RealtimeRecovery
 from app.call.responses import Request, ResponseQueue
 from app.call.state import CallState, StateMachine
-from app.errors import InvalidTransition, QueueFull, ToolRefused
+from app.errors import QueueFull, ToolRefused
 from app.realtime import events as ev
 from app.realtime.codec import ClientEvents, say_exactly
 from flows import Flow
@@ -70,85 +81,10 @@ __all__ = [
     "cut_text",
 ]
 
-FILLER_TIMER = "filler"
-DTMF_TIMER = "dtmf"
-ACTION_TIMER = "call_action"
-DEAD_AIR_TIMER = "dead_air"
-RECONNECT_TIMER = "reconnect"
-ROLLOVER_TIMER = "rollover"
-RESPONSE_RETRY_TIMER = "response_retry"
-#: A refused-as-busy response.create is retried after this long (ms) when nothing else
-#: tells the session the active response ended.
-RESPONSE_RETRY_MS = 2000
-#: How often (ms) a due rollover looks again for a quiet moment.
-ROLLOVER_RETRY_MS = 500
-
 BUSY_CODE = "conversation_already_has_active_response"
 
 
-class LegState(StrEnum):
-    """The Realtime leg as the session sees it.
-
-    ```
-    down ──open──▶ configuring ──session.updated──▶ ready
-      ▲                │                              │
-      └────lost────────┴──────────────lost────────────┘      any ──▶ failed (fallback)
-    ```
-    """
-
-    down = "down"  # no socket: not opened yet, reconnecting, or rolling over
-    configuring = "configuring"  # socket open, session.update sent
-    ready = "ready"  # session.updated: the caller's audio flows to it
-    failed = "failed"  # given up; the fallback runs
-
-
-_LEG_ALLOWED: dict[LegState, frozenset[LegState]] = {
-    LegState.down: frozenset({LegState.configuring, LegState.failed}),
-    LegState.configuring: frozenset({LegState.ready, LegState.down, LegState.failed}),
-    LegState.ready: frozenset({LegState.down, LegState.failed}),
-    LegState.failed: frozenset(),
-}
-
-
-class ActionPhase(StrEnum):
-    """Where a requested hang-up or transfer stands.
-
-    ``none`` → ``requested`` (a tool or the operator asked) → ``awaiting_response`` (the
-    tool results went to the model; its closing line is asked for) → ``speaking`` (that
-    line started) → ``executing`` (the ``Hangup``/``Transfer`` action was issued). A grace
-    timer or an operator may jump straight to ``executing``.
-    """
-
-    none = "none"
-    requested = "requested"
-    awaiting_response = "awaiting_response"
-    speaking = "speaking"
-    executing = "executing"
-
-
-@dataclass(frozen=True, slots=True)
-class SessionLimits:
-    """The session's timeouts and bounds (ms unless named otherwise); from ``Settings``."""
-
-    call_action_grace_ms: int = 10_000
-    playback_stall_tolerance_ms: int = 60
-    dtmf_gap_ms: int = 1500
-    #: 20 ms frames of caller audio kept while no Realtime session takes them.
-    inbound_buffer_frames: int = 100
-    #: Longest silence a fault may cause before the fallback runs.
-    dead_air_max_ms: int = 5000
-    #: Time allowed for reconnecting after a drop, from the drop (the fallback runs after).
-    reconnect_budget_ms: int = 4000
-    reconnect_backoff_ms: tuple[int, ...] = (0, 250, 500, 1000)
-    #: Open a new Realtime session after this long (0: never); the cap minus a margin.
-    rollover_after_ms: int = 0
-    #: ...and at the latest this long after the rollover was due, quiet or not.
-    rollover_grace_ms: int = 60_000
-    max_pending_responses: int = 8
-    conversation_max_entries: int = 200
-
-
-class CallSession:
+class CallSession(RealtimeRecovery):
     """One call's logic. Not thread-safe; driven by one bridge.
 
     Also implements ``tools.base.CallControl`` for the tools it runs.
@@ -204,7 +140,9 @@ class CallSession:
         self._resume = False  # ask the new session to go on once it is ready
         self._rollover_due_at: float | None = None
         self._session_update_id: str | None = None
+        self.fallback_reason = ""
 
+        self.carrier_stopped = False  # Twilio sent `stop`: nothing more comes from it
         self._out: list[act.Action] = []
         self._filler_index = 0
         self.counters = _Counters()
@@ -285,11 +223,6 @@ class CallSession:
     def _event(self, kind: str, **fields: str | int) -> None:
         self._store(act.StoreEvent(kind, fields, self.elapsed_ms()))
 
-    def _leg_to(self, new: LegState) -> None:
-        if new not in _LEG_ALLOWED[self.leg]:
-            raise InvalidTransition(f"realtime leg {self.leg} -> {new}")
-        self.leg = new
-
     # --- responses: one at a time ---------------------------------------------------------
 
     def _response_create(self, instructions: str | None = None, kind: str = "turn") -> None:
@@ -325,115 +258,12 @@ class CallSession:
         """Token checked, first Realtime socket open: configure it (``session.update``)."""
         return self.on_realtime_open(tools)
 
-    def on_realtime_open(self, tools: list[dict[str, Any]] | None = None) -> list[act.Action]:
-        """A Realtime socket is open: ``session.update`` from the flow, then the
-        conversation so far (after a reconnect or rollover) as items."""
-        from app.realtime.dialect import session_config
-
-        if tools is not None:
-            self.tools = tools
-        if self.machine.state is CallState.ended or self.leg is LegState.failed:
-            return self._flush()
-        if self.machine.state is CallState.awaiting_start:
-            self.machine.to(CallState.connecting)
-        self._leg_to(LegState.configuring)
-        self.opens += 1
-        self.opened_at = self.now_ms()
-        update = self.client.session_update(
-            session_config(self.flow, self.tools, beta=self.client.beta)
-        )
-        self._session_update_id = self.client.last_event_id
-        self._out.append(act.SendRealtime(update))
-        for text in self.conversation.replay(self.client):
-            self._out.append(act.SendRealtime(text))
-        return self._flush()
-
-    def on_realtime_lost(self, reason: str, *, planned: bool = False) -> list[act.Action]:
-        """The Realtime socket is gone (closed, errored, silent past the liveness check),
-        or was closed on purpose (``planned``: a rollover). Reopen it with back-off; the
-        dead-air timer bounds how long the caller may wait."""
-        self._lost(reason, planned)
-        return self._flush()
-
-    def _lost(self, reason: str, planned: bool) -> None:
-        if self.leg in (LegState.down, LegState.failed) or self.machine.state is CallState.ended:
-            return
-        self._leg_to(LegState.down)
-        now = self.now_ms()
-        active = self.responses.active
-        # Nothing more comes of what the old session was producing.
-        for item in self.playback.items.values():
-            if active and item.response_id == active and not item.audio_done:
-                item.audio_done = True
-                tail = self.playback.mark_tail(item)
-                if tail is not None:
-                    self._out.append(act.SendCarrier(tail))
-        self.cancelled_responses.clear()
-        self._resume = self.responses.lost() or bool(self.responses.pending) or self._resume
-        self.caller_speaking = None
-        self.lost_at = now
-        self.lost_reason = reason
-        self.reconnect_attempts = 0
-        self._out.append(act.CancelTimer(ROLLOVER_TIMER))
-        self._out.append(act.CancelTimer(RESPONSE_RETRY_TIMER))
-        if planned:
-            self._event("rollover", reason=reason)
-        else:
-            self.counters.realtime_lost += 1
-            self._event("realtime_lost", reason=reason)
-            self._log("warning", f"realtime leg lost: {reason}; reconnecting", "realtime_lost")
-            self._out.append(act.StartTimer(DEAD_AIR_TIMER, self.limits.dead_air_max_ms))
-        self._out.append(act.StartTimer(RECONNECT_TIMER, self._backoff()))
-
-    def on_realtime_connect_failed(self, why: str) -> list[act.Action]:
-        """Opening a Realtime socket failed: try again after the back-off, within the
-        reconnect budget (the first connect: within ``dead_air_max_ms``)."""
-        if self.leg is not LegState.down or self.machine.state is CallState.ended:
-            return self._flush()
-        self.reconnect_attempts += 1
-        since = self.now_ms() - (self.lost_at if self.lost_at is not None else self.t0)
-        budget = self.limits.reconnect_budget_ms if self.opens else self.limits.dead_air_max_ms
-        delay = self._backoff()
-        self._log("warning", f"realtime connect failed ({why}); attempt {self.reconnect_attempts}")
-        if since + delay >= budget:
-            self._fallback(f"realtime unavailable: {why}")
-        else:
-            self._out.append(act.StartTimer(RECONNECT_TIMER, delay))
-        return self._flush()
-
-    def _backoff(self) -> int:
-        steps = self.limits.reconnect_backoff_ms or (0,)
-        return steps[min(self.reconnect_attempts, len(steps) - 1)]
-
-    def _fallback(self, reason: str) -> None:
-        """No Realtime session: the carrier speaks the flow's apology, then transfers to
-        its fallback target or hangs up."""
-        if self.leg is LegState.failed or self.machine.state is CallState.ended:
-            return
-        self._leg_to(LegState.failed)
-        for name in (RECONNECT_TIMER, DEAD_AIR_TIMER, ROLLOVER_TIMER, FILLER_TIMER):
-            self._out.append(act.CancelTimer(name))
-        fb = self.flow.fallback
-        target = (
-            self.flow.transfer_targets.get(fb.transfer_to, fb.transfer_to) if fb.transfer_to else ""
-        )
-        self.counters.fallbacks += 1
-        self._event("fallback", reason=reason, target=target or "hangup")
-        self._store(
-            act.StoreRouting(self.flow.name, f"fallback: {reason}", target, self.elapsed_ms())
-        )
-        self._log("error", f"fallback: {reason}", "fallback")
-        if self.machine.can(CallState.ending):
-            self.machine.to(CallState.ending)
-        self.phase = ActionPhase.executing
-        self._out.append(act.Fallback(fb.line, target, reason))
-
     def end_reason(self, default: str) -> str:
         """Why the call ended, naming the hang-up/transfer that caused the carrier's stop."""
         if self.phase is ActionPhase.executing and self.pending_action is not None:
             return f"{type(self.pending_action).__name__.lower()}: {self.pending_action.reason}"
         if self.phase is ActionPhase.executing and self.leg is LegState.failed:
-            return "fallback"
+            return f"fallback: {self.fallback_reason}"
         return default
 
     def end(self, reason: str) -> list[act.Action]:
@@ -471,6 +301,16 @@ class CallSession:
             self.inbound_dropped += 1
         self.inbound.append(payload_b64)
         return None
+
+    def on_carrier_stop(self) -> str:
+        """Twilio's ``stop``: the stream is over; returns why the call ended."""
+        self.carrier_stopped = True
+        return self.end_reason("carrier stop")
+
+    def carrier_overdue_ms(self) -> int:
+        """How long the most overdue mark echo is late (ms): the audio before it should
+        have played by then. Large when the carrier stopped reading or playing."""
+        return self.playback.overdue_ms(self.now_ms())
 
     def on_mark(self, name: str) -> list[act.Action]:
         """A ``mark`` echo: the audio sent before it has played."""
@@ -565,24 +405,7 @@ class CallSession:
                 self._response_create(say_exactly(self.flow.greeting), "greeting")
             self._next_response()
             return
-        # A reconnect or rollover: the new session has the conversation; go on.
-        if self.lost_at is not None:
-            gap = int(self.now_ms() - self.lost_at)
-            if self.lost_reason != "rollover":
-                self.reconnects += 1
-                self.reconnect_ms.append(gap)
-                self._event("realtime_reconnected", reconnect_ms=gap, reason=self.lost_reason)
-                self._log("info", f"realtime leg back after {gap} ms", "realtime_reconnected")
-            else:
-                self.rollovers += 1
-            self.lost_at = None
-        resume, self._resume = self._resume, False
-        line = self.flow.reconnect_line
-        if resume and line and self.lost_reason != "rollover":
-            self._response_create(say_exactly(line), "resume")
-        elif resume and not self.responses.pending and not self.tools_running:
-            self._response_create(None, "resume")
-        self._next_response()
+        self._resumed()
 
     def _on_error(self, event: ev.Error) -> None:
         self.counters.realtime_errors += 1
@@ -830,29 +653,6 @@ class CallSession:
         elif name == ROLLOVER_TIMER:
             self._maybe_roll_over()
         return self._flush()
-
-    def _quiet(self) -> bool:
-        """Nothing playing or being produced, the caller silent, no tool running."""
-        return (
-            self.responses.idle
-            and self.unplayed_ms() == 0
-            and self.caller_speaking is None
-            and not self.tools_running
-            and self.phase is ActionPhase.none
-        )
-
-    def _maybe_roll_over(self) -> None:
-        if self.leg is not LegState.ready:
-            return
-        now = self.now_ms()
-        if self._rollover_due_at is None:
-            self._rollover_due_at = now
-        late = now - self._rollover_due_at >= self.limits.rollover_grace_ms
-        if self._quiet() or late:
-            self._out.append(act.CloseRealtime("rollover"))
-            self._lost("rollover", planned=True)
-        else:
-            self._out.append(act.StartTimer(ROLLOVER_TIMER, ROLLOVER_RETRY_MS))
 
     def say(self, text: str) -> list[act.Action]:
         """Make the agent say ``text`` now (operator ``/say``); waits for an active response."""

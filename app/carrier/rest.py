@@ -20,7 +20,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from app.carrier.twiml import dial
+from app.carrier.twiml import dial, say_then
 from app.errors import SwitchboardError
 from app.phone import mask
 
@@ -94,3 +94,16 @@ class TwilioCalls:
             raise TransferRefused(f"transfer to {mask(to_number)} refused: {why}")
         log.info("transferring call to %s", mask(to_number))
         await self._update(call_sid, twiml=dial(to_number))
+
+    async def say_then(self, call_sid: str, line: str, to_number: str | None = None) -> None:
+        """Speak ``line`` on the call, then transfer to ``to_number`` or hang up: new TwiML
+        for the live call, which ends its media stream (the fallback path).
+
+        A refused ``to_number`` is dropped (the call hangs up after the line). Raises
+        ``CarrierRestError`` when the carrier fails."""
+        if to_number:
+            why = await self.refusal(to_number)
+            if why is not None:
+                log.error("fallback transfer to %s refused: %s", mask(to_number), why)
+                to_number = None
+        await self._update(call_sid, twiml=say_then(line, to_number))

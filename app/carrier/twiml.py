@@ -51,6 +51,21 @@ def dial(number: str) -> str:
     return str(response)
 
 
+def say_then(line: str, to_number: str | None = None) -> str:
+    """TwiML that speaks ``line`` (``<Say>``), then dials ``to_number`` or hangs up:
+    the fallback when no Realtime session can be had (Twilio TwiML ``<Say>``, ``<Dial>``,
+    ``<Hangup>``)."""
+    response = VoiceResponse()
+    response.say(line)
+    if to_number:
+        d = Dial()
+        d.number(to_number)
+        response.append(d)
+    else:
+        response.hangup()
+    return str(response)
+
+
 def hangup_twiml() -> str:
     """TwiML that ends the call (``<Response><Hangup/></Response>``)."""
     response = VoiceResponse()

@@ -256,7 +256,7 @@ def test_session_update_refused_falls_back_at_once(clock: Clock) -> None:
     )
     (fb,) = [a for a in out if isinstance(a, act.Fallback)]
     assert "session.update refused" in fb.reason
-    assert s.end_reason("carrier stop") == "fallback"
+    assert s.end_reason("carrier stop").startswith("fallback: session.update refused")
 
 
 def test_tool_results_after_a_fallback_ask_for_nothing(clock: Clock) -> None:

@@ -370,4 +370,4 @@ async def media(ws: WebSocket) -> None:
     if not services.accepting:
         await ws.close(code=1013, reason="shutting down")
         return
-    await CallBridge(services, ws).run()
+    await CallBridge(services.call_deps, ws).run()
