@@ -22,6 +22,9 @@ Key                                    Type      Contents
                                                  duration_ms, at_ms; E.164 numbers in arguments and
                                                  result masked. TTL: retention.
 ``{p}call:{call_sid}:status``          stream    status, at_ms, plus extra fields. TTL: retention.
+``{p}call:{call_sid}:events``          stream    kind (realtime_lost, realtime_reconnected,
+                                                 rollover, fallback, ...), at_ms (ms into the
+                                                 call), plus the event's fields. TTL: retention.
 ``{p}calls:by_time``                   zset      member call_sid, score created_at_ms; members
                                                  older than the retention are trimmed on insert.
 ``{p}token:{token}``                   string    JSON call context (call_sid, flow, direction,
@@ -97,7 +100,9 @@ Key                                    Type      Contents
                                                  added_at_ms, added_by}: do-not-call list.
 ``{p}dnc:by_time``                     zset      ``{sha}`` → added_at_ms (listing order).
 ``{p}live:calls``                      zset      call_sid → heartbeat deadline (epoch ms) of a
-                                                 call bridged by some instance right now.
+                                                 call bridged by some instance right now; a
+                                                 member past its deadline (its instance died)
+                                                 is claimed by one instance's orphan reaper.
 ``{p}live:call:{call_sid}``            hash      call_sid, instance, flow, direction, from_masked,
                                                  to_masked, started_at_ms, heartbeat_ms. TTL: a
                                                  few heartbeats.
@@ -175,14 +180,19 @@ class Keys:
         """Stream of status changes."""
         return f"{self.prefix}call:{call_sid}:status"
 
-    def call_keys(self, call_sid: str) -> tuple[str, str, str, str, str]:
-        """Every per-call key: record, transcript, routing, tools, status."""
+    def events(self, call_sid: str) -> str:
+        """Stream of call events beside the transcript (Realtime lost/reconnected, ...)."""
+        return f"{self.prefix}call:{call_sid}:events"
+
+    def call_keys(self, call_sid: str) -> tuple[str, str, str, str, str, str]:
+        """Every per-call key: record, transcript, routing, tools, status, events."""
         return (
             self.call(call_sid),
             self.transcript(call_sid),
             self.routing(call_sid),
             self.tools(call_sid),
             self.status(call_sid),
+            self.events(call_sid),
         )
 
     @property
