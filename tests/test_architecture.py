@@ -38,15 +38,10 @@ FORBIDDEN: dict[str, frozenset[str]] = {
 }
 MAX_LINES = 800
 
-#: Cycles that exist today, each as the set of its modules. issue 10: to remove.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # issue 10: to remove (the bridge reaches back into the composition root).
-    frozenset({"app.call.bridge", "app.deps"}),
-}
-#: Modules over :data:`MAX_LINES` lines today. issue 10: to remove.
-KNOWN_LARGE: set[str] = {
-    "app/call/session.py",  # issue 10: to remove (930 lines since cfa52be)
-}
+#: Cycles that exist today, each as the set of its modules (none since issue 10).
+KNOWN_CYCLES: set[frozenset[str]] = set()
+#: Modules over :data:`MAX_LINES` lines today (none since issue 10).
+KNOWN_LARGE: set[str] = set()
 
 
 def _module_name(path: Path) -> str:
