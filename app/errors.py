@@ -3,7 +3,52 @@
 ``SwitchboardError`` is the root. A call's end is signalled by ``CallEnded``: its
 subclass ``CallCompleted`` is a clean end (the carrier said ``stop``, a tool hung up,
 the call was transferred), ``CallAborted`` an abnormal one (a leg dropped, a deadline
-passed). The bridge tells them apart to set the stored end reason and metrics.
+passed). The bridge tells them apart to set the stored end reason and metrics. Where
+callers have always caught ``ValueError`` (bad flow text, a bad contact file) the class
+keeps ``ValueError`` as a second base.
+
+::
+
+    SwitchboardError
+    ├── ConfigError                      settings, a flow or a tool is invalid
+    │   ├── FlowFileError (ValueError)   a flow file's YAML/schema errors, with lines
+    │   └── FlowTooLarge (ValueError)    a posted flow over flow_max_bytes (413)
+    ├── FlowBusy                         flow work overran flow_parse_timeout_ms (503)
+    ├── CodecError                       a malformed wire message (logged, counted)
+    │   ├── CarrierCodecError
+    │   └── RealtimeCodecError
+    ├── LinkError                        one of a call's two sockets
+    │   ├── LinkStalled                  the peer stopped reading (send buffer over limit)
+    │   ├── LinkClosed                   the carrier socket is closed
+    │   ├── RealtimeClosed               the Realtime socket is closed
+    │   └── RealtimeConnectFailed        the Realtime socket could not be opened
+    ├── StreamRejected                   a media stream failed its checks before start
+    ├── InvalidTransition                a call state change the state machine refuses
+    ├── CallEnded                        the call is over (stops its task group)
+    │   ├── CallCompleted                clean: stop, hang-up, transfer
+    │   └── CallAborted                  abnormal
+    │       ├── RealtimeDisconnected
+    │       ├── CarrierDisconnected
+    │       └── RealtimeUnavailable      no Realtime session: the flow's fallback runs
+    ├── QueueFull                        a bounded call-level queue is full
+    ├── ToolError                        → a structured tool output for the model
+    │   ├── ToolArgumentsInvalid
+    │   ├── ToolTimeout
+    │   ├── ToolRefused
+    │   └── UnknownTool
+    ├── StoreError                       Redis failed or holds an unexpected shape
+    │   └── MigrationLocked              another migration run holds schema:lock
+    ├── CarrierRestError                 the carrier's REST API refused or failed
+    │   └── TransferRefused              the destination may not be dialled
+    └── DialerError                      campaigns and dialers
+        ├── CampaignNotFound             (404)
+        ├── CampaignStateError           (409)
+        ├── ContactFileError             (400)
+        │   └── ImportFormatError (ValueError)  the file as a whole is unreadable
+        └── DialFailed                   calls.create failed (definite or not)
+
+Tool-specific refusals (``tools/``: ``UnknownTarget``, ``NotCampaignCall``,
+``NoAccount``) subclass ``ToolError`` next to the tool that raises them.
 """
 
 from __future__ import annotations
@@ -15,6 +60,25 @@ class SwitchboardError(Exception):
 
 class ConfigError(SwitchboardError):
     """Settings or a flow file are invalid."""
+
+
+class FlowFileError(ConfigError, ValueError):
+    """A flow file failed to parse or validate; ``errors`` lists ``(line, message)``
+    (1-based lines; None where the error has no place in the file)."""
+
+    def __init__(self, path: str, errors: list[tuple[int | None, str]]) -> None:
+        self.path = path
+        self.errors = errors
+        text = "; ".join(f"line {ln}: {msg}" if ln else msg for ln, msg in errors)
+        super().__init__(f"{path}: {text}")
+
+
+class FlowTooLarge(ConfigError, ValueError):
+    """A flow text over ``Settings.flow_max_bytes`` (answered 413)."""
+
+
+class FlowBusy(SwitchboardError):
+    """Flow work did not finish (or could not start) within ``flow_parse_timeout_ms``."""
 
 
 # --- wire codecs ------------------------------------------------------------------------
@@ -35,25 +99,33 @@ class RealtimeCodecError(CodecError):
     """A Realtime server event was malformed."""
 
 
-# --- security ---------------------------------------------------------------------------
+# --- a call's sockets (app/call/links.py) -----------------------------------------------
 
 
-class AuthError(SwitchboardError):
-    """A request failed authentication."""
+class LinkError(SwitchboardError):
+    """One of a call's two sockets (carrier media stream, Realtime) cannot be used."""
 
 
-class InvalidSignature(AuthError):
-    """``X-Twilio-Signature`` missing or wrong (answered 403)."""
+class LinkStalled(LinkError):
+    """A peer stopped reading: the bytes waiting for it passed the link's limit."""
 
 
-class InvalidStreamToken(AuthError):
-    """The per-call stream token is missing, unknown, expired or already used."""
+class LinkClosed(LinkError):
+    """The carrier socket is closed (or closing): nothing can be sent on it any more."""
+
+
+class RealtimeClosed(LinkError):
+    """The Realtime socket is closed (or closing): nothing can be sent on it any more."""
+
+
+class RealtimeConnectFailed(LinkError):
+    """The Realtime socket could not be opened (refused upgrade, bad URL, protocol error)."""
 
 
 # --- call lifecycle ---------------------------------------------------------------------
 
 
-class StreamRejected(AuthError):
+class StreamRejected(SwitchboardError):
     """The media stream failed its checks before any audio was bridged (no ``start`` in
     time, a bad or replayed token): closed with 1008, nothing bridged."""
 
@@ -130,6 +202,21 @@ class StoreError(SwitchboardError):
     """Redis storage failed or holds data in an unexpected shape."""
 
 
+class MigrationLocked(StoreError):
+    """Another migration run holds ``schema:lock``."""
+
+
+# --- the carrier's REST API (app/carrier/rest.py) ---------------------------------------
+
+
+class CarrierRestError(SwitchboardError):
+    """The carrier's REST API refused or failed a request."""
+
+
+class TransferRefused(CarrierRestError):
+    """The destination may not be dialled (policy or do-not-call list); nothing was sent."""
+
+
 # --- outbound campaigns (app/dialer) ----------------------------------------------------
 
 
@@ -149,6 +236,10 @@ class CampaignStateError(DialerError):
 class ContactFileError(DialerError):
     """A contact file is unreadable as a whole (answered 400); bad rows are not errors,
     they are reported row by row."""
+
+
+class ImportFormatError(ContactFileError, ValueError):
+    """The file as a whole is unreadable (not CSV/JSON, no phone column, too many rows)."""
 
 
 class DialFailed(DialerError):

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.errors import ConfigError, StoreError
+from app.errors import MigrationLocked as MigrationLocked  # defined in the one tree
 from app.store.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ return 0
 """
 
 UpFn = Callable[[aioredis.Redis, Keys], Awaitable[None]]
-
-
-class MigrationLocked(StoreError):
-    """Another migration run holds ``schema:lock``."""
 
 
 @dataclass(frozen=True, slots=True)

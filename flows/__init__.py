@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.errors import FlowFileError as FlowFileError  # defined in the one tree, named here
+
 FLOWS_DIR = Path(__file__).resolve().parent
 
 
@@ -114,16 +116,6 @@ class Flow(BaseModel):
         if bad:
             raise ValueError(f"numbers must be E.164: {bad}")
         return v
-
-
-class FlowFileError(ValueError):
-    """A flow file failed to parse or validate; ``errors`` lists ``(line, message)``."""
-
-    def __init__(self, path: str, errors: list[tuple[int | None, str]]) -> None:
-        self.path = path
-        self.errors = errors
-        text = "; ".join(f"line {ln}: {msg}" if ln else msg for ln, msg in errors)
-        super().__init__(f"{path}: {text}")
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:

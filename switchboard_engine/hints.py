@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows import FLOWS_DIR, Flow, FlowCatalog, FlowFileError
+from app.errors import FlowFileError
+from flows import FLOWS_DIR, Flow, FlowCatalog
 from switchboard_engine.understanding import ToolSpec
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.errors import FlowFileError
 from app.phone import mask, normalize
 from app.realtime.dialect import endpoint
 from app.settings import RealtimeDialect, Settings
-from flows import FlowCatalog, FlowFileError, parse_flow
+from flows import FlowCatalog, parse_flow
 
 
 def test_dev_runs_offline_on_the_local_engine() -> None:

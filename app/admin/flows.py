@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from app import metrics
-from app.errors import ConfigError
-from flows import Flow, FlowCatalog, FlowFileError, parse_flow
+from app.errors import ConfigError, FlowFileError
+from app.errors import FlowBusy as FlowBusy  # defined in the one tree, named here too
+from app.errors import FlowTooLarge as FlowTooLarge
+from flows import Flow, FlowCatalog, parse_flow
 from tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
@@ -63,10 +65,6 @@ class FlowLimits:
             max_nodes=settings.flow_max_nodes,
             max_aliases=settings.flow_max_aliases,
         )
-
-
-class FlowTooLarge(ValueError):
-    """A flow text over ``FlowLimits.max_bytes`` (an HTTP 413)."""
 
 
 def precheck(text: str, limits: FlowLimits) -> str | None:
@@ -222,10 +220,6 @@ def load_catalog(
     except (ValueError, ConfigError) as exc:
         return None, [FlowProblem(str(directory), None, str(exc))]
     return catalog, []
-
-
-class FlowBusy(Exception):
-    """Flow work did not finish (or could not start) within ``flow_parse_timeout_ms``."""
 
 
 class FlowWork:

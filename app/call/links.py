@@ -51,6 +51,12 @@ from picows import (
 )
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+# Defined in app/errors.py; named here too (``X as X``: re-exported) for older imports.
+from app.errors import LinkClosed as LinkClosed
+from app.errors import LinkStalled as LinkStalled
+from app.errors import RealtimeClosed as RealtimeClosed
+from app.errors import RealtimeConnectFailed as RealtimeConnectFailed
+
 #: Rough size of one media-path message (bytes): buffer limits are set in messages.
 MESSAGE_BYTES = 400
 #: Messages kept while the bridge is not attached yet (connection set-up); a peer sending
@@ -70,22 +76,6 @@ WIRE_LOG.setLevel(logging.WARNING)
 
 _TEXT, _BINARY, _CONT = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
 _CLOSE, _PING = WSMsgType.CLOSE, WSMsgType.PING
-
-
-class LinkStalled(Exception):
-    """A peer stopped reading: the bytes waiting for it passed the link's limit."""
-
-
-class LinkClosed(Exception):
-    """The carrier socket is closed (or closing): nothing can be sent on it any more."""
-
-
-class RealtimeClosed(Exception):
-    """The Realtime socket is closed (or closing): nothing can be sent on it any more."""
-
-
-class RealtimeConnectFailed(Exception):
-    """The Realtime socket could not be opened (refused upgrade, bad URL, protocol error)."""
 
 
 def _drop(message: bytes) -> None:

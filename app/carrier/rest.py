@@ -21,18 +21,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from app.carrier.twiml import dial, say_then
-from app.errors import SwitchboardError
+from app.errors import CarrierRestError as CarrierRestError  # defined in the one tree
+from app.errors import TransferRefused as TransferRefused
 from app.phone import mask
 
 log = logging.getLogger(__name__)
-
-
-class CarrierRestError(SwitchboardError):
-    """The carrier's REST API refused or failed a request."""
-
-
-class TransferRefused(CarrierRestError):
-    """The destination may not be dialled (policy or do-not-call list); nothing was sent."""
 
 
 #: ``guard(number)``: why a transfer to ``number`` must not happen, or None.

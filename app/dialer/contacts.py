@@ -27,6 +27,7 @@ import orjson
 from pydantic import ValidationError
 
 from app.dialer.models import VARIABLE_NAME, Contact, valid_timezone
+from app.errors import ImportFormatError
 from app.phone import normalize
 
 PHONE_COLUMNS = ("phone", "number", "phone_number")
@@ -60,10 +61,6 @@ class ParsedContacts:
         self.error_count += 1
         if len(self.errors) < MAX_LISTED_ERRORS:
             self.errors.append(RowError(row, field_name, message))
-
-
-class ImportFormatError(ValueError):
-    """The file as a whole is unreadable (not CSV/JSON, no phone column, too many rows)."""
 
 
 def _first(record: Mapping[str, Any], names: Iterable[str]) -> tuple[str | None, Any]:

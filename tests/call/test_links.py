@@ -18,16 +18,8 @@ from picows import WSUpgradeRequest, ws_create_server
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
-from app.call.links import (
-    LinkClosed,
-    LinkStalled,
-    MediaStreamLink,
-    RealtimeClosed,
-    RealtimeConnectFailed,
-    RealtimeConnection,
-    connect_realtime,
-    proxy_for,
-)
+from app.call.links import MediaStreamLink, RealtimeConnection, connect_realtime, proxy_for
+from app.errors import LinkClosed, LinkStalled, RealtimeClosed, RealtimeConnectFailed
 from tests.helpers import wait_until
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.dialer.contacts import ImportFormatError, parse_contacts, parse_csv, parse_json
+from app.dialer.contacts import parse_contacts, parse_csv, parse_json
+from app.errors import ImportFormatError
 
 CSV = """phone,timezone,first_name,appointment
 +15555550101,America/New_York,Ann,Tuesday 3 PM

@@ -11,8 +11,8 @@ from typer.testing import CliRunner, Result
 
 from app.cli import cli
 from app.demo import remove_demo, seed_demo
-from app.errors import ConfigError, StoreError
-from app.migrate import Migration, MigrationLocked, available, current_version, migrate
+from app.errors import ConfigError, MigrationLocked, StoreError
+from app.migrate import Migration, available, current_version, migrate
 from app.settings import get_settings
 from app.store.keys import Keys
 from tests.conftest import REDIS_URL

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from app.carrier.rest import CarrierRestError, TwilioCalls
+from app.carrier.rest import TwilioCalls
+from app.errors import CarrierRestError
 
 
 async def test_rest_client_gives_up_and_closes_its_socket() -> None:

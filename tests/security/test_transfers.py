@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from app.carrier.rest import TransferRefused, TwilioCalls
+from app.carrier.rest import TwilioCalls
 from app.carrier.transfers import PolicedControl, TransferPolicy
-from app.errors import ToolRefused
+from app.errors import ToolRefused, TransferRefused
 from app.settings import DEFAULT_REFUSED_PREFIXES
 from tests.admin.conftest import AdminFactory, AdminStack, long_call, wait_live
 
