@@ -131,7 +131,7 @@ class Services:
                 for bridge in list(self.live.calls.values()):
                     bridge.abort("shutdown")
                 try:
-                    async with asyncio.timeout(5):
+                    async with asyncio.timeout(self.settings.call_close_timeout_ms / 1000):
                         await self.live.idle.wait()
                 except TimeoutError:
                     log.error("calls still open after abort")

@@ -161,9 +161,10 @@ class Settings(BaseSettings):
     realtime_url: str | None = None
     realtime_api_key: SecretStr | None = None
     realtime_model: str = "gpt-realtime"
-    azure_api_version: str = "2025-04-01-preview"
-    azure_deployment: str | None = None
     realtime_connect_timeout_ms: int = Field(5000, ge=100)
+    #: Largest Realtime server event accepted (bytes; a ``response.output_audio.delta`` of
+    #: a long reply is base64 of up to seconds of audio); larger closes the socket (1009).
+    realtime_max_message_bytes: int = Field(1 << 24, ge=64 * 1024, le=1 << 28)
     #: Seconds a call may run before it is ended (Realtime sessions are capped by the service).
     max_call_duration_s: int = Field(3600, ge=10)
 
@@ -208,6 +209,13 @@ class Settings(BaseSettings):
     stream_token_ttl_s: int = Field(30, ge=1)
     #: Largest carrier WebSocket message accepted (bytes); larger frames are dropped.
     carrier_max_message_bytes: int = Field(64 * 1024, ge=1024)
+    #: Largest WebSocket frame the media listener parses at all (bytes); a bigger frame
+    #: closes the connection (1009). Messages between this and ``carrier_max_message_bytes``
+    #: are dropped as malformed and the call goes on.
+    media_max_frame_bytes: int = Field(1 << 20, ge=1024, le=1 << 26)
+    #: How long (ms) a closing WebSocket (either leg) waits for the peer's close frame
+    #: before the TCP connection is dropped (RFC 6455 §7.1.1).
+    ws_close_timeout_ms: int = Field(2000, ge=10, le=60_000)
     #: Time allowed between WebSocket accept and a valid ``start`` message.
     stream_start_timeout_ms: int = Field(5000, ge=100)
     #: Inbound audio buffered while the Realtime leg connects (ms of 8 kHz μ-law).
@@ -220,8 +228,11 @@ class Settings(BaseSettings):
     playback_stall_tolerance_ms: int = Field(60, ge=0, le=2000)
     #: Deadline for a pending hang-up/transfer when no playback mark comes back.
     call_action_grace_ms: int = Field(10_000, ge=100)
-    #: Deadline for closing one call's tasks once it ends.
+    #: Deadline for a call's tasks to finish once its sockets were aborted (shutdown past
+    #: the drain, the media listener closing); past it they are cancelled.
     call_close_timeout_ms: int = Field(3000, ge=100)
+    #: DTMF digits closer together than this (ms) are one entry (``CallSession``).
+    dtmf_gap_ms: int = Field(1500, ge=100, le=10_000)
     #: Shutdown: how long live calls may drain before they are cut.
     shutdown_drain_s: float = Field(20.0, ge=0)
     #: Shutdown: after SIGTERM, how long (ms) webhooks and media streams still arriving are

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.errors import FlowFileError
+from app.errors import ConfigError, FlowFileError
 from app.phone import mask, normalize
 from app.realtime.dialect import endpoint
 from app.settings import RealtimeDialect, Settings
@@ -60,23 +60,50 @@ def test_signature_validation_can_be_disabled_only_in_dev() -> None:
         )
 
 
+AZURE_GA_URL = "wss://res.openai.azure.com/openai/v1/realtime?model=dep"
+AZURE_BETA_URL = (
+    "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=dep"
+)
+
+
 @pytest.mark.parametrize(
-    "dialect, beta, header",
+    "dialect, url, beta, header",
     [
-        (RealtimeDialect.openai_beta, True, "OpenAI-Beta"),
-        (RealtimeDialect.azure_ga, False, "api-key"),
-        (RealtimeDialect.azure_beta, True, "api-key"),
+        (RealtimeDialect.openai_beta, AZURE_GA_URL, True, "OpenAI-Beta"),
+        (RealtimeDialect.azure_ga, AZURE_GA_URL, False, "api-key"),
+        (RealtimeDialect.azure_beta, AZURE_BETA_URL, True, "api-key"),
     ],
 )
-def test_dialect_endpoints(dialect: RealtimeDialect, beta: bool, header: str) -> None:
+def test_dialect_endpoints(dialect: RealtimeDialect, url: str, beta: bool, header: str) -> None:
     s = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        realtime_dialect=dialect,
-        realtime_api_key="k",
-        realtime_url="wss://res.openai.azure.com/openai/v1/realtime?model=dep",
+        _env_file=None, realtime_dialect=dialect, realtime_api_key="k", realtime_url=url
     )
     ep = endpoint(s)
     assert ep.beta is beta and header in ep.headers
+    assert ep.url == url
+
+
+@pytest.mark.parametrize(
+    "dialect, url, missing",
+    [
+        (RealtimeDialect.azure_ga, None, "must name the Azure resource"),
+        (RealtimeDialect.azure_ga, "wss://res.openai.azure.com/openai/v1/realtime", "model"),
+        (RealtimeDialect.azure_beta, AZURE_GA_URL, "api-version, deployment"),
+        (
+            RealtimeDialect.azure_beta,
+            "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview",
+            "lacks deployment",
+        ),
+    ],
+)
+def test_azure_urls_must_name_the_deployment(
+    dialect: RealtimeDialect, url: str | None, missing: str
+) -> None:
+    s = Settings(  # type: ignore[call-arg]
+        _env_file=None, realtime_dialect=dialect, realtime_api_key="k", realtime_url=url
+    )
+    with pytest.raises(ConfigError, match=missing):
+        endpoint(s)
 
 
 def test_flow_errors_carry_line_numbers() -> None:

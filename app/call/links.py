@@ -62,7 +62,8 @@ MESSAGE_BYTES = 400
 #: Messages kept while the bridge is not attached yet (connection set-up); a peer sending
 #: more before that is cut off.
 EARLY_MAX = 256
-#: How long ``close()`` waits for the peer's close frame before dropping the TCP connection.
+#: How long ``close()`` waits for the peer's close frame before dropping the TCP connection,
+#: unless the link is given its own (``Settings.ws_close_timeout_ms``).
 CLOSE_TIMEOUT_S = 2.0
 #: First size of a socket's read buffer in picows (bytes; it doubles when a frame needs
 #: more). A media frame is ~250 bytes: picows' 16 KiB default would be most of a call's RSS.
@@ -94,10 +95,11 @@ class MessageListener(WSListener):
     #: Receives each whole message (set by the subclass; swapped as the call moves on).
     deliver: MessageHandler
 
-    def __init__(self, max_message_bytes: int) -> None:
+    def __init__(self, max_message_bytes: int, close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         super().__init__()
         self.transport: WSTransport | None = None
         self.max_message_bytes = max_message_bytes
+        self.close_timeout_s = close_timeout_s
         self._fragments: list[bytes] | None = None
         self._fragments_size = 0
         self._write_buffer_size: Callable[[], int] = lambda: 0
@@ -151,7 +153,7 @@ class MessageListener(WSListener):
         return transport is None or transport.is_close_frame_sent or transport.is_disconnected
 
     async def _close(self, code: int, reason: str) -> None:
-        """Send a close frame (once) and wait, within ``CLOSE_TIMEOUT_S``, for the peer's;
+        """Send a close frame (once) and wait, within ``close_timeout_s``, for the peer's;
         then the TCP connection is dropped."""
         transport = self.transport
         if transport is None or transport.is_disconnected:
@@ -159,7 +161,7 @@ class MessageListener(WSListener):
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason.encode()[:123])
         try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            async with asyncio.timeout(self.close_timeout_s):
                 await transport.wait_disconnected()
         except Exception:  # timed out, or the reason it failed (picows logged that)
             pass
@@ -218,8 +220,9 @@ class MediaStreamLink(MessageListener, CarrierLink):
         max_queue: int,
         max_message_bytes: int,
         on_open: Callable[[MediaStreamLink], None],
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
     ) -> None:
-        super().__init__(max_message_bytes)
+        super().__init__(max_message_bytes, close_timeout_s)
         self.max_queue = max_queue
         self.max_buffer_bytes = max_queue * MESSAGE_BYTES
         self._on_open = on_open
@@ -361,8 +364,8 @@ class RealtimeConnection(MessageListener):
     the first server events can arrive before the bridge is ready).
     """
 
-    def __init__(self, max_message_bytes: int) -> None:
-        super().__init__(max_message_bytes)
+    def __init__(self, max_message_bytes: int, close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        super().__init__(max_message_bytes, close_timeout_s)
         self._early: list[bytes] = []
         self.deliver = self._keep
         self.max_buffer_bytes = 2000 * MESSAGE_BYTES
@@ -447,7 +450,7 @@ class RealtimeConnection(MessageListener):
                 await self.transport.wait_disconnected()
 
     async def close(self) -> None:
-        """Close normally (1000), waiting at most ``CLOSE_TIMEOUT_S`` for the peer."""
+        """Close normally (1000), waiting at most ``close_timeout_s`` for the peer."""
         await self._close(1000, "")
 
 
@@ -463,15 +466,21 @@ def proxy_for(url: str) -> str | None:
 
 
 async def connect_realtime(
-    url: str, headers: dict[str, str], *, open_timeout_s: float, max_message_bytes: int
+    url: str,
+    headers: dict[str, str],
+    *,
+    open_timeout_s: float,
+    max_message_bytes: int,
+    close_timeout_s: float = CLOSE_TIMEOUT_S,
 ) -> RealtimeConnection:
     """Open the Realtime socket at ``url`` (``ws://`` or ``wss://``; TLS with the default
-    context) with ``headers`` on the upgrade request, within ``open_timeout_s``.
+    context) with ``headers`` on the upgrade request, within ``open_timeout_s``; its
+    ``close`` waits ``close_timeout_s`` for the peer's close frame.
 
     Raises ``OSError`` (connect), ``TimeoutError`` or ``RealtimeConnectFailed`` (the
     upgrade was refused or broke the protocol).
     """
-    conn = RealtimeConnection(max_message_bytes)
+    conn = RealtimeConnection(max_message_bytes, close_timeout_s)
 
     def listener(request: Any, response: WSUpgradeResponse) -> RealtimeConnection:
         conn.response = response

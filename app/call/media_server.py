@@ -47,11 +47,6 @@ log = logging.getLogger(__name__)
 
 #: The stream's path on the public host (the reverse proxy routes it here).
 MEDIA_PATH = "/twilio/media"
-#: Largest frame the listener parses (bytes); the bridge drops messages over
-#: ``carrier_max_message_bytes`` as malformed and the call goes on.
-MAX_FRAME_BYTES = 1 << 20
-#: How long ``close`` waits for the calls' tasks after aborting their sockets (s).
-CLOSE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +95,7 @@ class MediaServer:
         self._server = await ws_create_server(
             self._on_upgrade,
             websocket_handshake_timeout=settings.media_handshake_timeout_ms / 1000,
-            max_frame_size=MAX_FRAME_BYTES,
+            max_frame_size=settings.media_max_frame_bytes,
             logger_name=WIRE_LOG,
             read_buffer_init_size=READ_BUFFER_BYTES,
             **where,
@@ -124,7 +119,10 @@ class MediaServer:
                 log.warning("media stream refused: bad or missing X-Twilio-Signature")
                 return _refuse(403, "invalid X-Twilio-Signature")
         return MediaStreamLink(
-            settings.carrier_send_queue_max, settings.carrier_max_message_bytes, self._open
+            settings.carrier_send_queue_max,
+            settings.carrier_max_message_bytes,
+            self._open,
+            close_timeout_s=settings.ws_close_timeout_ms / 1000,
         )
 
     def _open(self, link: MediaStreamLink) -> None:
@@ -154,7 +152,7 @@ class MediaServer:
         tasks = list(self._calls)
         if tasks:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CLOSE_WAIT_S):
+                async with asyncio.timeout(self.services.settings.call_close_timeout_ms / 1000):
                     await asyncio.gather(*tasks, return_exceptions=True)
             for task in tasks:
                 task.cancel()

@@ -1,4 +1,4 @@
-"""Per-dialect connection details and ``session.update`` shapes (protocols.md §1).
+"""Per-dialect connection details and ``session.update`` shapes (docs/protocols.md §1).
 
 - ``openai-ga``: ``wss://api.openai.com/v1/realtime?model=M``, ``Authorization: Bearer K``
 - ``openai-beta``: the same URL (model e.g. ``gpt-4o-realtime-preview``) plus
@@ -7,20 +7,35 @@
 - ``azure-beta``: ``wss://RES.openai.azure.com/openai/realtime?api-version=V&deployment=D``,
   ``api-key: K`` (beta event names)
 
-With no key and no URL configured the local engine (``switchboard engine``) is used.
+For Azure, ``SWITCHBOARD_REALTIME_URL`` is the one place the resource, the deployment and
+(beta) the API version are named: it must carry the query parameters above. With no key
+and no URL configured the local engine (``switchboard engine``) is used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from app.errors import ConfigError
 from app.settings import RealtimeDialect, Settings
 from flows import Flow
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+#: Query parameters an Azure Realtime URL must carry, by dialect (Azure OpenAI "Realtime
+#: API": GA ``/openai/v1/realtime?model=``, preview ``/openai/realtime?api-version=&deployment=``).
+AZURE_QUERY = {
+    RealtimeDialect.azure_ga: ("model",),
+    RealtimeDialect.azure_beta: ("api-version", "deployment"),
+}
+AZURE_EXAMPLE = {
+    RealtimeDialect.azure_ga: "wss://RES.openai.azure.com/openai/v1/realtime?model=DEPLOYMENT",
+    RealtimeDialect.azure_beta: (
+        "wss://RES.openai.azure.com/openai/realtime?api-version=2025-04-01-preview"
+        "&deployment=DEPLOYMENT"
+    ),
+}
 #: GA μ-law format object (``audio/pcmu`` = G.711 μ-law 8 kHz).
 GA_PCMU = {"type": "audio/pcmu"}
 
@@ -38,16 +53,24 @@ class Endpoint:
 
 
 def endpoint(settings: Settings) -> Endpoint:
-    """The Realtime endpoint for ``settings``. Raises ``ConfigError`` when Azure lacks a URL."""
+    """The Realtime endpoint for ``settings``. Raises ``ConfigError`` when an Azure dialect
+    has no URL, or one without the query parameters the dialect needs (``AZURE_QUERY``)."""
     dialect = settings.realtime_dialect
     beta = dialect in (RealtimeDialect.openai_beta, RealtimeDialect.azure_beta)
     key = settings.realtime_api_key.get_secret_value() if settings.realtime_api_key else "local"
     model = settings.realtime_model
-    if dialect in (RealtimeDialect.azure_ga, RealtimeDialect.azure_beta):
+    if dialect in AZURE_QUERY:
+        example = AZURE_EXAMPLE[dialect]
         if not settings.realtime_url:
             raise ConfigError(
-                "SWITCHBOARD_REALTIME_URL must name the Azure resource, e.g. "
-                "wss://RES.openai.azure.com/openai/v1/realtime?model=DEPLOYMENT"
+                f"SWITCHBOARD_REALTIME_URL must name the Azure resource, e.g. {example}"
+            )
+        query = parse_qs(urlsplit(settings.realtime_url).query)
+        missing = [name for name in AZURE_QUERY[dialect] if not query.get(name)]
+        if missing:
+            raise ConfigError(
+                f"SWITCHBOARD_REALTIME_URL lacks {', '.join(missing)} for {dialect.value}, "
+                f"e.g. {example}"
             )
         return Endpoint(url=settings.realtime_url, headers={"api-key": key}, beta=beta)
     if settings.realtime_url:
