@@ -32,11 +32,11 @@ from app.dialer.models import (
 from app.dialer.placer import CallPlacer
 from app.dialer.policy import carrier_outcome, decide
 from app.dialer.store import CampaignStore, NewContact, StoredCampaign
-from app.dialer.variables import fill, flow_placeholders, placeholders
 from app.dialer.window import next_open
 from app.errors import CampaignNotFound, CampaignStateError, ContactFileError, DialFailed
 from app.phone import mask, normalize
 from flows import FlowCatalog
+from flows.variables import fill, flow_placeholders, placeholders
 
 log = logging.getLogger(__name__)
 
