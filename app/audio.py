@@ -1,7 +1,7 @@
 """G.711 μ-law 8 kHz audio helpers: sizes, durations and WAV input/output.
 
 μ-law is one byte per sample at 8000 samples/s, so 1 ms = 8 bytes and a 20 ms
-Twilio frame is 160 bytes (ITU-T G.711; protocols.md §2 "Media Streams messages").
+Twilio frame is 160 bytes (ITU-T G.711; docs/protocols.md §2 "Media Streams messages").
 The bridge never transcodes; these helpers serve the engine, the simulator and tests.
 """
 

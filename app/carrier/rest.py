@@ -1,4 +1,5 @@
-"""Live call control over Twilio's REST API (protocols.md §2 "Outbound calls and live control").
+"""Live call control over Twilio's REST API (docs/protocols.md §2 "Outbound calls and live
+control").
 
 Uses the official ``twilio`` client, pointed at ``Settings.twilio_api_base_url`` when set
 (the carrier simulator offline). The client is synchronous, so calls run in a worker

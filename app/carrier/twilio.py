@@ -1,4 +1,4 @@
-"""Pure codec for Twilio Media Streams messages (protocols.md §2 "Media Streams messages").
+"""Pure codec for Twilio Media Streams messages (docs/protocols.md §2 "Media Streams messages").
 
 ``decode(text)`` turns one WebSocket text message from Twilio into a typed event whose
 class is named after its wire ``event`` (``Connected``, ``Start``, ``Media``, ``Mark``,

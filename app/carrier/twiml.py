@@ -1,6 +1,6 @@
 """TwiML answers and Twilio request signatures, built on the ``twilio`` package.
 
-Sources: protocols.md §2 "Voice webhook and TwiML" and "Request validation";
+Sources: docs/protocols.md §2 "Voice webhook and TwiML" and "Request validation";
 Twilio docs "TwiML Voice: <Stream>" and "Webhooks security".
 """
 

@@ -29,7 +29,7 @@ _WORKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
 #: A contact variable name: lower-case identifier (used as ``{{name}}`` in the flow).
 VARIABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 #: Longest variable value (characters). Variables travel as TwiML ``<Parameter>``s, whose
-#: name + value must stay under 500 characters (protocols.md §2).
+#: name + value must stay under 500 characters (docs/protocols.md §2).
 MAX_VARIABLE_CHARS = 300
 #: Most variables per contact.
 MAX_VARIABLES = 20

@@ -1,4 +1,4 @@
-"""Placing and steering outbound calls through Twilio's REST API (protocols.md §2
+"""Placing and steering outbound calls through Twilio's REST API (docs/protocols.md §2
 "Outbound calls and live control"), with the official ``twilio`` client.
 
 Offline the client is pointed at the carrier simulator (``client.api.base_url``). The

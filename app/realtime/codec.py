@@ -1,4 +1,4 @@
-"""Pure codec for the Realtime API (protocols.md §1), GA and beta.
+"""Pure codec for the Realtime API (docs/protocols.md §1), GA and beta.
 
 ``decode(text)`` maps one server event onto ``app.realtime.events`` through one table,
 ``DECODERS``, keyed by GA type; ``BETA_TO_GA`` renames the beta types first. The
@@ -17,7 +17,7 @@ import orjson
 from app.errors import RealtimeCodecError
 from app.realtime import events as ev
 
-#: Beta wire types → the GA type they correspond to (protocols.md §1 "Events").
+#: Beta wire types → the GA type they correspond to (docs/protocols.md §1 "Events").
 BETA_TO_GA: dict[str, str] = {
     "response.audio.delta": "response.output_audio.delta",
     "response.audio.done": "response.output_audio.done",

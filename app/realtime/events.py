@@ -2,7 +2,7 @@
 
 Each class is named after the GA wire ``type`` it stands for (``response.output_audio.delta``
 → ``ResponseOutputAudioDelta``); beta names are mapped onto the same classes by the codec
-(protocols.md §1 "Events"). Only the events a phone bridge acts on get a class; every other
+(docs/protocols.md §1 "Events"). Only the events a phone bridge acts on get a class; every other
 known event decodes to ``Ignored`` with its type, so nothing is silently misread.
 """
 
@@ -112,7 +112,7 @@ class ResponseOutputAudioTranscriptDone:
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
     """``response.done``: ``status`` completed|cancelled|failed|incomplete; ``output`` items;
-    ``usage`` token counts (protocols.md §1 "Response object and function calls")."""
+    ``usage`` token counts (docs/protocols.md §1 "Response object and function calls")."""
 
     response_id: str
     status: str

@@ -6,7 +6,7 @@ awaits: work that needs I/O is returned as an action (:class:`Transcribe`,
 :class:`Generate`) which the connection layer (``switchboard_engine.server``) performs, feeding
 results back through :meth:`EngineSession.transcribed` and the response step methods.
 
-Wire names and shapes follow protocols.md §1 ("Events", "Session", "Response object
+Wire names and shapes follow docs/protocols.md §1 ("Events", "Session", "Response object
 and function calls", "Barge-in over a WebSocket"); the GA names are used internally and
 renamed for the beta dialect on the way out. Times are milliseconds on the input audio
 timeline (8 kHz μ-law, 8 bytes per ms), never wall-clock.

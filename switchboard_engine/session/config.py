@@ -2,7 +2,7 @@
 
 GA takes ``session.type = "realtime"`` and nests audio settings under ``session.audio``;
 beta has them flat (``turn_detection``, ``input_audio_transcription``, ``voice``)
-(protocols.md §1 "Session"). Only μ-law (``audio/pcmu``, ``g711_ulaw``) audio is
+(docs/protocols.md §1 "Session"). Only μ-law (``audio/pcmu``, ``g711_ulaw``) audio is
 supported. A refused update raises :class:`~switchboard_engine.session.events.ClientError` and
 changes nothing.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from switchboard_engine.session.events import ClientError, Dialect, require_object, require_str
 
-#: Session lifetime reported in ``expires_at`` (s; protocols.md §1: 60 min GA, 30 min beta).
+#: Session lifetime reported in ``expires_at`` (s; docs/protocols.md §1: 60 min GA, 30 min beta).
 SESSION_TTL_S = {"ga": 3600, "beta": 1800}
 
 

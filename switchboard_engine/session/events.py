@@ -1,7 +1,7 @@
 """Wire plumbing of one Realtime session: event dicts, the dialect, ids, client errors.
 
 Server events are built under their GA names and renamed for the beta dialect on the way
-out (protocols.md §1 "Events"). Every id (session, conversation, item, response, call,
+out (docs/protocols.md §1 "Events"). Every id (session, conversation, item, response, call,
 event) comes from one per-session counter behind a random prefix.
 """
 
@@ -27,7 +27,7 @@ _BETA_NAMES = {
 
 
 class Dialect(StrEnum):
-    """Wire dialect of a connection (protocols.md §1 "Connecting")."""
+    """Wire dialect of a connection (docs/protocols.md §1 "Connecting")."""
 
     ga = "ga"
     beta = "beta"

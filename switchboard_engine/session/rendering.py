@@ -1,6 +1,6 @@
 """Rendering: the session, its items and responses as JSON objects in a dialect's shape.
 
-Pure functions (protocols.md §1 "Session", "Response object and function calls"). GA
+Pure functions (docs/protocols.md §1 "Session", "Response object and function calls"). GA
 nests audio settings under ``audio`` and names parts ``output_audio``/``output_text``;
 beta keeps them flat (``modalities``, ``voice``, ``g711_ulaw``) and says ``audio``/``text``.
 """

@@ -1,7 +1,7 @@
 """Deterministic, explainable understanding: caller text + the session's tools → a decision.
 
 No language model. Every decision is a pure function of the transcript, the session's
-``tools`` (name, description, JSON Schema; protocols.md §1 "Session"), optional flow
+``tools`` (name, description, JSON Schema; docs/protocols.md §1 "Session"), optional flow
 hints (example phrases, synonyms, reply templates: ``flows.ToolHints``) and the dialogue
 state, and carries a human-readable ``reason`` plus the per-intent scores.
 

@@ -1,5 +1,5 @@
 """Realtime codec: recorded GA and beta server events, and every client event the bridge
-sends, checked against the ``openai`` package's typed models (protocols.md §1)."""
+sends, checked against the ``openai`` package's typed models (docs/protocols.md §1)."""
 
 from __future__ import annotations
 

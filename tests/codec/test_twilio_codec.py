@@ -1,4 +1,4 @@
-"""Twilio Media Streams codec, from recorded frames (protocols.md §2)."""
+"""Twilio Media Streams codec, from recorded frames (docs/protocols.md §2)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every webhook is checked against ``X-Twilio-Signature`` computed over the URL rebuilt from
 ``Settings.public_base_url`` (never the Host header a proxy forwards) plus the form fields
-(protocols.md §2 "Request validation"). A bad signature is 403 and nothing is stored.
+(docs/protocols.md §2 "Request validation"). A bad signature is 403 and nothing is stored.
 """
 
 from __future__ import annotations
