@@ -20,6 +20,10 @@ it is retried, whatever Redis went through meanwhile:
   ``calls:by_time`` and listing index entries (``app.store.calls.index_keys``), and the
   journal's stream entries above each stream's end, with their IDs, in order.
 
+Builders never raise: an op from input that cannot be stored (a bad ``role``, a raw
+number field, a tool result that is not JSON) fails when it runs, and the writer logs
+and counts it; the call goes on.
+
 The journal keeps the call's last ``journal_max`` stream entries (the oldest go, and
 are counted in ``switchboard_store_unrestorable_total`` if Redis later lost them).
 Ops must run one at a time, in order (the writer guarantees it); the first op of a
@@ -153,7 +157,7 @@ class _Journaled:
     entry: Entry
 
 
-OpKind = Literal["load", "append", "update", "usage"]
+OpKind = Literal["load", "append", "update", "usage", "invalid"]
 
 
 class WriteOp:
@@ -169,6 +173,7 @@ class WriteOp:
         "delete",
         "entry",
         "entry_id",
+        "error",
         "kind",
         "name",
         "set",
@@ -187,6 +192,7 @@ class WriteOp:
         set_fields: dict[str, str | int | float] | None = None,
         delete: tuple[str, ...] = (),
         amounts: dict[str, int] | None = None,
+        error: Exception | None = None,
     ) -> None:
         self._recorder = recorder
         self.kind = kind
@@ -197,6 +203,7 @@ class WriteOp:
         self.set = set_fields
         self.delete = delete
         self.amounts = amounts
+        self.error = error
         self.started = False
 
     def __call__(self) -> Awaitable[None]:
@@ -252,7 +259,14 @@ class CallRecorder:
         self._append_script = redis.register_script(_APPEND_LUA)
         self._update_script = redis.register_script(_UPDATE_LUA)
 
-    # --- op builders (no I/O) -------------------------------------------------------------
+    # --- op builders (no I/O, never raise) --------------------------------------------------
+
+    def _append_op(self, stream: StreamName, build: Callable[[], Entry]) -> WriteOp:
+        try:
+            entry = build()
+        except (ValueError, TypeError, StoreError) as exc:
+            return WriteOp(self, "invalid", "append", stream=stream, error=exc)
+        return WriteOp(self, "append", "append", stream=stream, entry=entry)
 
     def load(self) -> WriteOp:
         """Read the call hash and its streams' entries (the base of a replay). A writer's
@@ -263,15 +277,18 @@ class CallRecorder:
         self, *, role: str, text: str, item_id: str, offset_ms: int, interrupted: bool
     ) -> WriteOp:
         """One transcript line (``app.store.entries.transcript_entry``)."""
-        entry = transcript_entry(
-            role=role, text=text, item_id=item_id, offset_ms=offset_ms, interrupted=interrupted
+        return self._append_op(
+            "transcript",
+            lambda: transcript_entry(
+                role=role, text=text, item_id=item_id, offset_ms=offset_ms, interrupted=interrupted
+            ),
         )
-        return WriteOp(self, "append", "append", stream="transcript", entry=entry)
 
     def append_routing(self, *, flow: str, reason: str, target: str, at_ms: int) -> WriteOp:
         """One routing decision (``routing_entry``; ``at_ms`` epoch ms)."""
-        entry = routing_entry(flow=flow, reason=reason, target=target, at_ms=at_ms)
-        return WriteOp(self, "append", "append", stream="routing", entry=entry)
+        return self._append_op(
+            "routing", lambda: routing_entry(flow=flow, reason=reason, target=target, at_ms=at_ms)
+        )
 
     def append_tool_call(
         self,
@@ -285,22 +302,23 @@ class CallRecorder:
         at_ms: int,
     ) -> WriteOp:
         """One tool invocation (``tool_call_entry``; ``at_ms`` epoch ms)."""
-        entry = tool_call_entry(
-            name=name,
-            call_id=call_id,
-            arguments=arguments,
-            result=result,
-            error=error,
-            duration_ms=duration_ms,
-            at_ms=at_ms,
+        return self._append_op(
+            "tools",
+            lambda: tool_call_entry(
+                name=name,
+                call_id=call_id,
+                arguments=arguments,
+                result=result,
+                error=error,
+                duration_ms=duration_ms,
+                at_ms=at_ms,
+            ),
         )
-        return WriteOp(self, "append", "append", stream="tools", entry=entry)
 
     def append_event(self, *, kind: str, fields: Mapping[str, str | int], at_ms: int) -> WriteOp:
         """One call event (``event_entry``: ``kind``, ``at_ms`` ms into the call, fields):
         what the session's ``StoreEvent`` carries."""
-        entry = event_entry(kind=kind, fields=fields, at_ms=at_ms)
-        return WriteOp(self, "append", "append", stream="events", entry=entry)
+        return self._append_op("events", lambda: event_entry(kind=kind, fields=fields, at_ms=at_ms))
 
     def add_usage(self, usage: Mapping[str, Any] | None) -> WriteOp:
         """One ``response.done`` ``response.usage`` (``app.store.entries.usage_amounts``)
@@ -308,12 +326,14 @@ class CallRecorder:
         return WriteOp(self, "usage", "add_usage", amounts=usage_amounts(usage))
 
     def update_call(self, **fields: HashValue) -> WriteOp:
-        """Set call hash fields (``None`` deletes one), as ``CallStore.update_call``: raw
-        number fields and unstorable values raise ``StoreError`` here."""
-        bad = FORBIDDEN_FIELDS.intersection(fields)
-        if bad:
-            raise StoreError(f"update_call: refusing raw-number fields {sorted(bad)}")
-        to_set = {k: encode(k, v) for k, v in fields.items() if v is not None}
+        """Set call hash fields (``None`` deletes one), as ``CallStore.update_call``."""
+        try:
+            bad = FORBIDDEN_FIELDS.intersection(fields)
+            if bad:
+                raise StoreError(f"refusing raw-number fields {sorted(bad)}")
+            to_set = {k: encode(k, v) for k, v in fields.items() if v is not None}
+        except StoreError as exc:
+            return WriteOp(self, "invalid", "update_call", error=exc)
         to_del = tuple(k for k, v in fields.items() if v is None)
         return WriteOp(self, "update", "update_call", set_fields=to_set, delete=to_del)
 
@@ -321,10 +341,13 @@ class CallRecorder:
 
     async def apply(self, op: WriteOp) -> None:
         """Apply ``op`` once (what ``op()`` awaits): its first attempt fixes what it
-        writes; when Redis has lost the record, ``reconcile`` first. ``StoreError``."""
+        writes; when Redis has lost the record, ``reconcile`` first. ``StoreError``
+        (also for an op built from input that cannot be stored: it never writes)."""
         if op.kind == "load":
             await self._load()
             return
+        if op.kind == "invalid":
+            raise StoreError(f"{op.name} for {self.call_sid}: {op.error}") from op.error
         if not op.started:
             op.started = True
             self._first_attempt(op)

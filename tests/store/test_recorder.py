@@ -14,7 +14,6 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -322,15 +321,35 @@ async def test_entries_go_above_what_the_streams_held(
     assert call.rec.duplicates == 0
 
 
-async def test_ops_check_their_input_before_any_io(
+async def test_bad_input_never_raises_and_is_counted_when_it_runs(
     redis_client: aioredis.Redis, keys: Keys
 ) -> None:
-    recorder = CallRecorder(CallStore(redis_client, keys, 3600), SID)
-    with pytest.raises(ValueError):
-        recorder.append_transcript(
-            role="bot", text="x", item_id="i", offset_ms=0, interrupted=False
-        )
-    with pytest.raises(Exception, match="raw-number"):
-        recorder.update_call(from_number=CALLER)
-    op: Any = recorder.update_call(status="in-progress")
-    assert op.name == "update_call"
+    """Building an op never raises (the bridge builds them in its message handlers); an
+    op that cannot be stored fails when it runs: counted, logged, nothing written, and
+    the writes after it go on."""
+    store = CallStore(redis_client, keys, 3600)
+    await _webhook(store)
+    call = _bridge(store)
+    rec = call.rec
+    bad = [
+        rec.append_transcript(role="bot", text="x", item_id="i", offset_ms=0, interrupted=False),
+        rec.update_call(from_number=CALLER),
+        rec.append_tool_call(
+            name="t",
+            call_id="c",
+            arguments="{}",
+            result={"x": object()},
+            error=None,
+            duration_ms=1,
+            at_ms=1,
+        ),
+        rec.append_event(kind="k", fields={"caller": CALLER}, at_ms=1),
+    ]
+    for op in bad:
+        call.writer.submit(op)
+    call.say("user", "still written")
+    await _end(call)
+    assert call.writer.failed == 4
+    assert [t["text"] for t in await store.transcript(SID)] == ["still written"]
+    record = await store.get_call(SID)
+    assert record is not None and "from_number" not in record
