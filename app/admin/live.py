@@ -5,7 +5,9 @@ least every ``live_heartbeat_s`` seconds) it writes, for each call it bridges,
 ``{p}live:call:{call_sid}`` (a hash naming the instance, TTL three heartbeats) and the
 call's heartbeat deadline as its score in ``{p}live:calls``; calls that left
 ``services.live`` are removed at once. An instance that dies stops refreshing, and its
-calls drop out of ``live_calls()`` within three heartbeats.
+calls drop out of ``live_calls()`` within three heartbeats; their entries stay in
+``{p}live:calls`` past their deadline until a surviving instance's orphan reaper
+(``app.admin.reaper``) claims them and closes the calls' records.
 
 The registry also feeds the turn-latency histogram (``switchboard_turn_latency_seconds``)
 from each call's session as turns complete.
@@ -209,7 +211,6 @@ class LiveRegistry:
                     for sid in gone:
                         pipe.zrem(keys.live_calls, sid)
                         pipe.delete(keys.live_call(sid))
-                    pipe.zremrangebyscore(keys.live_calls, "-inf", f"({now}")
                 await pipe.execute()
 
     def _observe_latencies(self, sid: str, bridge: CallBridge) -> None:

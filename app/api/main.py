@@ -20,6 +20,7 @@ from dataclasses import replace
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from app.admin.reaper import OrphanReaper
 from app.admin.service import Admin
 from app.api import docs, errors, security
 from app.api.routes import (
@@ -58,12 +59,16 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         admin = Admin.build(services)
         app.state.admin = admin
         await admin.start()
+        reaper = OrphanReaper(services, admin.instance)  # closes dead instances' calls
+        app.state.reaper = reaper
+        reaper.start()
         media_server: MediaServer | None = None
         if media is not None:
             media_server = MediaServer(services)
             try:
                 await media_server.start(media)
             except OSError:
+                await reaper.stop()
                 await admin.stop()
                 await services.close()
                 raise
@@ -89,6 +94,7 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
             await services.drain()
             if media_server is not None:
                 await media_server.close()
+            await reaper.stop()
             await admin.stop()
             await services.close()
 
