@@ -61,6 +61,8 @@ class Services:
     transfers: TransferPolicy = field(default_factory=TransferPolicy)
     live: LiveCalls = field(default_factory=LiveCalls)
     accepting: bool = True
+    #: False from SIGTERM on: ``/readyz`` answers 503 while calls still arrive (grace).
+    ready: bool = True
 
     @property
     def call_deps(self) -> CallDeps:
@@ -118,23 +120,45 @@ class Services:
         await self.drain()
         await self.close()
 
-    async def drain(self) -> None:
-        """Stop accepting calls; wait ``shutdown_drain_s`` for live calls, then abort the rest."""
+    async def drain(self, started_at: float | None = None) -> None:
+        """Stop accepting calls; wait for live calls until ``shutdown_drain_s`` after
+        ``started_at`` (loop time; default now), then end the rest politely (a closing line
+        through the carrier, then hang-up), and abort what is still open after that."""
         self.accepting = False
-        if self.live.calls:
-            log.info("draining %d live call(s)", len(self.live.calls))
+        self.ready = False
+        if not self.live.calls:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = (started_at if started_at is not None else loop.time()) + (
+            self.settings.shutdown_drain_s
+        )
+        log.info("draining %d live call(s)", len(self.live.calls))
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.live.idle.wait()
+            return
+        except TimeoutError:
+            pass
+        log.warning("drain deadline passed; ending %d call(s) politely", len(self.live.calls))
+        for call in list(self.live.calls.values()):
             try:
-                async with asyncio.timeout(self.settings.shutdown_drain_s):
-                    await self.live.idle.wait()
-            except TimeoutError:
-                log.warning("drain deadline passed; ending %d call(s)", len(self.live.calls))
-                for bridge in list(self.live.calls.values()):
-                    bridge.abort("shutdown")
-                try:
-                    async with asyncio.timeout(self.settings.call_close_timeout_ms / 1000):
-                        await self.live.idle.wait()
-                except TimeoutError:
-                    log.error("calls still open after abort")
+                call.end_politely(self.settings.shutdown_line, "shutdown")
+            except Exception as exc:  # not bridged yet, or already closing
+                log.info("cannot end %s politely (%r): aborting it", call.call_sid, exc)
+                call.abort("shutdown")
+        try:
+            async with asyncio.timeout(self.settings.shutdown_goodbye_s):
+                await self.live.idle.wait()
+            return
+        except TimeoutError:
+            pass
+        for call in list(self.live.calls.values()):
+            call.abort("shutdown")
+        try:
+            async with asyncio.timeout(self.settings.call_close_timeout_ms / 1000):
+                await self.live.idle.wait()
+        except TimeoutError:
+            log.error("calls still open after abort")
 
     async def close(self) -> None:
         """Close storage (after ``drain``)."""

@@ -238,6 +238,14 @@ class Settings(BaseSettings):
     #: Shutdown: after SIGTERM, how long (ms) webhooks and media streams still arriving are
     #: served (a load balancer needs a moment to see /readyz answer 503) before refusal.
     drain_grace_ms: int = Field(5000, ge=0, le=120_000)
+    #: Shutdown: what the carrier says to calls still live at the drain deadline before it
+    #: hangs up, and how long (s) those calls get to end after it.
+    shutdown_line: str = Field(
+        "We're sorry, we have to end this call now. Please call back in a moment.",
+        min_length=1,
+        max_length=500,
+    )
+    shutdown_goodbye_s: float = Field(10.0, ge=0, le=120)
 
     # --- Reliability: the Realtime leg and dead air (README "Reliability") -----------------
     #: Longest the caller may be left in silence by a fault (no Realtime session: connect

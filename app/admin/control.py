@@ -150,7 +150,7 @@ async def run_call_command(
     reason = str(args.get("reason") or "operator")[:200]
     try:
         if op == "hangup":
-            bridge.operator_hangup(reason)
+            bridge.hangup(reason)
             return Reply(200, "hanging up")
         if op == "transfer":
             target = args.get("target")
@@ -170,13 +170,13 @@ async def run_call_command(
             why = services.transfers.refusal(number, session.flow.transfer_targets.values())
             if why is not None:
                 return Reply(422, f"transfer to {mask(number)} refused: {why}")
-            bridge.operator_transfer(number, reason)
+            bridge.transfer(number, reason)
             return Reply(200, f"transferring to {mask(number)}", {"to_masked": mask(number)})
         if op == "say":
             text = str(args.get("text") or "").strip()
             if not text or len(text) > MAX_SAY_CHARS:
                 return Reply(422, f"text must be 1-{MAX_SAY_CHARS} characters")
-            bridge.operator_say(text)
+            bridge.say(text)
             return Reply(200, "saying it")
     except ToolRefused as exc:
         return Reply(409, str(exc))

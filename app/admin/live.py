@@ -27,11 +27,10 @@ from redis.exceptions import RedisError
 
 from app import metrics
 from app.errors import StoreError
-from app.phone import mask
 from app.store.keys import Keys
 
 if TYPE_CHECKING:
-    from app.call.bridge import CallBridge
+    from app.call.registry import LiveCall as BridgedCall
     from app.deps import Services
 
 log = logging.getLogger(__name__)
@@ -79,19 +78,18 @@ class LiveCall:
 
 
 def describe(
-    bridge: CallBridge, instance: str, started_at_ms: int, now_ms: int
+    bridge: BridgedCall, instance: str, started_at_ms: int, now_ms: int
 ) -> dict[str, str | int]:
     """The registry hash of one bridged call (numbers masked)."""
-    session = bridge.session
-    info = getattr(getattr(bridge, "tool_ctx", None), "call", None)
+    snap = bridge.snapshot()
     return {
         "call_sid": bridge.call_sid,
         "instance": instance,
-        "flow": session.flow.name if session is not None else "",
-        "direction": bridge.direction,
-        "from_masked": mask(info.from_number) if info is not None else "",
-        "to_masked": mask(info.to_number) if info is not None else "",
-        "state": session.machine.state.value if session is not None else "",
+        "flow": snap.get("flow", ""),
+        "direction": snap.get("direction", ""),
+        "from_masked": snap.get("from_masked", ""),
+        "to_masked": snap.get("to_masked", ""),
+        "state": snap.get("state", ""),
         "started_at_ms": started_at_ms,
         "heartbeat_ms": now_ms,
     }
@@ -150,7 +148,7 @@ class LiveRegistry:
         self.instance = instance
         self.interval_s = services.settings.live_heartbeat_s
         self._started: dict[str, int] = {}
-        self._bridges: dict[str, CallBridge] = {}
+        self._bridges: dict[str, BridgedCall] = {}
         self._latencies_seen: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -213,7 +211,7 @@ class LiveRegistry:
                         pipe.delete(keys.live_call(sid))
                 await pipe.execute()
 
-    def _observe_latencies(self, sid: str, bridge: CallBridge) -> None:
+    def _observe_latencies(self, sid: str, bridge: BridgedCall) -> None:
         session = bridge.session
         if session is None:
             return

@@ -12,6 +12,7 @@ and never touches the media sockets, so live calls drain with their audio flowin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ from app.api.routes import (
 from app.call.media_server import MediaBind, MediaServer
 from app.deps import Services
 from app.dialer.runtime import DialerRuntime
+from app.drain import GracefulDrain
 from app.settings import Settings, get_settings
 from app.web import routes as web
 
@@ -83,15 +85,32 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         )
         if dialer is not None:
             dialer.start()
+        stopping: list[asyncio.Task[None]] = []
+
+        def begin_drain() -> None:
+            services.ready = False  # /readyz 503 at once; calls still served for the grace
+            if dialer is not None:  # no new calls placed from now on
+                stopping.append(asyncio.create_task(dialer.stop(), name="dialer-stop"))
+
+        def refuse() -> None:
+            services.accepting = False
+            if media_server is not None:
+                media_server.stop_accepting()
+
+        drain = GracefulDrain(settings.drain_grace_ms, begin_drain, refuse)
+        if media is not None:  # `switchboard serve`: the process's signals are ours
+            drain.install()
         try:
             yield
         finally:
-            if dialer is not None:
+            drain.uninstall()
+            if stopping:
+                await asyncio.gather(*stopping, return_exceptions=True)
+            elif dialer is not None:
                 await dialer.stop()  # no new calls while the live ones drain
-            if media_server is not None:
-                media_server.stop_accepting()
+            refuse()
             # Calls stay listed and controllable while they drain; then admin stops.
-            await services.drain()
+            await services.drain(drain.started_at)
             if media_server is not None:
                 await media_server.close()
             await reaper.stop()

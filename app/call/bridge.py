@@ -252,11 +252,6 @@ class CallBridge:
         assert self.session is not None
         self._perform_all(self.session.end_politely(line, reason))
 
-    # The admin API's names (app/admin/control.py).
-    operator_hangup = hangup
-    operator_transfer = transfer
-    operator_say = say
-
     def _perform_all(self, actions: list[act.Action]) -> None:
         self._spawn(self._dispatch(actions), "operator")
 
@@ -660,10 +655,7 @@ class CallBridge:
         if isinstance(op, act.StoreUsage):
             return lambda: store.add_usage(sid, op.usage)
         if isinstance(op, act.StoreEvent):
-            reason = f"{op.kind}: " + ", ".join(f"{k}={v}" for k, v in op.fields.items())
-            return lambda: store.append_routing(
-                sid, flow="", reason=reason, target="", at_ms=_wall_ms()
-            )
+            return lambda: store.append_event(sid, kind=op.kind, fields=op.fields, at_ms=op.at_ms)
         return lambda: store.update_call(sid, **op.fields)
 
     # --- misc -------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from app.call.session import CallSession
 
 
 class LiveCall(Protocol):
@@ -17,6 +20,12 @@ class LiveCall(Protocol):
 
     @property
     def call_sid(self) -> str: ...
+
+    @property
+    def session(self) -> CallSession | None:
+        """The call's session (read it, never drive it: commands go through the methods
+        below); None until the stream's ``start`` was accepted."""
+        ...
 
     def snapshot(self) -> dict[str, str | int]:
         """What an operator may see now: ``flow``, ``direction``, ``from_masked``,

@@ -57,7 +57,7 @@ async def readyz(services: ServicesDep, response: Response) -> Readiness:
     except Exception:
         redis_ok = False
     realtime_ok = await _reachable(endpoint(services.settings).url)
-    ok = redis_ok and realtime_ok and services.accepting
+    ok = redis_ok and realtime_ok and services.accepting and services.ready
     if not ok:
         response.status_code = 503
     return Readiness(
