@@ -677,7 +677,7 @@ def session_limits(settings: Any, beta: bool) -> SessionLimits:
         settings.realtime_session_cap_beta_min if beta else settings.realtime_session_cap_ga_min
     )
     rollover_ms = max(0, int((cap_min * 60 - settings.realtime_rollover_margin_s) * 1000))
-    backoff = (0, 250, 500, 1000, 2000)
+    backoff = (0, 100, 250, 500)  # then every 500 ms: back within ~0.5 s of the peer
     return SessionLimits(
         call_action_grace_ms=settings.call_action_grace_ms,
         playback_stall_tolerance_ms=settings.playback_stall_tolerance_ms,
