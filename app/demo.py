@@ -17,6 +17,7 @@ from redis.typing import EncodableT, FieldT
 
 from app.store.backends import ORDERS_SEQ_START, customer_record
 from app.store.keys import Keys
+from app.store.redis import Group, transact
 
 #: (account_id, name, e164, tier)
 CUSTOMERS = (
@@ -33,33 +34,40 @@ ORDERS = (
 SEEDED_AT_MS = 1_793_491_200_000
 
 
+def _replace_hash(key: str, mapping: dict[FieldT, EncodableT]) -> Group:
+    return lambda p: (p.delete(key), p.hset(key, mapping=mapping))
+
+
+def _set(key: str, value: str) -> Group:
+    return lambda p: p.set(key, value)
+
+
 async def seed_demo(redis: aioredis.Redis, keys: Keys) -> None:
-    """Write the demo records in one transaction, overwriting them (safe to re-run).
+    """Write the demo records in one transaction (one per record and index entry on a
+    Redis Cluster, whose keys are in different slots), overwriting them (safe to re-run).
 
     The order id counter is only ever raised to ``ORDERS_SEQ_START``, never moved back.
     Raises ``redis.exceptions.RedisError`` when Redis fails.
     """
-    async with redis.pipeline(transaction=True) as pipe:
-        for account_id, name, e164, tier in CUSTOMERS:
-            record = customer_record(account_id=account_id, name=name, e164=e164, tier=tier)
-            customer: dict[FieldT, EncodableT] = {k: v for k, v in record.items()}
-            pipe.delete(keys.customer(account_id))
-            pipe.hset(keys.customer(account_id), mapping=customer)
-            pipe.set(keys.customer_phone(e164), account_id)
-        for order_id, account_id, item, quantity, status, delivery in ORDERS:
-            order: dict[FieldT, EncodableT] = {
-                "order_id": order_id,
-                "account_id": account_id,
-                "item": item,
-                "quantity": quantity,
-                "status": status,
-                "delivery_date": delivery,
-                "created_at_ms": SEEDED_AT_MS,
-            }
-            pipe.delete(keys.order(order_id))
-            pipe.hset(keys.order(order_id), mapping=order)
-        pipe.set(keys.orders_seq, ORDERS_SEQ_START, nx=True)
-        await pipe.execute()
+    groups: list[Group] = []
+    for account_id, name, e164, tier in CUSTOMERS:
+        record = customer_record(account_id=account_id, name=name, e164=e164, tier=tier)
+        customer: dict[FieldT, EncodableT] = {k: v for k, v in record.items()}
+        groups.append(_replace_hash(keys.customer(account_id), customer))
+        groups.append(_set(keys.customer_phone(e164), account_id))
+    for order_id, account_id, item, quantity, status, delivery in ORDERS:
+        order: dict[FieldT, EncodableT] = {
+            "order_id": order_id,
+            "account_id": account_id,
+            "item": item,
+            "quantity": quantity,
+            "status": status,
+            "delivery_date": delivery,
+            "created_at_ms": SEEDED_AT_MS,
+        }
+        groups.append(_replace_hash(keys.order(order_id), order))
+    groups.append(lambda p: p.set(keys.orders_seq, ORDERS_SEQ_START, nx=True))
+    await transact(redis, groups)
     seq = await redis.get(keys.orders_seq)
     if seq is None or int(seq) < ORDERS_SEQ_START:
         await redis.set(keys.orders_seq, ORDERS_SEQ_START)

@@ -16,8 +16,13 @@ named target, not a phone number, a destination the transfer policy or the do-no
 list refuses: ``app.carrier.transfers``). ``send_command`` adds 404 when no instance is
 subscribed (it died) and 504 when no answer comes within ``control_timeout_ms``.
 
-``{p}control:all`` carries broadcasts (``{"op": "reload_flows", "origin": "<instance>"}``)
+``{p}control:{all}`` carries broadcasts (``{"op": "reload_flows", "origin": "<instance>"}``)
 with no reply.
+
+On a Redis Cluster the channels are sharded (``SSUBSCRIBE``/``SPUBLISH``, Redis 7): each
+lives on the node of its hash slot (``Keys.control`` tags it with the instance, the
+request id or ``all``), so a command crosses one node instead of every node of the
+cluster; on one Redis (or Sentinel) it is plain ``SUBSCRIBE``/``PUBLISH``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from app import metrics
 from app.call.state import CallState
@@ -40,6 +45,7 @@ from app.errors import StoreError, ToolRefused
 from app.logs import call_sid_var
 from app.phone import mask, normalize
 from app.store.keys import Keys
+from app.store.redis import is_cluster
 
 if TYPE_CHECKING:
     from app.deps import Services
@@ -49,6 +55,35 @@ log = logging.getLogger(__name__)
 CALL_OPS = frozenset({"hangup", "transfer", "say"})
 #: Longest sentence ``say`` accepts (characters).
 MAX_SAY_CHARS = 1000
+
+
+#: Message types of a subscription confirmation and of a message, plain and sharded.
+_SUBSCRIBED = frozenset({"subscribe", "ssubscribe"})
+_MESSAGE = frozenset({"message", "smessage"})
+
+
+async def _subscribe(pubsub: Any, sharded: bool, *channels: str) -> None:
+    if sharded:
+        await pubsub.cluster.initialize()  # the slot map (a no-op once known)
+        await pubsub.ssubscribe(*channels)
+    else:
+        await pubsub.subscribe(*channels)
+
+
+async def _next_message(pubsub: Any, sharded: bool, wait_s: float) -> dict[str, Any] | None:
+    """The next message or subscription confirmation within ``wait_s`` seconds, or None."""
+    if sharded:
+        msg = await pubsub.get_sharded_message(timeout=wait_s)
+    else:
+        msg = await pubsub.get_message(timeout=wait_s)
+    return dict(msg) if msg is not None else None
+
+
+async def publish(redis: aioredis.Redis, channel: str, data: bytes) -> int:
+    """``PUBLISH`` (``SPUBLISH`` on a Cluster) ``data``; returns how many subscribers got it."""
+    if is_cluster(redis):
+        return int(await redis.spublish(channel, data))
+    return int(await redis.publish(channel, data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,27 +128,28 @@ async def send_command(
         "reply_to": reply_to,
         "by": by,
     }
+    sharded = is_cluster(redis)
     pubsub = redis.pubsub()
     try:
         async with asyncio.timeout(timeout_s):
-            await pubsub.subscribe(reply_to)
+            await _subscribe(pubsub, sharded, reply_to)
             while True:  # the subscription is confirmed before the command goes out
-                msg = await pubsub.get_message(timeout=timeout_s)
-                if msg is not None and msg.get("type") == "subscribe":
+                msg = await _next_message(pubsub, sharded, timeout_s)
+                if msg is not None and msg.get("type") in _SUBSCRIBED:
                     break
-            receivers = await redis.publish(keys.control(instance), orjson.dumps(command))
+            receivers = await publish(redis, keys.control(instance), orjson.dumps(command))
             if receivers == 0:
                 return Reply(404, "call is not live (its instance is gone)")
             while True:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout_s)
-                if msg is not None and msg.get("type") == "message":
+                msg = await _next_message(pubsub, sharded, timeout_s)
+                if msg is not None and msg.get("type") in _MESSAGE:
                     try:
                         return Reply.loads(msg["data"])
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                         return Reply(502, "malformed reply from the instance holding the call")
     except TimeoutError:
         return Reply(504, f"no answer from instance {instance} in time")
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:
         raise StoreError(f"control command failed: {exc}") from exc
     finally:
         with contextlib.suppress(Exception):
@@ -121,10 +157,10 @@ async def send_command(
 
 
 async def broadcast(redis: aioredis.Redis, keys: Keys, message: dict[str, Any]) -> int:
-    """Publish ``message`` on ``{p}control:all``; returns how many instances received it."""
+    """Publish ``message`` on ``{p}control:{all}``; returns how many instances received it."""
     try:
-        return int(await redis.publish(keys.control("all"), orjson.dumps(message)))
-    except RedisError as exc:
+        return await publish(redis, keys.control("all"), orjson.dumps(message))
+    except (RedisError, RedisClusterException) as exc:
         raise StoreError(f"broadcast failed: {exc}") from exc
 
 
@@ -245,16 +281,17 @@ class ControlListener:
 
     async def _run(self) -> None:
         keys = self.services.keys
+        sharded = is_cluster(self.services.redis)
         while True:
             pubsub = self.services.redis.pubsub()
             try:
-                await pubsub.subscribe(keys.control(self.instance), keys.control("all"))
+                await _subscribe(pubsub, sharded, keys.control(self.instance), keys.control("all"))
                 self.ready.set()
                 while True:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if msg is not None and msg.get("type") == "message":
+                    msg = await _next_message(pubsub, sharded, 1.0)
+                    if msg is not None and msg.get("type") in _MESSAGE:
                         await self._on_message(msg["data"])
-            except (RedisError, OSError) as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:
                 self.ready.clear()
                 log.warning("control listener: Redis failed (%s); resubscribing", exc)
                 await asyncio.sleep(1.0)
@@ -295,5 +332,7 @@ class ControlListener:
         finally:
             call_sid_var.reset(token)
         reply_to = command.get("reply_to")
-        if isinstance(reply_to, str) and reply_to.startswith(self.services.keys.control_reply("")):
-            await self.services.redis.publish(reply_to, reply.dumps())
+        if isinstance(reply_to, str) and reply_to.startswith(
+            self.services.keys.control_reply_prefix
+        ):
+            await publish(self.services.redis, reply_to, reply.dumps())

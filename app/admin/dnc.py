@@ -21,6 +21,7 @@ from app.admin.cursor import decode_cursor, encode_cursor
 from app.errors import StoreError
 from app.phone import mask, normalize
 from app.store.keys import Keys, phone_hash
+from app.store.redis import transact
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -143,10 +144,13 @@ class DncList:
         """Unblock a number (or entry id); False when it was not listed."""
         sha = self.resolve(number_or_id)
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hdel(self.keys.dnc_entries, sha)
-                pipe.zrem(self.keys.dnc_by_time, sha)
-                removed, _ = await pipe.execute()
+            (removed,), _ = await transact(  # one MULTI (two on a Cluster: two slots)
+                self.redis,
+                [
+                    lambda p: p.hdel(self.keys.dnc_entries, sha),
+                    lambda p: p.zrem(self.keys.dnc_by_time, sha),
+                ],
+            )
         except RedisError as exc:
             raise StoreError(f"DNC remove failed: {exc}") from exc
         return bool(removed)

@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from app.admin.audit import AuditLog, cli_actor
 from app.errors import StoreError
 from app.store.keys import Keys
+from app.store.redis import transact
 
 KEY_PREFIX = "sbk_"
 _KEY_RE = re.compile(r"^sbk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -157,10 +158,16 @@ class ApiKeys:
             "secret_sha256": _sha256(secret),
             "created_at_ms": str(key.created_at_ms),
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.keys.admin_key(key_id), mapping=record)  # type: ignore[arg-type]
-            pipe.zadd(self.keys.admin_keys, {key_id: key.created_at_ms})
-            await self._call("create key", pipe.execute())
+        await self._call(
+            "create key",
+            transact(  # one MULTI (one per slot on a Cluster: the key, the list)
+                self.redis,
+                [
+                    lambda p: p.hset(self.keys.admin_key(key_id), mapping=record),
+                    lambda p: p.zadd(self.keys.admin_keys, {key_id: key.created_at_ms}),
+                ],
+            ),
+        )
         await self.audit.record(
             action="key.create",
             actor=actor or cli_actor(),

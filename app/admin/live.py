@@ -2,8 +2,10 @@
 
 Each instance runs one ``LiveRegistry``: on every change of ``services.live`` (and at
 least every ``live_heartbeat_s`` seconds) it writes, for each call it bridges,
-``{p}live:call:{call_sid}`` (a hash naming the instance, TTL three heartbeats) and the
-call's heartbeat deadline as its score in ``{p}live:calls``; calls that left
+``Keys.live_call`` (a hash naming the instance, TTL three heartbeats) and the call's
+heartbeat deadline as its score in its shard's ``Keys.live_calls`` set (one of
+``CALL_SHARDS``, by ``call_shard``: no single hot key on a Redis Cluster; listings
+read every shard and merge them); calls that left
 ``services.live`` are removed at once. An instance that dies stops refreshing, and its
 calls drop out of ``live_calls()`` within three heartbeats; their entries stay in
 ``{p}live:calls`` past their deadline until a surviving instance's orphan reaper
@@ -27,7 +29,7 @@ from redis.exceptions import RedisError
 
 from app import metrics
 from app.errors import StoreError
-from app.store.keys import Keys
+from app.store.keys import CALL_SHARD_TAGS, Keys
 
 if TYPE_CHECKING:
     from app.call.registry import LiveCall as BridgedCall
@@ -97,8 +99,13 @@ def describe(
 
 async def live_calls(redis: aioredis.Redis, keys: Keys) -> list[LiveCall]:
     """Calls in progress on any instance, oldest first. Raises ``StoreError``."""
+    now = _now_ms()
     try:
-        sids: list[Any] = await redis.zrangebyscore(keys.live_calls, _now_ms(), "+inf")
+        async with redis.pipeline(transaction=False) as pipe:
+            for shard in CALL_SHARD_TAGS:
+                pipe.zrangebyscore(keys.live_calls(shard), now, "+inf")
+            shards: list[list[Any]] = await pipe.execute()
+        sids = [sid for found in shards for sid in found]
         if not sids:
             return []
         async with redis.pipeline(transaction=False) as pipe:
@@ -115,7 +122,7 @@ async def live_call(redis: aioredis.Redis, keys: Keys, call_sid: str) -> LiveCal
     """The registry entry of ``call_sid`` if it is live on some instance, else None."""
     try:
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.zscore(keys.live_calls, call_sid)
+            pipe.zscore(keys.live_calls_of(call_sid), call_sid)
             pipe.hgetall(keys.live_call(call_sid))
             deadline, raw = await pipe.execute()
     except RedisError as exc:
@@ -133,7 +140,7 @@ async def live_sids(redis: aioredis.Redis, keys: Keys, call_sids: list[str]) -> 
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for sid in call_sids:
-                pipe.zscore(keys.live_calls, sid)
+                pipe.zscore(keys.live_calls_of(sid), sid)
             scores = await pipe.execute()
     except RedisError as exc:
         raise StoreError(f"live call lookup failed: {exc}") from exc
@@ -203,11 +210,11 @@ class LiveRegistry:
                     pipe.hset(keys.live_call(sid), mapping=entry)  # type: ignore[arg-type]
                     pipe.pexpire(keys.live_call(sid), ttl_ms)
                     self._observe_latencies(sid, bridge)
-                if chunk:
-                    pipe.zadd(keys.live_calls, dict.fromkeys(chunk, now + ttl_ms))
+                for sid in chunk:
+                    pipe.zadd(keys.live_calls_of(sid), {sid: now + ttl_ms})
                 if i == 0:
                     for sid in gone:
-                        pipe.zrem(keys.live_calls, sid)
+                        pipe.zrem(keys.live_calls_of(sid), sid)
                         pipe.delete(keys.live_call(sid))
                 await pipe.execute()
 

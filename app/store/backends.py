@@ -23,6 +23,7 @@ from redis.typing import EncodableT, FieldT
 from app.errors import StoreError
 from app.phone import mask
 from app.store.keys import Keys
+from app.store.redis import transact
 
 ORDER_STATUSES = ("processing", "shipped", "delivered", "cancelled")
 #: The first id ``RedisOrders.create`` hands out is above this (migration m0001 sets it).
@@ -93,12 +94,14 @@ class RedisCustomers:
         )
         key = self.keys.customer(account_id)
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                mapping: dict[FieldT, EncodableT] = {k: v for k, v in record.items()}
-                pipe.hset(key, mapping=mapping)
-                pipe.set(self.keys.customer_phone(e164), account_id)
-                await pipe.execute()
+            mapping: dict[FieldT, EncodableT] = {k: v for k, v in record.items()}
+            await transact(  # one MULTI (one per slot on a Cluster: record, phone index)
+                self.redis,
+                [
+                    lambda p: (p.delete(key), p.hset(key, mapping=mapping)),
+                    lambda p: p.set(self.keys.customer_phone(e164), account_id),
+                ],
+            )
         except RedisError as exc:
             raise StoreError(f"storing customer {account_id!r} failed: {exc}") from exc
         return dict(record)

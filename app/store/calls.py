@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -40,7 +40,8 @@ from app.store.entries import (
     usage_amounts,
 )
 from app.store.entries import redact_numbers as redact_numbers
-from app.store.keys import Keys, phone_hash
+from app.store.keys import CALL_SHARD_TAGS, Keys, call_shard, phone_hash
+from app.store.listing import query_shards, recent
 
 log = logging.getLogger(__name__)
 
@@ -78,78 +79,53 @@ _CREATE_FIELDS = frozenset(
 #: Call hash fields with a ``calls:idx:{field}:{value}`` index (plus ``number``, for
 #: ``from_hash`` and ``to_hash``), kept in step by ``create_call`` and ``update_call``.
 INDEXED_FIELDS = ("direction", "flow", "status", "campaign")
+INDEXED_FIELDS_SET = frozenset(INDEXED_FIELDS)
 #: Largest value indexed (longer values are stored but not filterable).
 _MAX_INDEX_VALUE = 128
 
-#: Move a call between ``calls:idx:{field}:{value}`` sets for changed fields; runs before
-#: the HSET in ``update_call``'s transaction. KEYS[1] call hash. ARGV: call_sid, index
-#: prefix, retention_s, oldest_ms (trim bound), then field/new-value pairs ("" = removed).
+#: ``update_call`` of indexed fields: check the old values are still the ones read just
+#: before, move the call between its shard's ``calls:idx:{field}:{value}`` sets, then set
+#: the fields (one script: one slot, the call's shard). KEYS[1] call hash; then per
+#: reindexed field its old value's index and its new value's (KEYS[1] for none). ARGV:
+#: call_sid, retention_s, oldest_ms (trim bound), F (fields reindexed), F triples (field,
+#: old value read, new value; "" none), the number of fields to set, their name/value
+#: pairs, then the fields to delete. ARGV[1] ends in "!" when the record must exist.
+#: Returns "ok", "lost" (no record: nothing written) or "retry" (nothing written: an old
+#: value changed meanwhile).
 _REINDEX_LUA = """
 local created = redis.call('HGET', KEYS[1], 'created_at_ms')
-if not created then return 0 end
-for i = 5, #ARGV, 2 do
-  local f, v = ARGV[i], ARGV[i + 1]
-  local old = redis.call('HGET', KEYS[1], f)
-  if old and old ~= v then redis.call('ZREM', ARGV[2] .. f .. ':' .. old, ARGV[1]) end
-  if v ~= '' then
-    local k = ARGV[2] .. f .. ':' .. v
-    redis.call('ZADD', k, created, ARGV[1])
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[4])
-    redis.call('EXPIRE', k, ARGV[3])
+local sid = ARGV[1]
+if string.sub(sid, -1) == '!' then
+  if not created then return 'lost' end
+  sid = string.sub(sid, 1, -2)
+end
+local nf = tonumber(ARGV[4])
+for i = 0, nf - 1 do
+  if (redis.call('HGET', KEYS[1], ARGV[5 + 3 * i]) or '') ~= ARGV[6 + 3 * i] then
+    return 'retry'
   end
 end
-return 1
-"""
-
-#: One page of a filtered listing. KEYS: the sets to intersect (``calls:by_time`` or
-#: filter indexes; all scored by created_at_ms). ARGV: min score, max score, cursor
-#: score ("" for none), cursor member, limit, budget. The set with the fewest members in
-#: range is walked newest first by rank; the others are checked with ZSCORE. Returns
-#: ``{matches (flat member, score...), next_score, next_member}``; next is "" when
-#: nothing is left, else the last position examined (budget spent or a further match).
-_QUERY_LUA = """
-local minv, maxv = tonumber(ARGV[1]), tonumber(ARGV[2])
-local cs, cm = ARGV[3], ARGV[4]
-local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
-local top = maxv
-if cs ~= '' then
-  if tonumber(cs) <= maxv then top = tonumber(cs) else cs = '' end
-end
-local best, bestn = 1, -1
-for i = 1, #KEYS do
-  local n = redis.call('ZCOUNT', KEYS[i], minv, top)
-  if n == 0 then return {{}, '', ''} end
-  if bestn < 0 or n < bestn then best, bestn = i, n end
-end
-local primary = KEYS[best]
-local rank = redis.call('ZCOUNT', primary, '(' .. string.format('%d', top), '+inf')
-local out, examined, last_s, last_m = {}, 0, '', ''
-local batch = 256
-while true do
-  local rows = redis.call('ZREVRANGE', primary, rank, rank + batch - 1, 'WITHSCORES')
-  if #rows == 0 then return {out, '', ''} end
-  for i = 1, #rows, 2 do
-    local m, s = rows[i], rows[i + 1]
-    local sv = tonumber(s)
-    if sv < minv then return {out, '', ''} end
-    if not (cs ~= '' and sv == tonumber(cs) and m >= cm) and sv <= top then
-      if examined >= budget then return {out, last_s, last_m} end
-      examined = examined + 1
-      local ok = true
-      for k = 1, #KEYS do
-        if k ~= best and not redis.call('ZSCORE', KEYS[k], m) then ok = false; break end
-      end
-      if ok then
-        if #out >= 2 * limit then return {out, last_s, last_m} end
-        out[#out + 1] = m
-        out[#out + 1] = s
-      end
-      last_s, last_m = s, m
+if created then
+  for i = 0, nf - 1 do
+    local old, new = ARGV[6 + 3 * i], ARGV[7 + 3 * i]
+    if old ~= '' and old ~= new then redis.call('ZREM', KEYS[2 + 2 * i], sid) end
+    if new ~= '' then
+      local k = KEYS[3 + 2 * i]
+      redis.call('ZADD', k, created, sid)
+      redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[3])
+      redis.call('EXPIRE', k, ARGV[2])
     end
   end
-  rank = rank + batch
 end
+local j = 5 + 3 * nf
+local nset = tonumber(ARGV[j])
+if nset > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, j + 1, j + 2 * nset)) end
+if #ARGV > j + 2 * nset then redis.call('HDEL', KEYS[1], unpack(ARGV, j + 2 * nset + 1)) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 'ok'
 """
+#: Reads and retries of an ``update_call`` whose indexed fields another writer changed.
+_REINDEX_TRIES = 5
 
 #: Carrier call statuses after which a call's ``carrier_status`` never changes (Twilio
 #: "Call status values": the call is over).
@@ -188,15 +164,17 @@ def _hash_number(number: str) -> str:
 
 
 def index_keys(keys: Keys, fields: Mapping[Any, Any]) -> list[str]:
-    """The ``calls:idx:*`` sets a call with these hash ``fields`` belongs in: one per
-    ``INDEXED_FIELDS`` value present (and short enough), one per distinct number hash."""
+    """The ``calls:idx:*`` sets a call with these hash ``fields`` (``call_sid`` among
+    them) belongs in, in its shard: one per ``INDEXED_FIELDS`` value present (and short
+    enough), one per distinct number hash."""
+    shard = call_shard(str(fields["call_sid"]))
     out = [
-        keys.call_index(name, str(fields[name]))
+        keys.call_index(name, str(fields[name]), shard)
         for name in INDEXED_FIELDS
         if name in fields and 0 < len(str(fields[name])) <= _MAX_INDEX_VALUE
     ]
     for sha in sorted({str(fields[n]) for n in ("from_hash", "to_hash") if fields.get(n)}):
-        out.append(keys.call_index("number", sha))
+        out.append(keys.call_index("number", sha, shard))
     return out
 
 
@@ -230,7 +208,7 @@ class CallStore:
         self.keys = keys
         self.retention_s = retention_s
         self.stream_maxlen = stream_maxlen
-        self._query = redis.register_script(_QUERY_LUA)
+        self._reindex = redis.register_script(_REINDEX_LUA)
         self._carrier_status = redis.register_script(_CARRIER_STATUS_LUA)
 
     # --- writes -------------------------------------------------------------------------
@@ -285,7 +263,7 @@ class CallStore:
         for name in USAGE_FIELDS:
             fields[name] = 0
         key = self.keys.call(call_sid)
-        by_time = self.keys.calls_by_time
+        by_time = self.keys.calls_by_time_of(call_sid)  # the call's shard, like its keys
         oldest_ms = created_at_ms - self.retention_s * 1000
         indexes = index_keys(self.keys, fields)
 
@@ -321,30 +299,67 @@ class CallStore:
         if not to_set and not to_del:
             return
         key = self.keys.call(call_sid)
-        reindex: list[str] = []
+        if INDEXED_FIELDS_SET.isdisjoint(fields):
+
+            def ops(p: Pipeline) -> None:
+                if to_set:
+                    p.hset(key, mapping=to_set)
+                if to_del:
+                    p.hdel(key, *to_del)
+                p.expire(key, self.retention_s)
+
+            await self._exec("update_call", ops)
+            return
+        await self.write_fields("update_call", call_sid, to_set, to_del)
+
+    async def write_fields(
+        self,
+        op: str,
+        call_sid: str,
+        to_set: Mapping[Any, Any],
+        to_del: Sequence[str],
+        *,
+        only_existing: bool = False,
+    ) -> str:
+        """Set and delete call hash fields, moving the call between its listing indexes
+        for the indexed ones: "ok", or "lost" when ``only_existing`` and there is no
+        record (nothing written). Reads the indexed fields' old values, then one script
+        (every key declared, all in the call's shard) checks they are unchanged, moves
+        the index entries and writes the fields; again when another writer changed them
+        in between. Raises ``StoreError`` (naming ``op``)."""
+        key, shard = self.keys.call(call_sid), call_shard(call_sid)
+        reindex: dict[str, str] = {}
         for name in INDEXED_FIELDS:
-            if name in fields:
-                value = "" if fields[name] is None else str(encode(name, fields[name]))
-                reindex += [name, value if len(value) <= _MAX_INDEX_VALUE else ""]
-        oldest_ms = time.time_ns() // 1_000_000 - self.retention_s * 1000
-
-        def ops(p: Pipeline) -> None:
-            if reindex:
-                args: list[str | int] = [
-                    call_sid,
-                    self.keys.call_index_prefix,
-                    self.retention_s,
-                    oldest_ms,
-                    *reindex,
+            if name in to_set or name in to_del:
+                value = str(to_set[name]) if name in to_set else ""
+                reindex[name] = value if len(value) <= _MAX_INDEX_VALUE else ""
+        names = list(reindex)
+        tail: list[Any] = [len(to_set)]
+        for name, value in to_set.items():
+            tail += [str(name), value]
+        tail += list(to_del)
+        for _ in range(_REINDEX_TRIES):
+            old = await self._read(op, self.redis.hmget(key, names)) if names else []
+            index_keys_: list[str] = []
+            triples: list[str | int] = []
+            for name, was in zip(names, old, strict=True):
+                was = str(was) if was is not None else ""
+                new = reindex[name]
+                index_keys_ += [
+                    self.keys.call_index(name, was, shard) if was else key,
+                    self.keys.call_index(name, new, shard) if new else key,
                 ]
-                p.eval(_REINDEX_LUA, 1, key, *args)
-            if to_set:
-                p.hset(key, mapping=to_set)
-            if to_del:
-                p.hdel(key, *to_del)
-            p.expire(key, self.retention_s)
-
-        await self._exec("update_call", ops)
+                triples += [name, was, new]
+            oldest_ms = time.time_ns() // 1_000_000 - self.retention_s * 1000
+            sid_arg = call_sid + "!" if only_existing else call_sid
+            args = [sid_arg, self.retention_s, oldest_ms, len(names), *triples, *tail]
+            try:
+                done = str(await self._reindex(keys=[key, *index_keys_], args=args))
+            except RedisError as exc:
+                raise StoreError(f"{op} failed: {exc}") from exc
+            if done != "retry":
+                return done
+        raise StoreError(f"{op}: {call_sid} kept changing under the update")
 
     async def apply_carrier_status(
         self, call_sid: str, status: str, *, seq: int | None, at_ms: int | None
@@ -557,11 +572,10 @@ class CallStore:
         return out
 
     async def recent_calls(self, *, limit: int = 50, before_ms: int | None = None) -> list[str]:
-        """Call SIDs newest first from ``calls:by_time`` (created before ``before_ms``)."""
-        top: str | int = f"({before_ms}" if before_ms is not None else "+inf"
+        """Call SIDs newest first from ``calls:by_time`` (created before ``before_ms``;
+        every shard, merged)."""
         sids: list[str] = await self._read(
-            "recent_calls",
-            self.redis.zrevrangebyscore(self.keys.calls_by_time, top, "-inf", start=0, num=limit),
+            "recent_calls", recent(self.redis, self.keys, limit=limit, before_ms=before_ms)
         )
         return sids
 
@@ -571,12 +585,18 @@ class CallStore:
         For calls stored before the indexes existed (a migration runs this once). Calls
         whose record has expired are skipped. Returns how many calls were indexed.
         """
+        done = 0
+        for shard in CALL_SHARD_TAGS:
+            done += await self._backfill_shard(shard, batch)
+        return done
+
+    async def _backfill_shard(self, shard: str, batch: int) -> int:
         fields = [*INDEXED_FIELDS, "from_hash", "to_hash", "created_at_ms"]
         done = start = 0
         while True:
             sids: list[str] = await self._read(
                 "backfill_indexes",
-                self.redis.zrange(self.keys.calls_by_time, start, start + batch - 1),
+                self.redis.zrange(self.keys.calls_by_time(shard), start, start + batch - 1),
             )
             if not sids:
                 return done
@@ -598,11 +618,11 @@ class CallStore:
                 ]
                 names += [("number", str(h)) for h in {row["from_hash"], row["to_hash"]} if h]
                 created = int(row["created_at_ms"])
-                entries += [(self.keys.call_index(n, v), sid, created) for n, v in names]
+                entries += [(self.keys.call_index(n, v, shard), sid, created) for n, v in names]
             if entries:
                 await self._exec("backfill_indexes", functools.partial(self._add_all, entries))
 
-    def _add_all(self, entries: list[tuple[str, str, int]], p: Pipeline) -> None:
+    def _add_all(self, entries: list[tuple[str, str, int]], p: Pipeline) -> None:  # one shard
         for index, sid, created in entries:
             p.zadd(index, {sid: created})
             p.expire(index, self.retention_s)
@@ -624,46 +644,47 @@ class CallStore:
         number through ``from_hash``/``to_hash``). ``since_ms``/``until_ms`` bound
         ``created_at_ms`` (inclusive, epoch ms). ``after`` is the ``(created_at_ms,
         call_sid)`` position the previous page ended at. At most ``budget`` candidates are
-        examined (one Lua call, work bounded whatever the number of stored calls), so a
+        examined (one Lua walk per shard, merged: ``app.store.listing``; work bounded
+        whatever the number of stored calls), so a
         page may hold fewer than ``limit`` calls and still have a next position;
         ``next_position`` is None when nothing is left. Calls whose records have expired
         are skipped. Each call is ``get_call``'s dict. Raises ``ValueError`` for an
         unknown filter field, ``StoreError`` when Redis fails.
         """
-        index_keys: list[str] = []
+        wanted: list[tuple[str, str]] = []
         for name, value in (filters or {}).items():
             if name == "number":
-                index_keys.append(self.keys.call_index("number", _hash_number(value)))
+                wanted.append(("number", _hash_number(value)))
             elif name in INDEXED_FIELDS:
-                index_keys.append(self.keys.call_index(name, value))
+                wanted.append((name, value))
             else:
                 raise ValueError(f"cannot filter calls on {name!r}")
-        if not index_keys:
-            index_keys = [self.keys.calls_by_time]
-        args: list[str | int] = [
-            since_ms if since_ms is not None else 0,
-            until_ms if until_ms is not None else 2**53 - 1,
-            str(after[0]) if after else "",
-            after[1] if after else "",
-            max(1, limit),
-            max(1, budget),
+        shard_keys = [
+            [self.keys.call_index(n, v, shard) for n, v in wanted]
+            or [self.keys.calls_by_time(shard)]
+            for shard in CALL_SHARD_TAGS
         ]
         try:
-            rows, next_score, next_member = await self._query(keys=index_keys, args=args)
+            found, position = await query_shards(
+                self.redis,
+                shard_keys,
+                since_ms=since_ms,
+                until_ms=until_ms,
+                after=after,
+                limit=limit,
+                budget=budget,
+            )
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _, sid in found:
+                    pipe.hgetall(self.keys.call(sid))
+                raws = await pipe.execute() if found else []
         except RedisError as exc:
             raise StoreError(f"query_calls failed: {exc}") from exc
-        sids = [str(rows[i]) for i in range(0, len(rows), 2)]
-        calls: list[dict[str, Any]] = []
-        if sids:
-            raws = await self._exec(
-                "query_calls", lambda p: [p.hgetall(self.keys.call(sid)) for sid in sids]
-            )
-            for raw in raws:
-                if raw:
-                    calls.append(
-                        {k: (_int(v, k) if k in INT_FIELDS else v) for k, v in raw.items()}
-                    )
-        position = (int(float(next_score)), str(next_member)) if next_score else None
+        calls = [
+            {k: (_int(v, k) if k in INT_FIELDS else v) for k, v in raw.items()}
+            for raw in raws
+            if raw
+        ]
         return calls, position
 
     # --- helpers ------------------------------------------------------------------------

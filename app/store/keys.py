@@ -4,37 +4,48 @@ Nothing outside ``app/store`` and ``migrations`` spells a key by hand: they ask
 ``Keys``. ``{p}`` is the prefix; ``{sha}`` is ``phone_hash(e164)``, the hex SHA-256
 of an E.164 number, so numbers can be looked up without being stored.
 
+Keys are hash-tagged for Redis Cluster: the cluster hashes only the part in braces.
+Below, ``{s}`` is the call's shard tag *with* its braces (``{c12}``: ``call_shard``,
+``c0`` … ``c63``), ``{sid}`` its CallSid; ``{cid}`` right after ``campaign:`` or
+``attempt:`` keeps its braces too (``{cmp_…}``), and ``{{…}}`` is a value in braces. A
+call's keys, its stream token, its listing index entries and its live registry entry
+share a slot, so each of its writes is one ``MULTI`` or script, and the call-wide
+indexes are ``CALL_SHARDS`` sets merged on read (``app.store.listing``). Every key of a
+campaign shares its slot (an attempt id ends in ``.<cid>``), so each dialer script runs
+in one slot. Other groups written together (the do-not-call list,
+admin keys, the CRM) are written with ``app.store.redis.transact``.
+
 =====================================  ========  ================================================
 Key                                    Type      Contents
 =====================================  ========  ================================================
-``{p}call:{call_sid}``                 hash      call_sid, stream_sid, direction, from_masked,
+``{p}call:{s}:{sid}``                  hash      call_sid, stream_sid, direction, from_masked,
                                                  to_masked, from_hash, to_hash, flow, status,
                                                  created_at_ms, started_at_ms, ended_at_ms,
                                                  end_reason, input_tokens, output_tokens,
                                                  total_tokens, input_audio_tokens,
                                                  output_audio_tokens, cached_tokens, responses,
                                                  campaign (optional). TTL: retention.
-``{p}call:{call_sid}:transcript``      stream    role (user|assistant), text, item_id,
+``{p}call:{s}:{sid}:transcript``       stream    role (user|assistant), text, item_id,
                                                  offset_ms, interrupted ("0"/"1"). TTL: retention.
-``{p}call:{call_sid}:routing``         stream    flow, reason, target (numbers masked), at_ms.
+``{p}call:{s}:{sid}:routing``          stream    flow, reason, target (numbers masked), at_ms.
                                                  TTL: retention.
-``{p}call:{call_sid}:tools``           stream    name, call_id, arguments, result (JSON), error,
+``{p}call:{s}:{sid}:tools``            stream    name, call_id, arguments, result (JSON), error,
                                                  duration_ms, at_ms; E.164 numbers in arguments and
                                                  result masked. TTL: retention.
-``{p}call:{call_sid}:status``          stream    status, at_ms, plus extra fields. TTL: retention.
-``{p}call:{call_sid}:events``          stream    kind (realtime_lost, realtime_reconnected,
+``{p}call:{s}:{sid}:status``           stream    status, at_ms, plus extra fields. TTL: retention.
+``{p}call:{s}:{sid}:events``           stream    kind (realtime_lost, realtime_reconnected,
                                                  rollover, fallback, ...), at_ms (ms into the
                                                  call), plus the event's fields. TTL: retention.
-``{p}calls:by_time``                   zset      member call_sid, score created_at_ms; members
+``{p}calls:{s}:by_time``               zset      member call_sid, score created_at_ms; members
                                                  older than the retention are trimmed on insert.
-``{p}token:{token}``                   string    JSON call context (call_sid, flow, direction,
+``{p}token:{s}:{token}``               string    JSON call context (call_sid, flow, direction,
                                                  from, to, variables, campaign: the raw numbers
                                                  the tools need, for the token's lifetime only);
                                                  one-time media stream token (SET NX EX, redeemed
                                                  with GETDEL).
-``{p}call:{call_sid}:token``           string    the one token ever issued for the call (so a
+``{p}call:{s}:{sid}:token``            string    the one token ever issued for the call (so a
                                                  replayed webhook gets no other). TTL: retention.
-``{p}call:{call_sid}:cbseq``           hash      ``seq``/``at_ms`` of the last applied status
+``{p}call:{s}:{sid}:cbseq``            hash      ``seq``/``at_ms`` of the last applied status
                                                  callback (ordering). TTL: retention.
 ``{p}audit``                           stream    admin writes: at_ms, actor, key_id, via, ip,
                                                  action, method, path, target, status, detail
@@ -75,7 +86,7 @@ Key                                    Type      Contents
 ``{p}campaign:{cid}:rate``             string    ms of the campaign's next free call slot (CPS).
 ``{p}dialer:rate``                     string    ms of the account's next free call slot (CPS).
 ``{p}dialer:instances``                zset      dialer ids scored by last heartbeat (ms).
-``{p}attempt:{aid}``                   hash      id, campaign, contact, number, state (leased|
+``{p}attempt:{cid}:{aid}``             hash      id, campaign, contact, number, state (leased|
                                                  dialing|placed|ringing|answered|done), owner,
                                                  due_at_ms, leased_at_ms, dialed_at_ms,
                                                  placed_at_ms, ringing_at_ms, answered_at_ms,
@@ -83,8 +94,8 @@ Key                                    Type      Contents
                                                  amd_at_ms, answered_by, result, result_detail,
                                                  result_at_ms, outcome, decision, retry_at_ms,
                                                  error, voicemail_at_ms.
-``{p}attempts:by_call:{call_sid}``     string    attempt id of an outbound call. TTL: retention.
-``{p}calls:idx:{field}:{value}``       zset      call_sid → created_at_ms for one filter value:
+``{p}attempts:by_call:{{sid}}``        string    attempt id of an outbound call. TTL: retention.
+``{p}calls:{s}:idx:{field}:{value}``   zset      call_sid → created_at_ms for one filter value:
                                                  ``direction``, ``flow``, ``status``, ``campaign``
                                                  (value as stored) and ``number`` (value is
                                                  ``{sha}`` of the from *or* to number). Trimmed
@@ -99,28 +110,28 @@ Key                                    Type      Contents
 ``{p}dnc:entries``                     hash      ``{sha}`` → JSON {number_masked, reason,
                                                  added_at_ms, added_by}: do-not-call list.
 ``{p}dnc:by_time``                     zset      ``{sha}`` → added_at_ms (listing order).
-``{p}live:calls``                      zset      call_sid → heartbeat deadline (epoch ms) of a
+``{p}live:{s}:calls``                  zset      call_sid → heartbeat deadline (epoch ms) of a
                                                  call bridged by some instance right now; a
                                                  member past its deadline (its instance died)
                                                  is claimed by one instance's orphan reaper.
-``{p}live:call:{call_sid}``            hash      call_sid, instance, flow, direction, from_masked,
+``{p}live:call:{s}:{sid}``             hash      call_sid, instance, flow, direction, from_masked,
                                                  to_masked, started_at_ms, heartbeat_ms. TTL: a
                                                  few heartbeats.
-``{p}control:{instance}``              channel   pub/sub: operator commands for one instance.
-``{p}control:all``                     channel   pub/sub: commands for every instance (reload).
-``{p}control:reply:{request_id}``      channel   pub/sub: the answer to one command.
+``{p}control:{{instance}}``            channel   pub/sub: operator commands for one instance.
+``{p}control:{all}``                   channel   pub/sub: commands for every instance (reload).
+``{p}control:reply:{{request_id}}``    channel   pub/sub: the answer to one command.
 =====================================  ========  ================================================
 
 All times are Unix epoch milliseconds (``*_ms``). Raw phone numbers are never stored in
 call records (they keep ``app.phone.mask`` output plus the hash); the only raw numbers
 are campaign contacts', which the dialer needs to dial (deleted with the campaign).
-The dialer's Lua scripts build contact and attempt keys from the prefixes below, so
-they assume one Redis node (no Cluster).
+Every Lua script receives all its keys in ``KEYS``, all in one slot.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 DEFAULT_PREFIX = "sb:"
 
@@ -132,6 +143,21 @@ def phone_hash(e164: str) -> str:
     reads of Redis, not from someone who can enumerate the number space.
     """
     return hashlib.sha256(e164.encode("utf-8")).hexdigest()
+
+
+#: Shards of every call-wide index (``calls_by_time``, ``call_index``, ``live_calls``).
+#: Fixed for a data set: a call's keys and index entries are found by ``call_shard``.
+CALL_SHARDS = 64
+#: The hash tags of the shards, ``c0`` … ``c63``.
+CALL_SHARD_TAGS = tuple(f"c{n}" for n in range(CALL_SHARDS))
+
+
+def call_shard(call_sid: str) -> str:
+    """The shard (hash tag) of a call: its keys, its stream token, its listing index
+    entries and its live registry entry are all in that one slot, so every write of a
+    call is one ``MULTI`` or script on a Redis Cluster; 64 shards spread calls over the
+    cluster's nodes, and listings read the shards and merge them."""
+    return CALL_SHARD_TAGS[zlib.crc32(call_sid.encode("utf-8")) % CALL_SHARDS]
 
 
 def attempt_campaign(aid: str) -> str | None:
@@ -153,6 +179,8 @@ class Keys:
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         if not prefix:
             raise ValueError("the Redis key prefix must not be empty")
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the Redis key prefix may not contain { or } (hash tags)")
         self.prefix = prefix
 
     def __repr__(self) -> str:
@@ -161,28 +189,29 @@ class Keys:
     # --- calls ------------------------------------------------------------------------
 
     def call(self, call_sid: str) -> str:
-        """Hash with the call record."""
-        return f"{self.prefix}call:{call_sid}"
+        """Hash with the call record; every key of the call starts with this, and carries
+        its shard's hash tag (``call_shard``), as do the listing indexes it is in."""
+        return f"{self.prefix}call:{{{call_shard(call_sid)}}}:{call_sid}"
 
     def transcript(self, call_sid: str) -> str:
         """Stream of transcript lines."""
-        return f"{self.prefix}call:{call_sid}:transcript"
+        return f"{self.call(call_sid)}:transcript"
 
     def routing(self, call_sid: str) -> str:
         """Stream of routing decisions (flow chosen, transfers)."""
-        return f"{self.prefix}call:{call_sid}:routing"
+        return f"{self.call(call_sid)}:routing"
 
     def tools(self, call_sid: str) -> str:
         """Stream of tool invocations."""
-        return f"{self.prefix}call:{call_sid}:tools"
+        return f"{self.call(call_sid)}:tools"
 
     def status(self, call_sid: str) -> str:
         """Stream of status changes."""
-        return f"{self.prefix}call:{call_sid}:status"
+        return f"{self.call(call_sid)}:status"
 
     def events(self, call_sid: str) -> str:
         """Stream of call events beside the transcript (Realtime lost/reconnected, ...)."""
-        return f"{self.prefix}call:{call_sid}:events"
+        return f"{self.call(call_sid)}:events"
 
     def call_keys(self, call_sid: str) -> tuple[str, str, str, str, str, str]:
         """Every per-call key: record, transcript, routing, tools, status, events."""
@@ -195,24 +224,33 @@ class Keys:
             self.events(call_sid),
         )
 
-    @property
-    def calls_by_time(self) -> str:
-        """Sorted set of call SIDs scored by ``created_at_ms``."""
-        return f"{self.prefix}calls:by_time"
+    def calls_by_time(self, shard: str) -> str:
+        """Sorted set of one shard's call SIDs scored by ``created_at_ms`` (the listing
+        reads every shard of ``CALL_SHARD_TAGS`` and merges them)."""
+        return f"{self.prefix}calls:{{{shard}}}:by_time"
+
+    def calls_by_time_of(self, call_sid: str) -> str:
+        """The ``calls_by_time`` set ``call_sid`` is in."""
+        return self.calls_by_time(call_shard(call_sid))
 
     # --- media stream tokens ----------------------------------------------------------
 
     def token(self, token: str) -> str:
-        """One-time stream token → the call's context (JSON)."""
+        """One-time stream token → the call's context (JSON). A token starts with its
+        call's shard tag (``c12.…``: ``StreamTokens``) and is kept in that slot; one
+        without a valid tag gets an untagged name (and is never found)."""
+        tag = token.partition(".")[0]
+        if tag in CALL_SHARD_TAGS:
+            return f"{self.prefix}token:{{{tag}}}:{token}"
         return f"{self.prefix}token:{token}"
 
     def call_token(self, call_sid: str) -> str:
         """The one stream token issued for a call (marker against re-issue)."""
-        return f"{self.prefix}call:{call_sid}:token"
+        return f"{self.call(call_sid)}:token"
 
     def callback_order(self, call_sid: str) -> str:
         """Hash with the sequence number and time of the last applied status callback."""
-        return f"{self.prefix}call:{call_sid}:cbseq"
+        return f"{self.call(call_sid)}:cbseq"
 
     # --- audit trail ------------------------------------------------------------------
 
@@ -252,18 +290,14 @@ class Keys:
 
     # --- call list indexes ------------------------------------------------------------
 
-    def call_index(self, field: str, value: str) -> str:
-        """Sorted set of call SIDs (score ``created_at_ms``) whose ``field`` is ``value``.
+    def call_index(self, field: str, value: str, shard: str) -> str:
+        """Sorted set of one shard's call SIDs (score ``created_at_ms``) whose ``field``
+        is ``value`` (a call is in its own shard's sets: ``call_shard``).
 
         ``field`` is one of ``direction``, ``flow``, ``status``, ``campaign``, ``number``
         (for ``number`` pass ``phone_hash`` of the E.164 form, never the number).
         """
-        return f"{self.call_index_prefix}{field}:{value}"
-
-    @property
-    def call_index_prefix(self) -> str:
-        """``call_index(field, value)`` is this + ``f"{field}:{value}"`` (for Lua scripts)."""
-        return f"{self.prefix}calls:idx:"
+        return f"{self.prefix}calls:{{{shard}}}:idx:{field}:{value}"
 
     # --- admin API --------------------------------------------------------------------
 
@@ -298,22 +332,32 @@ class Keys:
 
     # --- live calls across instances --------------------------------------------------
 
-    @property
-    def live_calls(self) -> str:
-        """Sorted set of live call SIDs scored by their heartbeat deadline (epoch ms)."""
-        return f"{self.prefix}live:calls"
+    def live_calls(self, shard: str) -> str:
+        """Sorted set of one shard's live call SIDs scored by their heartbeat deadline
+        (epoch ms); the registry reads every shard of ``CALL_SHARD_TAGS``."""
+        return f"{self.prefix}live:{{{shard}}}:calls"
+
+    def live_calls_of(self, call_sid: str) -> str:
+        """The ``live_calls`` set ``call_sid`` is in."""
+        return self.live_calls(call_shard(call_sid))
 
     def live_call(self, call_sid: str) -> str:
         """Hash describing one live call and the instance that holds it."""
-        return f"{self.prefix}live:call:{call_sid}"
+        return f"{self.prefix}live:call:{{{call_shard(call_sid)}}}:{call_sid}"
 
     def control(self, instance: str) -> str:
-        """Pub/sub channel of operator commands for one instance (``"all"``: broadcast)."""
-        return f"{self.prefix}control:{instance}"
+        """Pub/sub channel of operator commands for one instance (``"all"``: broadcast);
+        hash-tagged, as sharded channels (``SPUBLISH``) are on a Cluster."""
+        return f"{self.prefix}control:{{{instance}}}"
 
     def control_reply(self, request_id: str) -> str:
         """Pub/sub channel carrying the answer to one command."""
-        return f"{self.prefix}control:reply:{request_id}"
+        return f"{self.control_reply_prefix}{request_id}}}"
+
+    @property
+    def control_reply_prefix(self) -> str:
+        """Every ``control_reply`` channel starts with this."""
+        return f"{self.prefix}control:reply:{{"
 
     # --- outbound campaigns (app/dialer) ----------------------------------------------
 

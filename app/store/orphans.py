@@ -1,11 +1,12 @@
 """Calls nobody will end: claiming dead registry entries and closing their records.
 
 The instance bridging a call ends its record (``status=ended``, ``end_reason``,
-``ended_at_ms``). When it dies its live-registry entries (``{p}live:calls``, scored by
-heartbeat deadline; ``app.admin.live``) stop being refreshed. ``claim_expired`` takes
-the entries whose deadline passed out of the registry, atomically, so each is claimed by
-one instance only; ``close_if_open`` then ends the record unless it had ended. The loop
-that runs them on every instance is ``app.admin.reaper.OrphanReaper``.
+``ended_at_ms``). When it dies its live-registry entries (``Keys.live_calls``, one set
+per shard, scored by heartbeat deadline; ``app.admin.live``) stop being refreshed.
+``claim_expired`` takes the entries whose deadline passed out of the registry,
+atomically, so each is claimed by one instance only; ``close_if_open`` then ends the
+record unless it had ended. The loop that runs them on every instance is
+``app.admin.reaper.OrphanReaper``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from redis.exceptions import RedisError
 
 from app.errors import StoreError
 from app.store.calls import CallStore
+from app.store.keys import CALL_SHARD_TAGS, call_shard
 
-#: Claim registry entries whose heartbeat deadline passed. KEYS[1] the live calls zset.
+#: Claim registry entries whose heartbeat deadline passed. KEYS[1] a shard's live calls.
 #: ARGV[1] cutoff (epoch ms: members scored below it), ARGV[2] most to claim.
 #: Returns the claimed call SIDs (removed from the zset).
 _CLAIM_LUA = """
@@ -24,18 +26,22 @@ for _, sid in ipairs(sids) do redis.call('ZREM', KEYS[1], sid) end
 return sids
 """
 
-#: Close a call left open by an instance that died, unless it has ended. KEYS[1] call hash.
-#: ARGV[1] call_sid, ARGV[2] index prefix, ARGV[3] retention_s, ARGV[4] oldest_ms (index
-#: trim bound), ARGV[5] end_reason, ARGV[6] ended_at_ms. A reason the call already has is
-#: kept. Returns 1 closed, 0 it had ended, -1 no such call (nothing written).
+#: Close a call left open by an instance that died, unless it has ended. KEYS[1] call hash,
+#: KEYS[2] the status index of ARGV[7] (KEYS[1] for none), KEYS[3] the ``status:ended``
+#: index (all in the call's shard). ARGV[1] call_sid, ARGV[2] (unused), ARGV[3]
+#: retention_s, ARGV[4] oldest_ms (index trim bound), ARGV[5] end_reason, ARGV[6]
+#: ended_at_ms, ARGV[7] the status read just before ("" none). A reason the call already
+#: has is kept. Returns 1 closed, 0 it had ended, -1 no such call (nothing written), -2 the
+#: status changed since it was read (nothing written).
 _CLOSE_LUA = """
 local created = redis.call('HGET', KEYS[1], 'created_at_ms')
 if not created then return -1 end
 if redis.call('HEXISTS', KEYS[1], 'ended_at_ms') == 1 then return 0 end
 local old = redis.call('HGET', KEYS[1], 'status')
 if old == 'ended' then return 0 end
-if old then redis.call('ZREM', ARGV[2] .. 'status:' .. old, ARGV[1]) end
-local k = ARGV[2] .. 'status:ended'
+if (old or '') ~= ARGV[7] then return -2 end
+if old then redis.call('ZREM', KEYS[2], ARGV[1]) end
+local k = KEYS[3]
 redis.call('ZADD', k, created, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[4])
 redis.call('EXPIRE', k, ARGV[3])
@@ -52,27 +58,41 @@ INSTANCE_LOST = "instance lost"
 async def claim_expired(store: CallStore, *, cutoff_ms: int, limit: int) -> list[str]:
     """Take up to ``limit`` live-registry entries whose heartbeat deadline is before
     ``cutoff_ms`` (epoch ms) out of the registry; returns their call SIDs (each SID is
-    returned to one caller only). Raises ``StoreError``."""
+    returned to one caller only), shard after shard. Raises ``StoreError``."""
+    claimed: list[str] = []
     try:
-        sids = await store.redis.eval(
-            _CLAIM_LUA, 1, store.keys.live_calls, cutoff_ms, max(1, limit)
-        )
+        for shard in CALL_SHARD_TAGS:
+            if len(claimed) >= limit:
+                break
+            sids = await store.redis.eval(
+                _CLAIM_LUA, 1, store.keys.live_calls(shard), cutoff_ms, limit - len(claimed)
+            )
+            claimed += [str(s) for s in sids]
     except RedisError as exc:
         raise StoreError(f"claiming expired live calls failed: {exc}") from exc
-    return [str(s) for s in sids]
+    return claimed
 
 
 async def stale_in_progress(store: CallStore, *, created_before_ms: int, limit: int) -> list[str]:
     """Up to ``limit`` SIDs of calls listed ``status=in-progress`` and created before
-    ``created_before_ms`` (epoch ms), oldest first. Raises ``StoreError``."""
-    key = store.keys.call_index("status", "in-progress")
+    ``created_before_ms`` (epoch ms), oldest first (every shard's index, merged). Raises
+    ``StoreError``."""
     try:
-        sids = await store.redis.zrangebyscore(
-            key, "-inf", f"({created_before_ms}", start=0, num=max(1, limit)
-        )
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for shard in CALL_SHARD_TAGS:
+                pipe.zrangebyscore(
+                    store.keys.call_index("status", "in-progress", shard),
+                    "-inf",
+                    f"({created_before_ms}",
+                    start=0,
+                    num=max(1, limit),
+                    withscores=True,
+                )
+            shards = await pipe.execute()
     except RedisError as exc:
         raise StoreError(f"listing in-progress calls failed: {exc}") from exc
-    return [str(s) for s in sids]
+    found = sorted((score, str(sid)) for rows in shards for sid, score in rows)
+    return [sid for _, sid in found[: max(1, limit)]]
 
 
 async def close_if_open(
@@ -82,16 +102,32 @@ async def close_if_open(
     and ``end_reason`` (unless the record has one), moved to the ``status:ended`` listing
     index, atomically. Returns 1 closed, 0 it had already ended, -1 no such call (nothing
     written). Raises ``StoreError``."""
-    args: list[str | int] = [
-        call_sid,
-        store.keys.call_index_prefix,
-        store.retention_s,
-        ended_at_ms - store.retention_s * 1000,
-        end_reason,
-        ended_at_ms,
-    ]
+    keys, shard = store.keys, call_shard(call_sid)
+    record = keys.call(call_sid)
     try:
-        result = await store.redis.eval(_CLOSE_LUA, 1, store.keys.call(call_sid), *args)
+        for _ in range(5):  # again if the status changed between the read and the script
+            old = str(await store.redis.hget(record, "status") or "")
+            args: list[str | int] = [
+                call_sid,
+                "",
+                store.retention_s,
+                ended_at_ms - store.retention_s * 1000,
+                end_reason,
+                ended_at_ms,
+                old,
+            ]
+            result = int(
+                await store.redis.eval(
+                    _CLOSE_LUA,
+                    3,
+                    record,
+                    keys.call_index("status", old, shard) if old else record,
+                    keys.call_index("status", "ended", shard),
+                    *args,
+                )
+            )
+            if result != -2:
+                return result
     except RedisError as exc:
         raise StoreError(f"closing call {call_sid} failed: {exc}") from exc
-    return int(result)
+    raise StoreError(f"closing call {call_sid}: its status kept changing")

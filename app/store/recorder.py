@@ -44,7 +44,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from app import metrics
 from app.errors import StoreError
-from app.store.calls import INDEXED_FIELDS, CallStore, index_keys
+from app.store.calls import CallStore, index_keys
 from app.store.entries import (
     FORBIDDEN_FIELDS,
     USAGE_FIELDS,
@@ -99,44 +99,6 @@ id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id, unpack(ARGV, 5))
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {'ok', id}
-"""
-
-#: Set/delete call hash fields, moving the call between listing indexes. KEYS[1] call
-#: hash. ARGV[1] call_sid, ARGV[2] index prefix, ARGV[3] retention_s, ARGV[4] oldest_ms
-#: (index trim bound), ARGV[5] n fields to set, ARGV[6] d fields to delete, ARGV[7] r
-#: indexed fields, ARGV[8..] n field/value pairs, d field names, r field/value pairs
-#: ("" = not indexed). Returns "ok", or "lost" (no call record; nothing written).
-_UPDATE_LUA = """
-local created = redis.call('HGET', KEYS[1], 'created_at_ms')
-if not created then return 'lost' end
-local n, d, r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local i = 8
-local sets, dels = {}, {}
-for _ = 1, n do
-  sets[#sets + 1] = ARGV[i]
-  sets[#sets + 1] = ARGV[i + 1]
-  i = i + 2
-end
-for _ = 1, d do
-  dels[#dels + 1] = ARGV[i]
-  i = i + 1
-end
-for _ = 1, r do
-  local f, v = ARGV[i], ARGV[i + 1]
-  i = i + 2
-  local old = redis.call('HGET', KEYS[1], f)
-  if old and old ~= v then redis.call('ZREM', ARGV[2] .. f .. ':' .. old, ARGV[1]) end
-  if v ~= '' then
-    local k = ARGV[2] .. f .. ':' .. v
-    redis.call('ZADD', k, created, ARGV[1])
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[4])
-    redis.call('EXPIRE', k, ARGV[3])
-  end
-end
-if #sets > 0 then redis.call('HSET', KEYS[1], unpack(sets)) end
-if #dels > 0 then redis.call('HDEL', KEYS[1], unpack(dels)) end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 'ok'
 """
 
 
@@ -257,7 +219,6 @@ class CallRecorder:
         self._created_ms = clock_ms()
         redis = store.redis
         self._append_script = redis.register_script(_APPEND_LUA)
-        self._update_script = redis.register_script(_UPDATE_LUA)
 
     # --- op builders (no I/O, never raise) --------------------------------------------------
 
@@ -412,29 +373,11 @@ class CallRecorder:
     async def _write_fields(
         self, name: str, to_set: Mapping[str, str | int | float], to_del: tuple[str, ...]
     ) -> str:
-        store, sid = self.store, self.call_sid
-        reindex: list[Any] = []
-        for field in INDEXED_FIELDS:
-            if field in to_set or field in to_del:
-                value = str(to_set[field]) if field in to_set else ""
-                reindex += [field, value if len(value) <= _MAX_INDEX_VALUE else ""]
-        args: list[Any] = [
-            sid,
-            store.keys.call_index_prefix,
-            store.retention_s,
-            self.clock_ms() - store.retention_s * 1000,
-            len(to_set),
-            len(to_del),
-            len(reindex) // 2,
-        ]
-        for field, stored in to_set.items():
-            args += [field, stored]
-        args += [*to_del, *reindex]
-        try:
-            result = await self._update_script(keys=[store.keys.call(sid)], args=args)
-        except RedisError as exc:
-            raise StoreError(f"{name} failed: {exc}") from exc
-        return str(result)
+        # One script in the call's slot (every key declared: CallStore.write_fields);
+        # "lost" when the record is gone.
+        return await self.store.write_fields(
+            name, self.call_sid, to_set, to_del, only_existing=True
+        )
 
     async def _load(self) -> None:
         keys, sid, redis = self.store.keys, self.call_sid, self.store.redis
@@ -609,7 +552,7 @@ class CallRecorder:
         async with store.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.call(sid), mapping=fields)  # type: ignore[arg-type]
             pipe.expire(keys.call(sid), store.retention_s)
-            pipe.zadd(keys.calls_by_time, {sid: created})
+            pipe.zadd(keys.calls_by_time_of(sid), {sid: created})
             for index in indexes:
                 pipe.zadd(index, {sid: created})
                 pipe.expire(index, store.retention_s)

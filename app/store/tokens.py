@@ -19,19 +19,23 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.errors import StoreError
-from app.store.keys import Keys
+from app.store.keys import Keys, call_shard
 
 #: Longest token accepted for redemption (characters); issued ones are 32.
 MAX_TOKEN_CHARS = 128
 
 #: Issue at most one token per call. KEYS[1] the call's token marker, KEYS[2] the new
-#: token's key. ARGV: token, context JSON, token TTL (s), marker TTL (s), token key
-#: prefix. Returns {token, context, fresh (1/0)}; {"", "", 0} when the call's token was
-#: already redeemed or has expired.
+#: token's key, KEYS[3] the key of the token the marker held when read just before (or
+#: KEYS[2]); all in the call's slot (a token starts with its call's shard tag). ARGV:
+#: token, context JSON, token TTL (s), marker TTL (s), the marker as read ("" none).
+#: Returns {token, context, fresh (1/0)}; {"", "", 0} when the call's token was already
+#: redeemed or has expired; fresh -1: a token collision, or the marker changed since it
+#: was read (try again).
 _ISSUE_LUA = """
 local existing = redis.call('GET', KEYS[1])
+if (existing or '') ~= ARGV[5] then return {'', '', -1} end
 if existing then
-  local ctx = redis.call('GET', ARGV[5] .. existing)
+  local ctx = redis.call('GET', KEYS[3])
   if ctx then return {existing, ctx, 0} end
   return {'', '', 0}
 end
@@ -103,11 +107,12 @@ class IssuedToken:
 class StreamTokens:
     """Issue and redeem the one-time token binding a media stream to its call.
 
-    Keys: ``{p}token:{token}`` → the ``StreamContext`` as JSON, TTL ``ttl_s`` (deleted
-    on redemption); ``{p}call:{call_sid}:token`` → the token, kept ``marker_ttl_s`` so
-    the call never gets a second one. The context holds the raw numbers the tools need
-    (the CRM looks the caller up) for at most the token's lifetime. Every method raises
-    ``StoreError`` when Redis fails.
+    Keys: ``Keys.token(token)`` → the ``StreamContext`` as JSON, TTL ``ttl_s`` (deleted
+    on redemption); ``Keys.call_token(call_sid)`` → the token, kept ``marker_ttl_s`` so
+    the call never gets a second one. A token starts with its call's shard tag
+    (``c12.…``), so both keys are in the call's slot. The context holds the raw numbers
+    the tools need (the CRM looks the caller up) for at most the token's lifetime.
+    Every method raises ``StoreError`` when Redis fails.
     """
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, *, marker_ttl_s: int = 86400) -> None:
@@ -119,7 +124,8 @@ class StreamTokens:
         self._issue = redis.register_script(_ISSUE_LUA)
 
     async def issue(self, context: StreamContext, ttl_s: int) -> IssuedToken | None:
-        """The call's token: a new URL-safe one (32 chars, 192 bits) valid ``ttl_s``
+        """The call's token: a new URL-safe one (its call's shard tag, ``.``, 32 chars:
+        192 random bits) valid ``ttl_s``
         seconds, or the one already issued while it is unredeemed and unexpired
         (``fresh=False``, with the context stored the first time). None once the call's
         token was redeemed or expired: the call never gets another."""
@@ -127,21 +133,17 @@ class StreamTokens:
             raise ValueError("ttl_s must be at least 1 second")
         marker = self.keys.call_token(context.call_sid)
         payload = context.dumps()
+        shard = call_shard(context.call_sid)
         try:
-            for _ in range(3):
-                token = secrets.token_urlsafe(24)
+            for _ in range(5):
+                token = f"{shard}.{secrets.token_urlsafe(24)}"
+                seen = str(await self.redis.get(marker) or "")
                 got, ctx, fresh = await self._issue(
-                    keys=[marker, self.keys.token(token)],
-                    args=[
-                        token,
-                        payload,
-                        ttl_s,
-                        max(ttl_s, self.marker_ttl_s),
-                        self.keys.token(""),
-                    ],
+                    keys=[marker, self.keys.token(token), self.keys.token(seen or token)],
+                    args=[token, payload, ttl_s, max(ttl_s, self.marker_ttl_s), seen],
                 )
                 if int(fresh) == -1:
-                    continue  # a token collision (2^-192): draw again
+                    continue  # a collision (2^-192), or a concurrent issue: again
                 if not got:
                     return None
                 return IssuedToken(str(got), StreamContext.loads(ctx), bool(int(fresh)))

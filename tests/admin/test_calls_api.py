@@ -230,7 +230,7 @@ async def test_backfill_indexes_old_calls(admin: AdminStack) -> None:
     store = admin.stack.store
     made = await seed(store, 10)
     keys, redis = store.keys, store.redis
-    await redis.delete(*[k async for k in redis.scan_iter(match=keys.call_index("*", "*"))])
+    await redis.delete(*[k async for k in redis.scan_iter(match=keys.call_index("*", "*", "*"))])
     assert await pages(admin, {"flow": "sales"}) == [[]]
     assert await store.backfill_indexes(batch=3) == 10
     assert await store.backfill_indexes() == 10  # idempotent

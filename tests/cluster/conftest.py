@@ -24,7 +24,9 @@ import redis
 import redis.asyncio as aioredis
 
 from app.store.redis import create_redis
+from tests.admin.conftest import make_admin  # noqa: F401  (admin stacks, on the cluster)
 from tests.dialer.conftest import make_rig, rig  # noqa: F401  (the rig, on the cluster)
+from tests.e2e.conftest import make_stack  # noqa: F401
 
 MASTERS = 3
 START_TIMEOUT_S = 30.0

@@ -24,6 +24,7 @@ from app.migrate import migrate
 from app.settings import Settings
 from app.store.calls import CallStore
 from app.store.keys import Keys
+from app.store.redis import create_redis
 from switchboard_engine import EngineServer, Scenario
 from switchboard_sim.carrier import CarrierSimulator
 from switchboard_sim.rest import TwilioRestFake
@@ -82,7 +83,7 @@ async def make_stack(
         of the shared one, for tests that stall or restart it."""
         redis = redis_client
         if redis_url is not None:
-            redis = aioredis.from_url(redis_url, decode_responses=True)
+            redis = create_redis(redis_url)  # any URL the service takes (Cluster too)
             stops.append(redis.aclose)
         engine = EngineServer(scenario or Scenario.load(), pace=engine_pace)
         await engine.start()

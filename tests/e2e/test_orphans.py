@@ -16,13 +16,14 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from app.admin.live import live_calls
 from app.admin.reaper import OrphanReaper
+from app.store.keys import CALL_SHARD_TAGS
 from switchboard_sim.calls import CallScript
 from switchboard_sim.carrier import CarrierSimulator
 from tests.conftest import REDIS_URL
@@ -101,10 +102,7 @@ async def test_calls_of_a_killed_instance_are_closed_by_another(
             calls.append(asyncio.create_task(sim.place_inbound_call(script)))
 
         async def live() -> list[str]:
-            sids: list[str] = await redis.zrangebyscore(
-                keys.live_calls, int(time.time() * 1000), "+inf"
-            )
-            return sids
+            return [c.call_sid for c in await live_calls(redis, keys)]  # every shard
 
         async def three_live_in_progress() -> bool:
             sids = await live()
@@ -117,7 +115,7 @@ async def test_calls_of_a_killed_instance_are_closed_by_another(
         sids = await live()
         holders = {(await redis.hgetall(keys.live_call(sid)))["instance"] for sid in sids}
         assert len(holders) == 1 and holders != {stack.app.state.admin.instance}
-        deadlines = dict(await redis.zrange(keys.live_calls, 0, -1, withscores=True))
+        deadlines = {sid: await redis.zscore(keys.live_calls_of(sid), sid) for sid in sids}
         assert survivor.closed == 0
 
         victim.send_signal(signal.SIGKILL)  # no drain, no last writes: the calls are orphans
@@ -135,7 +133,7 @@ async def test_calls_of_a_killed_instance_are_closed_by_another(
             # Not before its registry entry expired (the victim's last heartbeat + 3 beats).
             assert record["ended_at_ms"] >= deadlines[sid]
         assert survivor.closed == 3  # each closed once, by the survivor
-        assert await redis.zcard(keys.live_calls) == 0
+        assert sum([await redis.zcard(keys.live_calls(s)) for s in CALL_SHARD_TAGS]) == 0
         found, _ = await stack.store.query_calls(filters={"status": "in-progress"})
         assert found == []
         for task in calls:  # the carrier saw the media streams drop

@@ -238,7 +238,7 @@ async def test_by_time_trims_beyond_retention(
 ) -> None:
     await _create(store, "OLD", created_at_ms=1_000)
     await _create(store, "NEW", created_at_ms=1_000 + RETENTION_S * 1000 + 1)
-    assert await redis_client.zrange(keys.calls_by_time, 0, -1) == ["NEW"]
+    assert await redis_client.zrange(keys.calls_by_time_of("NEW"), 0, -1) == ["NEW"]
 
 
 async def test_non_e164_caller_is_hashed_not_stored(store: CallStore) -> None:

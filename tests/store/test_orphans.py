@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.store.calls import CallStore
-from app.store.keys import Keys
+from app.store.keys import CALL_SHARD_TAGS, Keys
 from app.store.orphans import claim_expired, close_if_open, stale_in_progress
 
 
@@ -37,7 +37,8 @@ async def _call(store: CallStore, sid: str, created_ms: int, status: str = "in-p
 async def test_each_expired_entry_is_claimed_by_one_claimer(store: CallStore) -> None:
     now = _now()
     expired = {f"CA{n:032d}": now - 1000 - n for n in range(60)}
-    await store.redis.zadd(store.keys.live_calls, {**expired, "CAlive": now + 5000})
+    for sid, deadline in {**expired, "CAlive": now + 5000}.items():  # each in its shard
+        await store.redis.zadd(store.keys.live_calls_of(sid), {sid: deadline})
     claims = await asyncio.gather(
         *(claim_expired(store, cutoff_ms=now, limit=25) for _ in range(8))
     )
@@ -45,7 +46,8 @@ async def test_each_expired_entry_is_claimed_by_one_claimer(store: CallStore) ->
     assert len(claimed) == len(set(claimed))  # nobody claimed an entry twice
     rest = await claim_expired(store, cutoff_ms=now, limit=100)
     assert sorted(claimed + rest) == sorted(expired)
-    assert await store.redis.zrange(store.keys.live_calls, 0, -1) == ["CAlive"]
+    left = [await store.redis.zrange(store.keys.live_calls(s), 0, -1) for s in CALL_SHARD_TAGS]
+    assert [sid for found in left for sid in found] == ["CAlive"]
 
 
 async def test_close_if_open_ends_an_open_call_once(store: CallStore) -> None:

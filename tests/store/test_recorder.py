@@ -259,7 +259,7 @@ async def test_keys_lost_by_hand_are_written_again(
     await _settled(call)
     assert [t["text"] for t in await store.transcript(SID)] == call.lines
     await redis_client.delete(keys.call(SID), keys.tools(SID), keys.routing(SID))
-    await redis_client.zrem(keys.calls_by_time, SID)
+    await redis_client.zrem(keys.calls_by_time_of(SID), SID)
     call.turn()
     await _end(call)
     assert call.rec.restores == 2 and call.writer.retried == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from app.store.keys import Keys
+from app.store.keys import Keys, call_shard
 from app.store.tokens import StreamContext, StreamTokens
 
 
@@ -26,7 +26,9 @@ async def test_token_is_one_time_and_carries_the_context(
     keys = Keys(redis_prefix)
     tokens = StreamTokens(redis_client, keys)
     issued = await tokens.issue(_ctx(), ttl_s=30)
-    assert issued is not None and issued.fresh and len(issued.token) == 32
+    assert issued is not None and issued.fresh
+    shard, _, secret = issued.token.partition(".")
+    assert shard == call_shard("CA1") and len(secret) == 32  # the call's slot, 192 bits
     assert 25 <= await redis_client.ttl(keys.token(issued.token)) <= 30
     assert await tokens.redeem(issued.token, "CA1") == _ctx()
     assert await tokens.redeem(issued.token, "CA1") is None
