@@ -14,6 +14,7 @@ import typer
 from app.cli_support import make_typer, settings_or_exit
 from app.dialer.cli import campaign_app
 from app.dialer.cli import dialer as _dialer_command
+from app.webhooks.cli import webhooks_app
 
 cli = make_typer(
     "switchboard",
@@ -560,6 +561,7 @@ def keys_revoke(
 # Outbound campaigns (app/dialer/cli.py): `switchboard dialer`, `switchboard campaign …`.
 cli.command("dialer")(_dialer_command)
 cli.add_typer(campaign_app, name="campaign")
+cli.add_typer(webhooks_app, name="webhooks")
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

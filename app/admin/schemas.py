@@ -315,3 +315,86 @@ class KeyCreated(BaseModel):
 
     key: KeyOut
     secret: str = Field(description="The whole key, `sbk_<key_id>_<secret>`: store it now")
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+_EVENTS_DOC = (
+    "Event types to send: call.started, call.ended, call.analyzed, transfer.completed,"
+    " campaign.contact_finished, campaign.finished; or ['*'] for all"
+)
+
+
+class WebhookOut(BaseModel):
+    """A webhook subscription (its secret only as a hint)."""
+
+    id: str = Field(description="wh_<12 hex>")
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    secret_hint: str = Field(description="The secret's last characters, to tell secrets apart")
+    created_at_ms: int
+    updated_at_ms: int
+
+
+class WebhookPage(Page[WebhookOut]):
+    """Webhook subscriptions, newest first."""
+
+
+class WebhookCreate(BaseModel):
+    url: str = Field(
+        min_length=8,
+        max_length=2048,
+        description="http(s) URL receiving POSTs; production allows public addresses only",
+        examples=["https://crm.example.com/hooks/switchboard"],
+    )
+    events: list[str] = Field(
+        min_length=1, max_length=20, description=_EVENTS_DOC, examples=[["call.ended"]]
+    )
+    description: str = Field("", max_length=200)
+    enabled: bool = True
+
+
+class WebhookUpdate(BaseModel):
+    """Only the fields given change; ``rotate_secret`` makes a new secret (shown once)."""
+
+    url: str | None = Field(None, min_length=8, max_length=2048)
+    events: list[str] | None = Field(None, min_length=1, max_length=20, description=_EVENTS_DOC)
+    description: str | None = Field(None, max_length=200)
+    enabled: bool | None = None
+    rotate_secret: bool = False
+
+
+class WebhookCreated(BaseModel):
+    """A subscription with its signing secret, shown this once (and after a rotation)."""
+
+    webhook: WebhookOut
+    secret: str | None = Field(
+        description="HMAC-SHA256 key of Switchboard-Signature (whsec_…); null unless new"
+    )
+
+
+class DeliveryOut(BaseModel):
+    """One delivery attempt. ``outcome``: delivered (2xx), retry (failed, another attempt
+    at ``next_at_ms``), dead (given up after the retry window, or the destination was
+    refused)."""
+
+    id: str = Field(description="Log entry id")
+    at_ms: int
+    event_id: str
+    type: str
+    attempt: int
+    outcome: Literal["delivered", "retry", "dead", "skipped"] | str
+    status: int = Field(description="The receiver's HTTP status (0: no answer)")
+    error: str
+    duration_ms: float
+    next_at_ms: int | None
+
+
+class DeliveryPage(Page[DeliveryOut]):
+    """A subscription's delivery attempts, newest first."""
+
+
+class PingResult(BaseModel):
+    event_id: str = Field(description="Id of the webhook.ping event queued for delivery")

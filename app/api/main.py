@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from app.admin.reaper import OrphanReaper
 from app.admin.service import Admin
 from app.api import docs, errors, security
+from app.api.background import Background
 from app.api.routes import (
     admin_audit,
     admin_calls,
@@ -32,6 +33,7 @@ from app.api.routes import (
     admin_flows,
     admin_keys,
     admin_live,
+    admin_webhooks,
     health,
     twilio,
 )
@@ -64,12 +66,16 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         reaper = OrphanReaper(services, admin.instance)  # closes dead instances' calls
         app.state.reaper = reaper
         reaper.start()
+        background = Background.build(services, admin.instance)
+        app.state.background = background
+        background.start()
         media_server: MediaServer | None = None
         if media is not None:
             media_server = MediaServer(services)
             try:
                 await media_server.start(media)
             except OSError:
+                await background.stop()
                 await reaper.stop()
                 await admin.stop()
                 await services.close()
@@ -113,6 +119,7 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
             await services.drain(drain.started_at)
             if media_server is not None:
                 await media_server.close()
+            await background.stop()
             await reaper.stop()
             await admin.stop()
             await services.close()
@@ -140,6 +147,7 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         admin_keys,
         admin_campaigns,
         admin_audit,
+        admin_webhooks,
     ):
         app.include_router(router.router)
     app.include_router(web.router, include_in_schema=False)

@@ -1,22 +1,21 @@
-"""Cursor paging for listings kept in sorted sets, and the shared query parameters.
+"""Cursor paging for listings kept in sorted sets and streams, and the shared query parameters.
 
 Every list endpoint answers ``Page`` (``{"items", "next_cursor"}``, ``app.admin.schemas``)
-and takes ``cursor`` (a ``next_cursor`` it gave out) and ``limit``. ``zset_page`` pages a
-sorted set by ``(score, member)`` positions (``app.admin.cursor``), so a page never
-repeats or skips an entry while others are added or removed.
+and takes ``cursor`` (a ``next_cursor`` it gave out) and ``limit``; the pages come from
+``app.store.paging`` (positions that never repeat or skip an entry while others are added
+or removed), a bad cursor is 422 ``invalid_cursor``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import redis.asyncio as aioredis
 from fastapi import Query
-from redis.exceptions import RedisError
 
-from app.admin.cursor import decode_cursor, encode_cursor
+from app.admin.cursor import decode_cursor
 from app.api.errors import ApiError
-from app.errors import StoreError
+from app.store import paging
 
 #: The ``cursor`` query parameter of every listing.
 CursorParam = Annotated[
@@ -50,38 +49,21 @@ async def zset_page(
     limit: int,
     newest_first: bool = True,
 ) -> tuple[list[tuple[str, int]], str | None]:
-    """``([(member, score), …], next_cursor)`` of one page of the sorted set ``key``
-    (scores are integers, e.g. epoch ms), by descending score (``newest_first``) or
-    ascending. Ties go by member in the same direction. Raises ``ApiError`` 422 for a
-    bad cursor and ``StoreError`` when Redis fails."""
-    after = parse_cursor(cursor)
-    rows: list[tuple[str, int]] = []
-    offset = 0
+    """``app.store.paging.zset_page``, a bad cursor answered 422 ``invalid_cursor``.
+    Raises ``ApiError`` and ``StoreError``."""
     try:
-        while len(rows) <= limit:
-            if newest_first:
-                top = str(after[0]) if after else "+inf"
-                batch: list[Any] = await redis.zrevrangebyscore(
-                    key, top, "-inf", start=offset, num=limit + 1, withscores=True
-                )
-            else:
-                bottom = str(after[0]) if after else "-inf"
-                batch = await redis.zrangebyscore(
-                    key, bottom, "+inf", start=offset, num=limit + 1, withscores=True
-                )
-            if not batch:
-                break
-            offset += len(batch)
-            for member, score in batch:
-                value = int(score)
-                if after and value == after[0]:
-                    if newest_first and member >= after[1]:
-                        continue  # covered by an earlier page
-                    if not newest_first and member <= after[1]:
-                        continue
-                rows.append((str(member), value))
-    except RedisError as exc:
-        raise StoreError(f"listing {key} failed: {exc}") from exc
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1][1], page[-1][0]) if len(rows) > limit and page else None
-    return page, next_cursor
+        return await paging.zset_page(
+            redis, key, cursor=cursor, limit=limit, newest_first=newest_first
+        )
+    except ValueError as exc:
+        raise invalid_cursor(exc) from None
+
+
+async def stream_page(
+    redis: aioredis.Redis, key: str, *, cursor: str | None, limit: int
+) -> tuple[list[tuple[str, dict[str, str]]], str | None]:
+    """``app.store.paging.stream_page``, a bad cursor answered 422 ``invalid_cursor``."""
+    try:
+        return await paging.stream_page(redis, key, cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise invalid_cursor(exc) from None

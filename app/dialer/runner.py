@@ -212,7 +212,9 @@ class Dialer:
                 wake = _earliest(wake, await self._fill(campaign, now))
                 if end is not None:
                     wake = _earliest(wake, end)
-        await self.store.complete_if_done(cid, now)
+        status = await self.store.complete_if_done(cid, now)
+        if status in ("completed", "cancelled"):
+            await self.campaigns.campaign_finished(cid, status)
         return wake
 
     async def _fill(self, campaign: StoredCampaign, now: int) -> int | None:

@@ -14,6 +14,7 @@ from app.dialer.placer import CallPlacer
 from app.dialer.runner import Dialer, DialerConfig
 from app.dialer.service import Campaigns, DialerUrls
 from app.dialer.store import CampaignStore
+from app.events import EventBus
 from app.settings import Settings
 from app.store.keys import Keys
 from flows import FlowCatalog
@@ -81,6 +82,7 @@ class DialerRuntime:
             urls=urls,
             flows=flows,
             max_import_rows=settings.dialer_max_import_rows,
+            events=EventBus.from_settings(redis, settings),
         )
         return cls(settings, redis, keys, store, campaigns, placer, CampaignOutcomes(store, clock))
 

@@ -33,7 +33,14 @@ from app.dialer.placer import CallPlacer
 from app.dialer.policy import carrier_outcome, decide
 from app.dialer.store import CampaignStore, NewContact, StoredCampaign
 from app.dialer.window import next_open
-from app.errors import CampaignNotFound, CampaignStateError, ContactFileError, DialFailed
+from app.errors import (
+    CampaignNotFound,
+    CampaignStateError,
+    ContactFileError,
+    DialFailed,
+    StoreError,
+)
+from app.events import EventBus
 from app.phone import mask, normalize
 from flows import FlowCatalog
 from flows.variables import fill, flow_placeholders, placeholders
@@ -115,8 +122,11 @@ class Campaigns:
         urls: DialerUrls,
         flows: Callable[[], FlowCatalog] | None = None,
         max_import_rows: int = 100_000,
+        events: EventBus | None = None,
     ) -> None:
         self.store = store
+        #: Where ``campaign.contact_finished`` and ``campaign.finished`` go (``app.events``).
+        self.events = events
         self.clock = clock
         self.placer = placer
         self.urls = urls
@@ -487,7 +497,47 @@ class Campaigns:
                 outcome.value,
                 decision.final.value if decision.final else f"retry at {decision.retry_at_ms}",
             )
+            if decision.final is not None:
+                await self._contact_finished(cid, n, contact, decision.final.value, decision.reason)
         return done
+
+    async def _contact_finished(
+        self, cid: str, n: str, contact: dict[str, str], outcome: str, reason: str
+    ) -> None:
+        """Emit ``campaign.contact_finished`` (once per contact; a failure is logged)."""
+        if self.events is None:
+            return
+        data = {
+            "campaign_id": cid,
+            "contact_id": n,
+            "outcome": outcome,
+            "reason": reason,
+            "attempts": int(contact.get("attempts") or 0),
+            "phone_masked": contact.get("phone_masked", ""),
+        }
+        try:
+            await self.events.emit_once("campaign.contact_finished", f"{cid}:{n}", data)
+        except StoreError as exc:
+            log.error("campaign.contact_finished for %s/%s not sent: %s", cid, n, exc)
+
+    async def campaign_finished(self, cid: str, status: str) -> None:
+        """Emit ``campaign.finished`` (once per campaign; a failure is logged)."""
+        if self.events is None:
+            return
+        try:
+            campaign = await self.store.get(cid)
+            stats = await self.stats(cid)
+            data = {
+                "campaign_id": cid,
+                "name": campaign.spec.name,
+                "status": status,
+                "contacts": stats.get("contacts", 0),
+                "attempts": stats.get("attempts", 0),
+                "outcomes": stats.get("outcomes", {}),
+            }
+            await self.events.emit_once("campaign.finished", cid, data)
+        except (StoreError, CampaignNotFound) as exc:
+            log.error("campaign.finished for %s not sent: %s", cid, exc)
 
 
 def _variables(contact: dict[str, str]) -> dict[str, str]:

@@ -24,6 +24,7 @@ from app.carrier.twiml import connect_stream, hangup_twiml, valid_stream_upgrade
 from app.deps import Services
 from app.dialer.runtime import runtime_of
 from app.errors import DialerError, StoreError
+from app.events import call_event
 from app.phone import is_e164, mask, normalize
 from app.store.tokens import IssuedToken, StreamContext
 from flows import RoutingDecision
@@ -349,6 +350,26 @@ async def _record_status(
         log.error("status callback: store unavailable: %s", exc)
         raise HTTPException(503, "storage unavailable") from None
     metrics.WEBHOOKS.labels("status", "ok").inc()
+    if status in _FINAL_STATUSES:
+        await _ended_without_stream(services, call_sid, status)
+
+
+#: Call statuses after which nothing more happens on the call.
+_FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+
+
+async def _ended_without_stream(services: Services, call_sid: str, status: str) -> None:
+    """``call.ended`` for a call that ended without a media stream (busy, no answer, an
+    outbound call hung up before its stream opened): no bridge ran, so none will send
+    it. A call whose stream token was redeemed has its bridge send it (with the end
+    reason)."""
+    try:
+        issued = await services.redis.exists(services.keys.call_token(call_sid))
+        if issued and await services.tokens.pending(call_sid) is None:
+            return  # the stream token was redeemed: the call's bridge reports its end
+        await call_event(services, "call.ended", call_sid, reason=status, outcome="no_stream")
+    except StoreError as exc:
+        log.error("call.ended event for %s not sent: %s", call_sid, exc)
 
 
 @router.websocket("/media")
