@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from redis.exceptions import RedisError
+
 from app import metrics
 from app.admin.live import BEATS_TO_EXPIRE, live_sids
 from app.errors import StoreError
@@ -86,7 +88,7 @@ class OrphanReaper:
         while True:
             try:
                 await self.reap()
-            except StoreError as exc:
+            except (StoreError, RedisError, OSError) as exc:
                 self._healthy_since = None
                 log.warning("orphan reaper: Redis unavailable: %s", exc)
             except Exception:
