@@ -85,6 +85,29 @@ def _worker_app() -> Any:
     return _freeze_after_startup(create_app(settings, _media_bind(settings, settings.host, True)))
 
 
+def _shared_metrics_dir() -> Any:
+    """``serve --workers N``: the workers' Prometheus samples go to one directory
+    (``app.metrics``: multiprocess mode), so a scrape is right whatever worker answers.
+    ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied first), else a fresh temporary one.
+    Returns what to call when the server exits (removes a temporary one)."""
+    import os
+    import shutil
+    import tempfile
+
+    from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    given = os.environ.get(MULTIPROC_ENV)
+    path = given or tempfile.mkdtemp(prefix="switchboard-metrics-")
+    prepare_multiprocess_dir(path)
+    os.environ[MULTIPROC_ENV] = path
+
+    def cleanup() -> None:
+        if not given:
+            shutil.rmtree(path, ignore_errors=True)
+
+    return cleanup
+
+
 @cli.command()
 def serve(
     host: Annotated[
@@ -151,7 +174,11 @@ def serve(
     if workers > 1:
         if host is not None:
             os.environ["SWITCHBOARD_HOST"] = host
-        uvicorn.run("app.cli:_worker_app", factory=True, workers=workers, **common)
+        cleanup = _shared_metrics_dir()
+        try:
+            uvicorn.run("app.cli:_worker_app", factory=True, workers=workers, **common)
+        finally:
+            cleanup()
     else:
         from app.api.main import create_app
 

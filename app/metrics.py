@@ -2,13 +2,73 @@
 
 Counters are updated off the per-frame hot path where possible (malformed frames only on
 the error branch; audio frames counted in per-call totals added at call end).
+
+With several worker processes (``switchboard serve --workers N``) every worker writes its
+samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode,
+chosen when the variable is set before ``prometheus_client`` is imported: ``serve`` sets
+it for its workers), and a scrape, whichever worker answers it, reads them all
+(``exposition``): counters and histograms summed over the workers, gauges summed over
+the live ones (``livesum``), so what Prometheus sees never jumps between workers.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+from pathlib import Path
 
-ACTIVE_CALLS = Gauge("switchboard_active_calls", "Calls with a bridged media stream")
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+#: The environment variable of prometheus_client's multiprocess mode.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory the workers share their samples in, or None (one process)."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (if needed) and empty it of earlier runs' sample files, before any
+    worker starts: stale files would add a previous run's counts. Returns the path."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return directory
+
+
+def registry() -> CollectorRegistry:
+    """What a scrape reads: every worker's samples in multiprocess mode, else this
+    process's registry."""
+    if multiprocess_dir() is None:
+        return REGISTRY
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+    return merged
+
+
+def exposition() -> bytes:
+    """The Prometheus text exposition of ``registry()``."""
+    return generate_latest(registry())
+
+
+def worker_exit(pid: int | None = None) -> None:
+    """Forget a worker's live gauges when it stops (multiprocess mode only; a no-op else)."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
+
+
+ACTIVE_CALLS = Gauge(
+    "switchboard_active_calls", "Calls with a bridged media stream", multiprocess_mode="livesum"
+)
 CALLS = Counter("switchboard_calls_total", "Calls ended", ["direction", "outcome"])
 WEBHOOKS = Counter("switchboard_webhooks_total", "Carrier webhooks", ["endpoint", "result"])
 MALFORMED = Counter(
@@ -95,8 +155,27 @@ DIALER_ATTEMPTS = Counter(
     ["campaign", "result"],
 )
 DIALER_CPS = Gauge(
-    "switchboard_dialer_cps", "Outbound calls placed per second (recent rate)", ["campaign"]
+    "switchboard_dialer_cps",
+    "Outbound calls placed per second (recent rate)",
+    ["campaign"],
+    multiprocess_mode="livesum",
 )
 DIALER_CPS_LIMIT = Gauge(
-    "switchboard_dialer_cps_limit", "Configured outbound calls-per-second ceiling", ["campaign"]
+    "switchboard_dialer_cps_limit",
+    "Configured outbound calls-per-second ceiling",
+    ["campaign"],
+    multiprocess_mode="livemax",
+)
+
+# --- HTTP API (app.api.http_metrics) ---------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "switchboard_http_requests_total",
+    "HTTP requests by method, route template (unmatched: no route) and status code",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "switchboard_http_request_duration_seconds",
+    "HTTP request handling time, to the end of the response body",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

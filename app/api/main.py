@@ -25,6 +25,7 @@ from app.admin.reaper import OrphanReaper
 from app.admin.service import Admin
 from app.api import docs, errors, security
 from app.api.background import Background
+from app.api.http_metrics import HttpMetrics
 from app.api.routes import (
     admin_audit,
     admin_calls,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         **security.docs_options(settings),
     )
     security.install(app, settings)
+    app.add_middleware(HttpMetrics)  # outermost: every request counted, 413s too
     errors.install(app)
     if settings.docs_open:
         docs.install(app)

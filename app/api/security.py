@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from app import metrics
 from app.admin.audit import AuditLog
 from app.api.auth import AdminRead
 from app.errors import StoreError
@@ -280,7 +281,9 @@ def _wrap_lifespan(app: FastAPI, settings: Settings) -> None:
         server = None
         if settings.metrics_port:
             try:
-                server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+                server, _ = start_http_server(
+                    settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry()
+                )
                 log.info("metrics on http://%s:%d/", settings.metrics_host, settings.metrics_port)
             except OSError as exc:  # another worker has it
                 log.warning("metrics port %d not opened: %s", settings.metrics_port, exc)
@@ -291,5 +294,6 @@ def _wrap_lifespan(app: FastAPI, settings: Settings) -> None:
             if server is not None:
                 server.shutdown()
                 server.server_close()
+            metrics.worker_exit()  # a stopped worker's live gauges stop counting
 
     app.router.lifespan_context = lifespan

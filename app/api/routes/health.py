@@ -7,9 +7,10 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
+from app import metrics
 from app.api.auth import ErrorBody, Principal, metrics_access
 from app.api.deps import ServicesDep
 from app.realtime.dialect import endpoint
@@ -80,4 +81,4 @@ async def readyz(services: ServicesDep, response: Response) -> Readiness:
     },
 )
 async def get_metrics(access: Annotated[Principal | None, Depends(metrics_access)]) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)  # all workers
