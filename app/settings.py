@@ -254,6 +254,11 @@ class Settings(BaseSettings):
     dead_air_max_ms: int = Field(5000, ge=500, le=60_000)
     #: Time allowed to reconnect after the Realtime socket dropped (from the drop).
     realtime_reconnect_s: float = Field(4.0, ge=0, le=60)
+    #: Waits (ms) before the reconnect attempts after a drop, the last one repeating
+    #: (env: a JSON list). Short steps: a restarted peer is back in use soon after it listens.
+    realtime_reconnect_backoff_ms: list[int] = Field(
+        default_factory=lambda: [0, 100, 250, 500], min_length=1, max_length=20
+    )
     #: A WebSocket ping to the Realtime peer every this many ms; with no frame at all
     #: from it for ``realtime_liveness_ms`` the session is taken as lost and replaced
     #: (well under the websockets keepalive's 40 s).

@@ -39,27 +39,21 @@ from starlette.websockets import WebSocket
 from app import metrics
 from app.call import actions as act
 from app.call.deps import CallDeps
-from app.call.links import (
-    AsgiCarrierLink,
-    CarrierLink,
-    LinkClosed,
-    LinkStalled,
-    RealtimeClosed,
-    RealtimeConnectFailed,
-    RealtimeConnection,
-    connect_realtime,
-)
+from app.call.links import AsgiCarrierLink, CarrierLink, RealtimeConnection, connect_realtime
 from app.call.session import CallSession, LegState, SessionLimits
 from app.carrier import twilio as tw
-from app.carrier.rest import CarrierRestError
 from app.carrier.transfers import PolicedControl
-from app.dialer.variables import fill_flow
 from app.errors import (
     CallAborted,
     CallCompleted,
     CarrierCodecError,
     CarrierDisconnected,
+    CarrierRestError,
+    LinkClosed,
+    LinkStalled,
+    RealtimeClosed,
     RealtimeCodecError,
+    RealtimeConnectFailed,
     StoreError,
     StreamRejected,
 )
@@ -70,14 +64,13 @@ from app.realtime import events as ev
 from app.realtime.dialect import Endpoint, endpoint
 from app.store.tokens import StreamContext
 from app.store.writer import StoreWriter
+from flows.variables import fill_flow
 from tools.base import CallInfo, ToolContext
 
 log = logging.getLogger(__name__)
 
 #: WebSocket close code for a policy violation (RFC 6455 §7.4.1): bad or replayed token.
 POLICY_VIOLATION = 1008
-#: Largest Realtime message accepted (bytes): a ``session.updated`` with many tools.
-REALTIME_MAX_MESSAGE_BYTES = 1 << 24
 
 
 class CallBridge:
@@ -208,7 +201,7 @@ class CallBridge:
         metrics.CALLS.labels(self.direction, outcome).inc()
         if rt is not None:
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(1):
+                async with asyncio.timeout(self.settings.ws_close_timeout_ms / 1000):
                     await rt.close()
         await self._close_carrier(1000, "call ended")
         self.deps.live.remove(self.call_sid)
@@ -351,7 +344,7 @@ class CallBridge:
         """A carrier that stops playing (its mark echoes stop coming back) ends the call."""
         session = self.session
         assert session is not None
-        every = min(1.0, self.settings.carrier_stall_ms / 4000)
+        every = self.settings.carrier_stall_ms / 4000  # a quarter of the limit
         while True:
             await asyncio.sleep(every)
             overdue = session.carrier_overdue_ms()
@@ -406,7 +399,8 @@ class CallBridge:
                 self.endpoint.url,
                 dict(self.endpoint.headers),
                 open_timeout_s=self.settings.realtime_connect_timeout_ms / 1000,
-                max_message_bytes=REALTIME_MAX_MESSAGE_BYTES,
+                max_message_bytes=self.settings.realtime_max_message_bytes,
+                close_timeout_s=self.settings.ws_close_timeout_ms / 1000,
             )
         except (OSError, TimeoutError, RealtimeConnectFailed) as exc:
             metrics.REALTIME_CONNECT_FAILURES.inc()
@@ -677,14 +671,14 @@ def session_limits(settings: Any, beta: bool) -> SessionLimits:
         settings.realtime_session_cap_beta_min if beta else settings.realtime_session_cap_ga_min
     )
     rollover_ms = max(0, int((cap_min * 60 - settings.realtime_rollover_margin_s) * 1000))
-    backoff = (0, 100, 250, 500)  # then every 500 ms: back within ~0.5 s of the peer
     return SessionLimits(
         call_action_grace_ms=settings.call_action_grace_ms,
         playback_stall_tolerance_ms=settings.playback_stall_tolerance_ms,
+        dtmf_gap_ms=settings.dtmf_gap_ms,
         inbound_buffer_frames=max(1, settings.inbound_buffer_ms // 20),
         dead_air_max_ms=settings.dead_air_max_ms,
         reconnect_budget_ms=int(settings.realtime_reconnect_s * 1000),
-        reconnect_backoff_ms=backoff,
+        reconnect_backoff_ms=tuple(settings.realtime_reconnect_backoff_ms),
         rollover_after_ms=rollover_ms,
     )
 

@@ -14,6 +14,7 @@ from app.errors import ToolRefused
 from switchboard_sim.calls import CallScript, new_call_sid
 from switchboard_sim.summary import read_call
 from tests.e2e.conftest import Stack, StackFactory, eventually
+from tests.helpers import wait_until
 from tests.security.carrier import (
     CALLER,
     SUPPORT,
@@ -54,6 +55,12 @@ async def test_replay_after_the_call_started_mints_nothing(stack: Stack) -> None
     )
     await eventually(lambda: bool(stack.services.live.calls))
     sid = next(iter(stack.services.live.calls))
+
+    async def in_progress() -> bool:  # the bridge marks the record live once bridged
+        record = await stack.store.get_call(sid)
+        return record is not None and record.get("status") == "in-progress"
+
+    await wait_until(in_progress, 10, what="the call record in-progress")
     before = await stack.store.get_call(sid)
     replay = await post_signed(stack, "/twilio/voice", voice_params(sid))
     assert replay.status_code == 409
