@@ -79,6 +79,9 @@ class NumberSpan:
     start: int
     end: int
     spoken: bool
+    #: True when the run mixes digit-by-digit reading with a multi-digit group in the
+    #: middle ("1, 2, 3, 4, 5, 10, 6"): the concatenation is a guess, to be read back.
+    ambiguous: bool = False
 
     @property
     def value(self) -> float:
@@ -176,6 +179,23 @@ def interpret(run: list[str]) -> str | None:
     return _join(groups)
 
 
+def _round_then_fits(before: str, after: str) -> bool:
+    """ "500" then "12": a digit number ending in ≥ 2 zeros, then a smaller one that fits."""
+    if not before.isdigit() or not after.isdigit():
+        return False
+    zeros = len(before) - len(before.rstrip("0"))
+    return int(before) >= 100 and zeros >= 2 and len(after) <= zeros
+
+
+def _ambiguous(run: list[str]) -> bool:
+    """Digits read one at a time with a multi-digit group among them ("1 2 3 10 6")."""
+    digits = [t for t in run if t.isdigit()]
+    if len(digits) < 4 or len(digits) != len(run):
+        return False
+    singles = sum(len(t) == 1 for t in digits)
+    return singles >= 3 and any(len(t) > 1 for t in digits[1:])
+
+
 def find_numbers(toks: list[str]) -> list[NumberSpan]:
     """Every number in ``toks`` (see :func:`tokens`), left to right, as maximal runs."""
     out: list[NumberSpan] = []
@@ -199,8 +219,12 @@ def find_numbers(toks: list[str]) -> list[NumberSpan]:
                 or (
                     t == "and"
                     and j + 1 < n
-                    and any(x in SCALES for x in toks[i:j])
                     and _is_number_word(toks[j + 1])
+                    and (
+                        any(x in SCALES for x in toks[i:j])
+                        # Whisper's "10,000 and 1", "500 and 12": a round number in digits.
+                        or _round_then_fits(toks[j - 1], toks[j + 1])
+                    )
                 )
             ):
                 j += 1
@@ -211,7 +235,7 @@ def find_numbers(toks: list[str]) -> list[NumberSpan]:
         value = interpret(run)
         if value is not None:
             spoken = any(not t[0].isdigit() for t in run)
-            out.append(NumberSpan(value, i, j, spoken))
+            out.append(NumberSpan(value, i, j, spoken, _ambiguous(run)))
         i = j
     return out
 

@@ -114,3 +114,45 @@ def test_times(said: str, want: dt.time | None) -> None:
 )
 def test_yes_no(said: str, want: bool | None) -> None:
     assert parse_yes_no(said) is want
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        # Whisper writes "10,000 and 1" and "500 and 12" for what was said as one number.
+        ("order 10,000 and 1", ["10001"]),
+        ("it's 500 and 12", ["512"]),
+        ("20,000 and 5", ["20005"]),
+        # ... but "and" joins only a round number and one that fits in its zeros.
+        ("500 and you", ["500"]),
+        ("1042 and 3", ["1042", "3"]),
+        ("ten and two", ["10", "2"]),
+        # Digits said one at a time, with "oh", "double", "triple", grouped or with commas.
+        ("one oh oh four two", ["10042"]),
+        ("one oh four two", ["1042"]),
+        ("thirty three oh six", ["3306"]),
+        ("double one two three", ["1123"]),
+        ("triple five one", ["5551"]),
+        ("1, 0, 4, 2", ["1042"]),
+        ("twenty three seventeen", ["2317"]),
+        ("two thousand three hundred and seventeen", ["2317"]),
+    ],
+)
+def test_spoken_number_grammar(said: str, want: list[str]) -> None:
+    assert [n.digits for n in find_numbers(tokens(said))] == want
+
+
+@pytest.mark.parametrize(
+    ("said", "ambiguous"),
+    [
+        ("1, 2, 3, 4, 5, 10, 6", True),  # single digits with a "10" among them: a guess
+        ("4, 4, 3, 2, 1, 10, 9", True),
+        ("1, 0, 4, 2", False),
+        ("10 42", False),
+        ("one oh four two", False),
+        ("1042", False),
+    ],
+)
+def test_mixed_digit_runs_are_marked_ambiguous(said: str, ambiguous: bool) -> None:
+    (span,) = find_numbers(tokens(said))
+    assert span.ambiguous is ambiguous
