@@ -24,6 +24,7 @@ working.
 from __future__ import annotations
 
 from switchboard_engine.understanding.dialogue import (
+    CONFIRM_BELOW,
     MAX_ASKS,
     MIN_MARGIN,
     MIN_SCORE,
@@ -65,6 +66,7 @@ from switchboard_engine.understanding.toolspec import ToolSpec
 __all__ = [
     "CHAT",
     "COMMON_LINES",
+    "CONFIRM_BELOW",
     "FREE_TEXT_BONUS",
     "HOLD_LINE",
     "LEXICON",

@@ -26,6 +26,7 @@ from switchboard_engine.understanding.replies import (
     describe_args,
     humanize_value,
     read_result,
+    scope,
     subject_of,
 )
 from switchboard_engine.understanding.slots import Context, fill_arguments, label_of
@@ -41,6 +42,11 @@ MIN_MARGIN = 0.05
 SWITCH_SCORE = 0.6
 #: Times the engine asks for the same missing argument before giving up.
 MAX_ASKS = 2
+#: A transcript heard with less confidence than this (0..1, Whisper's mean token
+#: probability) has its numbers and names read back before a tool acts on them.
+CONFIRM_BELOW = 0.6
+#: Chat intents that never take over a pending question ("okay", "thanks").
+_SOFT = frozenset({"chat:ack", "chat:thanks", "chat:repeat", "chat:hold"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,8 @@ class Decision:
     intent: str | None = None
     reason: str = ""
     scores: tuple[IntentScore, ...] = ()
+    #: The argument being read back for a yes/no before the call (low confidence).
+    confirming: str | None = None
 
     def explain(self) -> dict[str, Any]:
         """The decision as a JSON-able dict (for the structured log)."""
@@ -68,6 +76,7 @@ class Decision:
             "tool": self.tool,
             "arguments": self.arguments,
             "missing": self.missing,
+            "confirming": self.confirming,
             "intent": self.intent,
             "reason": self.reason,
             "say": self.say,
@@ -84,6 +93,10 @@ class Pending:
     missing: str | None
     confirm: bool = False
     asks: int = 1
+    #: Set while a doubtful value of this argument is read back for a yes/no.
+    confirming: str | None = None
+    #: Arguments the caller confirmed (never read back again).
+    confirmed: frozenset[str] = frozenset()
 
 
 class Understanding:
@@ -101,6 +114,10 @@ class Understanding:
         self.pending: Pending | None = None
         self.last_said: str = ""
         self.misses = 0
+        self._missed = False
+        #: The utterance being decided and its transcription confidence (None: typed).
+        self._analysis: Analysis | None = None
+        self._confidence: float | None = None
 
     # --- phrases --------------------------------------------------------------------------
     def offer(self) -> str:
@@ -112,18 +129,33 @@ class Understanding:
             offer=self.offer(),
             company=company,
             abilities=abilities(self.tools.values()),
+            scope=scope(self.tools.values()),
             last=self.last_said or "I said: how can I help you today?",
         )
         return text
 
     def not_understood(self) -> str:
-        """First miss: ask to repeat; misses in a row: say what the agent can do."""
+        """First miss: ask to repeat; misses in a row: escalate (offer a person, or say
+        in one sentence what the line does), never the same line twice."""
         self.misses += 1
+        self._missed = True
         if self.misses == 1:
             return "Sorry, I didn't catch that. Could you say it again?"
-        return f"Sorry, I didn't get that either. {abilities(self.tools.values())} " + (
-            "What would you like to do?"
-        )
+        return self.escalate("Sorry, I'm still not getting it.")
+
+    def escalate(self, opener: str) -> str:
+        """Offer a person (a pending yes/no on the transfer tool) if the session has one
+        whose arguments a person request fills; else one sentence of what the line does."""
+        for tool in self.tools.values():
+            if tool.kind != "transfer":
+                continue
+            args = fill_arguments(tool, analyse("a person"), self.context)
+            if "reason" in tool.properties:
+                args["reason"] = "the agent could not understand the caller"
+            if all(r in args for r in tool.required):
+                self.pending = Pending(tool.name, args, None, confirm=True)
+                return f"{opener} Would you like me to put you through to a person?"
+        return f"{opener} {scope(self.tools.values())}"
 
     # --- decide ---------------------------------------------------------------------------
     def decide(
@@ -132,12 +164,18 @@ class Understanding:
         *,
         tool_choice: str = "auto",
         forced_tool: str | None = None,
+        confidence: float | None = None,
     ) -> Decision:
-        """Decide what to do with ``text`` (a transcript or typed user text)."""
+        """Decide what to do with ``text`` (a transcript or typed user text).
+
+        ``confidence``: how sure the transcriber was (0..1; None for typed text); below
+        :data:`CONFIRM_BELOW` numbers and names are read back before any tool acts.
+        """
         a = analyse(text)
         scores = tuple(self.index.score(a, self.context))
+        self._analysis, self._confidence, self._missed = a, confidence, False
         decision = self._decide(a, scores, tool_choice, forced_tool)
-        if decision.reason and not decision.reason.startswith(("best ", "no intents")):
+        if not self._missed:
             self.misses = 0
         if decision.say:
             self.last_said = decision.say
@@ -150,15 +188,16 @@ class Understanding:
         )
         return decision
 
-    def preview(self, text: str) -> Decision:
+    def preview(self, text: str, confidence: float | None = None) -> Decision:
         """What :meth:`decide` would do with ``text`` now, without changing the dialogue
         state or logging (the engine uses it to synthesise a reply speculatively)."""
-        saved = (copy.deepcopy(self.pending), self.last_said, self.misses)
+        saved = (copy.deepcopy(self.pending), self.last_said, self.misses, self._missed)
         try:
             a = analyse(text)
+            self._analysis, self._confidence = a, confidence
             return self._decide(a, tuple(self.index.score(a, self.context)), "auto", None)
         finally:
-            self.pending, self.last_said, self.misses = saved
+            self.pending, self.last_said, self.misses, self._missed = saved
 
     def _decide(
         self,
@@ -190,6 +229,16 @@ class Understanding:
             return Decision("answer", self.not_understood(), reason="no intents", scores=scores)
         best = scores[0]
         runner = scores[1].score if len(scores) > 1 else 0.0
+        if (
+            len(scores) > 1
+            and best.name in ("chat:nevermind", "chat:thanks", "chat:ack")
+            and scores[1].name in self.tools
+            and self.tools[scores[1].name].kind == "hangup"
+            and best.score - runner < MIN_MARGIN
+        ):
+            # "Forget it, bye." / "Thanks, bye.": the goodbye is what the caller does.
+            best, runner = scores[1], best.score
+            scores = (best, *[s for s in scores if s.name != best.name])
         if tool_choice == "required":
             tool_scores = [s for s in scores if s.name in self.tools]
             if tool_scores:
@@ -200,7 +249,13 @@ class Understanding:
                     scores,
                     f"tool_choice required; best tool {top.name} ({top.score:.2f})",
                 )
-        if best.score < MIN_SCORE or best.score - runner < MIN_MARGIN:
+        goodbye = (
+            len(scores) > 1
+            and best.name in self.tools
+            and self.tools[best.name].kind == "hangup"
+            and scores[1].name in ("chat:nevermind", "chat:thanks", "chat:ack")
+        )
+        if best.score < MIN_SCORE or (best.score - runner < MIN_MARGIN and not goodbye):
             why = (
                 f"best {best.name} {best.score:.2f} below {MIN_SCORE}"
                 if best.score < MIN_SCORE
@@ -233,12 +288,30 @@ class Understanding:
         first: bool = False,
     ) -> Decision:
         missing = [r for r in tool.required if r not in args]
+        confirmed = self.pending.confirmed if self.pending else frozenset()
+        doubt = None if missing else self._doubtful(tool, args, confirmed)
+        if doubt is not None:
+            self.pending = Pending(
+                tool.name, dict(args), None, confirm=True, confirming=doubt, confirmed=confirmed
+            )
+            heard = _read_back(tool, doubt, args[doubt])
+            return Decision(
+                "ask",
+                f"I heard {heard}. Is that right?",
+                tool.name,
+                dict(args),
+                None,
+                tool.name,
+                f"{why}; {doubt!r}={args[doubt]!r} is doubtful: reading it back",
+                scores,
+                confirming=doubt,
+            )
         if missing:
             name = missing[0]
             question = ask_text(tool, name, self.context)
             if first:
                 question = f"{self._ack(tool)}{question}"
-            self.pending = Pending(tool.name, dict(args), name)
+            self.pending = Pending(tool.name, dict(args), name, confirmed=confirmed)
             return Decision(
                 "ask",
                 question,
@@ -256,7 +329,7 @@ class Understanding:
             and self.pending.missing is None
             and self.pending.asks < 0
         ):
-            self.pending = Pending(tool.name, dict(args), None, confirm=True)
+            self.pending = Pending(tool.name, dict(args), None, confirm=True, confirmed=confirmed)
             q = f"Just to confirm: {describe_args(tool, args)}. Shall I go ahead?"
             return Decision(
                 "ask",
@@ -297,6 +370,27 @@ class Understanding:
             return f"{HOLD_LINE} {check}"
         return "Okay, one moment."
 
+    def _doubtful(
+        self, tool: ToolSpec, args: Mapping[str, Any], confirmed: frozenset[str]
+    ) -> str | None:
+        """The first argument of ``args`` taken from this utterance that must be read
+        back: from a number run that mixes single digits and groups ("1, 2, 3, 10, 6"),
+        or heard with transcription confidence below :data:`CONFIRM_BELOW`."""
+        a = self._analysis
+        if a is None or tool.kind in ("hangup", "transfer"):
+            return None
+        low = self._confidence is not None and self._confidence < CONFIRM_BELOW
+        for name, value in args.items():
+            if name in confirmed or name == "reason" or not isinstance(value, str | int):
+                continue
+            text = str(value)
+            spans = [n for n in a.numbers if n.digits == text or text.endswith(n.digits)]
+            if any(n.ambiguous for n in spans):
+                return name
+            if low and (spans or (isinstance(value, str) and value.lower() in a.text.lower())):
+                return name
+        return None
+
     def _follow_up(self, a: Analysis, scores: tuple[IntentScore, ...]) -> Decision | None:
         p = self.pending
         assert p is not None
@@ -305,23 +399,72 @@ class Understanding:
             self.pending = None
             return None
         best = scores[0] if scores else None
+        runner = scores[1].score if len(scores) > 1 else 0.0
         strong_other = (
             best is not None
             and best.name != tool.name
             and best.score >= SWITCH_SCORE
-            and best.name not in ("chat:ack", "chat:thanks")
+            and best.name not in _SOFT
+        )
+        # A clear new request (another tool, or a question off the line's topics) takes
+        # over a pending question when the answer holds no value for it.
+        clear_other = strong_other or (
+            best is not None
+            and best.name != tool.name
+            and best.name not in _SOFT
+            and best.score >= MIN_SCORE
+            and best.score - runner >= MIN_MARGIN
         )
         if best is not None and best.name == "chat:nevermind" and best.score >= MIN_SCORE:
             self.pending = None
             return None
+        if best is not None and best.name == "chat:repeat" and best.score >= SWITCH_SCORE:
+            # Say the question again; it stays pending.
+            return Decision(
+                "ask",
+                self.last_said or self.offer(),
+                tool.name,
+                dict(p.arguments),
+                p.missing,
+                tool.name,
+                "caller asked to repeat the pending question",
+                scores,
+                confirming=p.confirming,
+            )
         if p.confirm:
             yes = parse_yes_no(a.text)
             if yes is True:
+                if p.confirming is not None:
+                    p.confirmed = p.confirmed | {p.confirming}
+                    p.confirming = None
+                    return self._next_step(
+                        tool, p.arguments, scores, f"caller confirmed the read-back of {tool.name}"
+                    )
                 p.asks = -1  # confirmed
                 decision = self._next_step(
                     tool, p.arguments, scores, f"caller confirmed {tool.name}"
                 )
                 return decision
+            if yes is False and p.confirming is not None and not clear_other:
+                # The read-back was wrong: ask for that value again, never use it.
+                name = p.confirming
+                args = {k: v for k, v in p.arguments.items() if k != name}
+                got = fill_arguments(tool, a, self.context, only=name)
+                if name in got:
+                    args[name] = got[name]
+                    self.pending = Pending(tool.name, args, None, confirmed=p.confirmed)
+                    return self._next_step(tool, args, scores, f"caller corrected {name!r}")
+                self.pending = Pending(tool.name, args, name, confirmed=p.confirmed)
+                return Decision(
+                    "ask",
+                    "Sorry about that. " + ask_text(tool, name, self.context),
+                    tool.name,
+                    args,
+                    name,
+                    tool.name,
+                    f"caller rejected the read-back of {name!r}: asking again",
+                    scores,
+                )
             if yes is False:
                 self.pending = None
                 return Decision(
@@ -330,7 +473,7 @@ class Understanding:
                     reason=f"caller declined {tool.name}",
                     scores=scores,
                 )
-            if strong_other:
+            if clear_other:
                 self.pending = None
                 return None
             p.asks += 1
@@ -342,18 +485,25 @@ class Understanding:
                     reason="no yes/no answer to the confirmation",
                     scores=scores,
                 )
+            question = (
+                f"Sorry, is {_read_back(tool, p.confirming, p.arguments[p.confirming])} right? "
+                "Yes or no?"
+                if p.confirming is not None
+                else f"Sorry, should I go ahead with {describe_args(tool, p.arguments)}? Yes or no?"
+            )
             return Decision(
                 "ask",
-                f"Sorry, should I go ahead with {describe_args(tool, p.arguments)}? Yes or no?",
+                question,
                 tool.name,
                 dict(p.arguments),
                 None,
                 tool.name,
                 "confirmation answer was neither yes nor no",
                 scores,
+                confirming=p.confirming,
             )
         assert p.missing is not None
-        got = fill_arguments(tool, a, self.context, only=p.missing, answer=not strong_other)
+        got = fill_arguments(tool, a, self.context, only=p.missing, answer=not clear_other)
         if p.missing in got:
             args = {**p.arguments, **got}
             # The answer may carry other arguments too ("two coffee grinders").
@@ -362,7 +512,7 @@ class Understanding:
             return self._next_step(
                 tool, args, scores, f"filled {p.missing!r} of pending {tool.name} from the answer"
             )
-        if strong_other:
+        if clear_other:
             self.pending = None
             return None
         p.asks += 1
@@ -370,8 +520,8 @@ class Understanding:
             self.pending = None
             return Decision(
                 "answer",
-                "Sorry, I still didn't get that. " + self.offer(),
-                reason=f"no value for {p.missing!r} after {MAX_ASKS} asks",
+                self.escalate("Sorry, I still didn't get that."),
+                reason=f"no value for {p.missing!r} after {MAX_ASKS} asks: escalating",
                 scores=scores,
             )
         q = "Sorry, I didn't get that. " + ask_text(tool, p.missing, self.context)
@@ -451,3 +601,12 @@ class Understanding:
                 self.pending = Pending(tool.name, dict(args), pname)
                 return f"{text} {ask_text(tool, pname, self.context)}"
         return text
+
+
+def _read_back(tool: ToolSpec, name: str, value: Any) -> str:
+    """ "order 4 4 3 2 1 1 0 9" (digit strings read one digit at a time), else the value."""
+    text = str(value)
+    label = label_of(name)
+    if text.isdigit():
+        return f"{label} {' '.join(text)}"
+    return f"{label} {humanize_value(value)}" if label else humanize_value(value)

@@ -79,11 +79,39 @@ CHAT: tuple[ChatIntent, ...] = (
     ),
     ChatIntent("ack", ("okay", "ok", "alright", "I see"), "Okay. {offer}"),
     ChatIntent(
+        "offtopic",
+        (
+            "do you ship abroad",
+            "how is the weather",
+            "what are your hours",
+            "can I get a refund",
+            "can I pay with paypal",
+            "how much does shipping cost",
+            "do you have a store",
+            "tell me a joke",
+            "are you hiring",
+            "do you sell gift cards",
+            "what is the capital",
+        ),
+        "Sorry, I can't help with that on this line. {scope}",
+    ),
+    ChatIntent(
         "nevermind",
         ("never mind", "forget it", "cancel that"),
         "Okay, never mind. What else can I help with?",
     ),
 )
+
+
+#: Built-in phone talk a tool earns by what it is about: a tool whose name holds the
+#: key concept also gets these example phrases (late orders are status questions; the
+#: caller's address or email is their account; a manager is a person; "I'm done" ends).
+FAMILIES: Mapping[str, tuple[str, ...]] = {
+    "status": ("my order is late", "my order has not arrived"),
+    "customer": ("what address do you have", "what email do you have", "my account details"),
+    "transfer": ("manager please", "customer service"),
+    "end": ("I am done", "that is all"),
+}
 
 
 @dataclass(slots=True)
@@ -157,11 +185,18 @@ class IntentIndex:
             for pname, pschema in tool.properties.items():
                 add(analyse(pname.replace("_", " ")).concepts, W_DESCRIPTION)
                 add(_schema_words(pschema), W_DESCRIPTION)
-            examples = [analyse(e).concepts for e in tool.examples]
+            named = set(analyse(tool.name.replace("_", " ").replace("-", " ")).concepts)
+            extra = [
+                e
+                for key, phrases in FAMILIES.items()
+                if key in named and (key != "end" or tool.kind == "hangup")
+                for e in phrases
+            ]
+            examples = [analyse(e).concepts for e in (*tool.examples, *extra)]
             for ex in examples:
                 add(ex, W_EXAMPLE)
             # The name and the description's first sentence are examples too.
-            texts = list(tool.examples)
+            texts = [*tool.examples, *extra]
             for text in (tool.name.replace("_", " "), first_sentence(tool.description)):
                 concepts = analyse(text).concepts
                 if concepts and concepts not in examples:

@@ -65,6 +65,23 @@ PHRASES: tuple[tuple[str, str], ...] = tuple(
             "never mind": "nevermind", "forget it": "nevermind",
             "new order": "buy", "place an order": "buy", "place order": "buy",
             "on file": "account",
+            # Account questions (issue 14): the caller's details, not an order.
+            "email address": "account", "e mail": "account", "phone number": "account",
+            "shipping address": "account", "delivery address": "account",
+            "home address": "account", "up to date": "account", "contact details": "account",
+            "in your system": "account", "registered to": "account",
+            # Asking for a person.
+            "customer service": "human", "customer support": "human",
+            "customer care": "human", "live agent": "human", "in support": "human",
+            "someone in": "human",
+            # Late or missing orders are status questions.
+            "not arrived": "late", "not come": "late", "never came": "late",
+            "not shown up": "late", "not here": "late", "shown up": "ship",
+            # Off-topic (out of scope for the line).
+            "money back": "refund", "return policy": "refund", "opening hours": "hours",
+            "are you open": "hours", "when are you open": "hours", "gift card": "offtopic",
+            "the weather": "weather", "is it raining": "weather",
+            "have a good one": "bye",
         }.items(),
         key=lambda kv: -len(kv[0]),
     )
@@ -88,6 +105,19 @@ LEXICON = {
     "pardon": "repeat", "sorry": "repeat", "find": "lookup", "search": "lookup",
     "okay": "ok", "alright": "ok",
     "sale": "sales",
+    "address": "account", "email": "account", "registered": "account",
+    "manager": "human", "supervisor": "human", "support": "human",
+    "late": "late", "overdue": "late", "missing": "late", "came": "late",
+    "done": "finish",
+    "weather": "weather", "rain": "weather", "sunny": "weather",
+    "hour": "hours", "hours": "hours", "refund": "refund",
+    "paypal": "pay", "pay": "pay", "payment": "pay", "cost": "price", "price": "price",
+    "hir": "offtopic", "job": "offtopic", "joke": "offtopic", "capital": "offtopic",
+    "store": "offtopic", "shop": "offtopic", "game": "offtopic", "meaning": "offtopic",
+    "canada": "abroad", "mexico": "abroad", "europe": "abroad", "uk": "abroad",
+    "england": "abroad", "australia": "abroad", "germany": "abroad", "france": "abroad",
+    "boston": "abroad", "abroad": "abroad", "overseas": "abroad",
+    "internationally": "abroad", "international": "abroad",
 }  # fmt: skip
 
 
@@ -98,7 +128,7 @@ def word_set(text: str) -> frozenset[str]:
 STOP_WORDS = word_set(
     """a an the and or but if of to in at by for with from as is are was were be been am
     i me my mine you your yours we our us they them their it its this that these those
-    there here do does did done can could would will shall should may might must have has
+    there here do does did can could would will shall should may might must have has
     had having please just so very really also too now then well um uh er oh like want
     need let get got make go going some any all what which how again same own into onto
     about over under up down out off on not no yes yeah im would id ill ive know think

@@ -143,6 +143,35 @@ def abilities(tools: Iterable[ToolSpec]) -> str:
     return f"I can {or_list(phrases)}."
 
 
+_VERBS = frozenset({"get", "lookup", "look", "find", "check", "fetch", "read", "show", "up"})
+_MAKERS = frozenset({"create", "place", "make", "add", "new", "book", "submit"})
+
+
+def scope(tools: Iterable[ToolSpec]) -> str:
+    """One short sentence of what the line does, from the tools' names ("I can help with
+    order status, new orders, your customer account or a transfer to a person.")."""
+    parts: list[str] = []
+    for t in tools:
+        if t.kind == "hangup":
+            continue
+        if t.kind == "transfer":
+            parts.append("putting you through to a person")
+            continue
+        words = [w for w in re.split(r"[_\-\s]+", t.name.lower()) if w]
+        if words and words[0] in _MAKERS:
+            noun = " ".join(words[1:]) or "request"
+            parts.append(f"new {noun}s" if not noun.endswith("s") else f"new {noun}")
+            continue
+        rest = [w for w in words if w not in _VERBS]
+        if rest and rest[0] in ("customer", "account", "user", "profile"):
+            parts.append("your account details")
+        elif rest:
+            parts.append(" ".join(rest))
+    if not parts:
+        return "I can take a message."
+    return f"I can help with {or_list(parts)}."
+
+
 def read_result(tool: ToolSpec, args: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     """A generic spoken answer that reads a tool result's fields ("Order 1042 is
     shipped. Delivery date: November 24.")."""

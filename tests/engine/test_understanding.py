@@ -53,14 +53,18 @@ def test_missing_required_argument_is_asked_then_filled_from_the_answer() -> Non
     assert (d.action, d.tool, d.arguments) == ("call", "get_order_status", {"order_id": "1043"})
 
 
-def test_an_answer_without_the_value_is_asked_again_then_dropped() -> None:
+def test_an_answer_without_the_value_is_asked_again_then_escalated() -> None:
     u = support()
     u.decide("Where is my package?")
     d = u.decide("hmm, let me think")
     assert (d.action, d.missing) == ("ask", "order_id")
     assert d.say is not None and d.say.startswith("Sorry, I didn't get that.")
     d = u.decide("I really don't know")
-    assert d.action == "answer" and u.pending is None
+    # Repeated misses escalate: a person is offered (a yes/no), not the question again.
+    assert d.action == "answer" and d.say is not None and "a person" in d.say
+    assert u.pending is not None and u.pending.tool == "transfer_call"
+    d = u.decide("yes please")
+    assert (d.action, d.tool, d.arguments["target"]) == ("call", "transfer_call", "human")
 
 
 def test_a_new_request_replaces_a_pending_question() -> None:
@@ -116,13 +120,35 @@ def test_repeat_says_the_last_line_again() -> None:
     assert d.say == first
 
 
-def test_not_understood_asks_to_repeat_then_says_what_it_can_do() -> None:
+def test_not_understood_asks_to_repeat_then_offers_a_person() -> None:
     u = support()
-    assert u.decide("What's the weather like today?").say == (
+    assert u.decide("Purple elephants dance quietly.").say == (
         "Sorry, I didn't catch that. Could you say it again?"
     )
-    second = u.decide("Tell me a joke.").say
-    assert second is not None and "get the status of an order" in second
+    second = u.decide("Glorp zibble wonk.")
+    assert second.say == (
+        "Sorry, I'm still not getting it. Would you like me to put you through to a person?"
+    )
+    d = u.decide("yes")
+    assert (d.action, d.tool, d.arguments["target"]) == ("call", "transfer_call", "human")
+
+
+def test_off_topic_questions_get_one_sentence_about_the_line() -> None:
+    for text in ("Do you ship to Canada?", "How's the weather?", "Can I get a refund?"):
+        u = support()
+        d = u.decide(text)
+        assert (d.action, d.tool, d.intent) == ("answer", None, "chat:offtopic"), text
+        assert d.say is not None and d.say.count(".") == 2  # apology + one sentence
+        assert "order status" in d.say and "a person" in d.say
+
+
+def test_a_repeat_during_a_pending_question_keeps_it() -> None:
+    u = support()
+    first = u.decide("Where is my order?").say
+    d = u.decide("Sorry, can you repeat that?")
+    assert d.say == first and (d.action, d.missing) == ("ask", "order_id")
+    d = u.decide("ten forty two")
+    assert (d.action, d.arguments) == ("call", {"order_id": "1042"})
 
 
 def test_enum_and_boolean_arguments() -> None:
@@ -302,3 +328,88 @@ def test_labelled_set_regression() -> None:
         if chosen != case["tool"]:
             wrong.append((case["text"], chosen))
     assert not wrong
+
+
+@pytest.mark.parametrize(
+    ("said", "tool"),
+    [
+        ("What phone number do you have on file for me?", "lookup_customer"),
+        ("Can I talk to a person?", "transfer_call"),
+        ("Let me speak to customer service.", "transfer_call"),
+        ("Thanks, I'm done.", "end_call"),
+        ("Forget it, bye.", "end_call"),
+    ],
+)
+def test_a_clear_new_request_overrides_a_pending_number_question(said: str, tool: str) -> None:
+    u = support()
+    assert u.decide("Where is my order?").missing == "order_id"
+    d = u.decide(said)
+    assert (d.action, d.tool) == ("call", tool), d.reason
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "What address do you have for me?",
+        "What email do you have on file?",
+        "Are my details up to date?",
+        "What's the address on my account?",
+    ],
+)
+def test_account_questions_look_the_caller_up(said: str) -> None:
+    d = support().decide(said)
+    assert (d.action, d.tool) == ("call", "lookup_customer"), d.reason
+
+
+@pytest.mark.parametrize(
+    "said", ["Manager, please.", "Customer service, please.", "Get me a supervisor."]
+)
+def test_person_synonyms_transfer_to_a_human(said: str) -> None:
+    d = support().decide(said)
+    assert (d.action, d.tool, d.arguments.get("target")) == ("call", "transfer_call", "human")
+
+
+def test_a_late_order_is_a_status_question_not_an_order_for_late() -> None:
+    d = support().decide("My order is late.")
+    assert (d.action, d.tool, d.missing) == ("ask", "get_order_status", "order_id")
+
+
+def test_an_ambiguous_digit_run_is_read_back_and_never_acted_on() -> None:
+    u = support()
+    d = u.decide("Order 1, 2, 3, 4, 5, 10, 6.")
+    assert (d.action, d.tool, d.confirming) == ("ask", "get_order_status", "order_id")
+    assert d.say == "I heard order 1 2 3 4 5 1 0 6. Is that right?"
+    # "No" drops the value and asks for it again; the next answer is used.
+    d = u.decide("No.")
+    assert (d.action, d.missing) == ("ask", "order_id") and "order_id" not in d.arguments
+    d = u.decide("ten forty two")
+    assert (d.action, d.arguments) == ("call", {"order_id": "1042"})
+
+
+def test_a_confirmed_read_back_is_acted_on() -> None:
+    u = support()
+    u.decide("Order 1, 2, 3, 4, 5, 10, 6.")
+    d = u.decide("Yes, that's right.")
+    assert (d.action, d.arguments) == ("call", {"order_id": "12345106"})
+
+
+def test_low_transcription_confidence_reads_the_number_back() -> None:
+    u = support()
+    d = u.decide("What's the status of order 1042?", confidence=0.3)
+    assert (d.action, d.confirming) == ("ask", "order_id")
+    assert d.say == "I heard order 1 0 4 2. Is that right?"
+    d = u.decide("yes")
+    assert (d.action, d.arguments) == ("call", {"order_id": "1042"})
+    # Heard clearly: acted on at once.
+    d = support().decide("What's the status of order 1042?", confidence=0.9)
+    assert (d.action, d.arguments) == ("call", {"order_id": "1042"})
+
+
+def test_a_value_outside_the_pattern_is_asked_again_never_used() -> None:
+    u = support()
+    d = u.decide("Where is my package? It's 12.")  # the schema wants 3 to 10 digits
+    assert (d.action, d.tool, d.missing) == ("ask", "get_order_status", "order_id")
+    d = u.decide("Nine.")
+    assert (d.action, d.missing) == ("ask", "order_id")
+    d = u.decide("55801234567")  # eleven digits
+    assert d.action != "call"
