@@ -109,6 +109,35 @@ def _shared_metrics_dir() -> Any:
 
 
 @cli.command()
+def doctor(
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(help="Skip a check: settings, redis, realtime, twilio, public-url (repeat)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Check that the settings work before the first real call: the settings themselves,
+    Redis (every node, persistence, migrations), a real Realtime handshake with the
+    configured dialect, the Twilio credentials (fetches the account) and that the public
+    URL reaches this server with matching signatures (webhooks and the media stream).
+
+    Prints OK, WARN or FAIL per check with what to fix; exits 1 when something fails."""
+    from app.doctor import CHECKS, Status, diagnose, render
+
+    unknown = sorted(set(skip or ()) - set(CHECKS))
+    if unknown:
+        typer.echo(f"error: unknown check(s) {unknown}; the checks are {', '.join(CHECKS)}")
+        raise typer.Exit(2)
+    findings = asyncio.run(diagnose(skip=skip or ()))
+    if as_json:
+        typer.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        typer.echo(render(findings))
+    if any(f.status is Status.fail for f in findings):
+        raise typer.Exit(1)
+
+
+@cli.command()
 def serve(
     host: Annotated[
         str | None, typer.Option(help="Bind address (default: SWITCHBOARD_HOST).")

@@ -12,6 +12,8 @@ with ``client.api.base_url = fake.base_url``. Implemented:
   leaves ``<Connect>``, the simulator then sends ``stop``, closes the media socket
   and posts the status callback.
 - ``GET`` of the same resource.
+- ``GET /2010-04-01/Accounts/{AccountSid}.json``: the account (``active``), as
+  ``switchboard doctor`` fetches it to check the credentials.
 
 - ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json``: place an outbound call with
   Twilio's form fields (``To``, ``From``, ``Url`` or ``Twiml``, ``StatusCallback``,
@@ -163,6 +165,7 @@ class TwilioRestFake:
         )
         self.app.add_api_route(prefix + "/Calls/{call_sid}.json", self._get_call, methods=["GET"])
         self.app.add_api_route(prefix + "/Calls.json", self._create_call, methods=["POST"])
+        self.app.add_api_route(prefix + ".json", self._get_account, methods=["GET"])
         self._server = LoopbackServer(self.app, host=host, port=port)
 
     @property
@@ -221,6 +224,20 @@ class TwilioRestFake:
         if call is None:
             return self._log(request, params, self._not_found(request))
         return self._log(request, params, JSONResponse(call_resource(call)))
+
+    async def _get_account(self, request: Request, account_sid: str) -> JSONResponse:
+        params, err = await self._check(request, account_sid)
+        if err is not None:
+            return self._log(request, params, err)
+        resource = {
+            "sid": self.account_sid,
+            "owner_account_sid": self.account_sid,
+            "friendly_name": "Switchboard carrier simulator",
+            "status": "active",
+            "type": "Full",
+            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}.json",
+        }
+        return self._log(request, params, JSONResponse(resource))
 
     async def _update_call(self, request: Request, account_sid: str, call_sid: str) -> JSONResponse:
         params, err = await self._check(request, account_sid)
