@@ -157,6 +157,8 @@ class LiveRegistry:
         self._started: dict[str, int] = {}
         self._bridges: dict[str, BridgedCall] = {}
         self._latencies_seen: dict[str, int] = {}
+        #: SIDs of calls that ended whose registry entries are not removed yet.
+        self._unlisted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -194,6 +196,10 @@ class LiveRegistry:
             self._observe_latencies(sid, self._bridges.pop(sid))
             self._started.pop(sid, None)
             self._latencies_seen.pop(sid, None)
+        # Calls that ended are taken out of the registry by the next beat that reaches
+        # Redis (else the orphan reaper would take them for a dead instance's).
+        self._unlisted.update(gone)
+        unlisted = list(self._unlisted)
         ttl_ms = int(self.interval_s * 1000 * BEATS_TO_EXPIRE)
         sids = [sid for sid in current if sid]
         # One pipeline per BEAT_CHUNK calls: building and parsing a pipeline runs on the
@@ -213,10 +219,12 @@ class LiveRegistry:
                 for sid in chunk:
                     pipe.zadd(keys.live_calls_of(sid), {sid: now + ttl_ms})
                 if i == 0:
-                    for sid in gone:
+                    for sid in unlisted:
                         pipe.zrem(keys.live_calls_of(sid), sid)
                         pipe.delete(keys.live_call(sid))
                 await pipe.execute()
+                if i == 0:
+                    self._unlisted.difference_update(unlisted)
 
     def _observe_latencies(self, sid: str, bridge: BridgedCall) -> None:
         session = bridge.session
