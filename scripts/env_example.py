@@ -1,0 +1,166 @@
+"""Write .env.example from app/settings.py: every setting, grouped as the Settings class
+groups them, with its explanation (the ``#:`` comments) and its default.
+
+    python scripts/env_example.py          # rewrite .env.example
+    python scripts/env_example.py --check  # exit 1 when it is out of date (tests do this)
+
+The settings a deployment must set come first, uncommented, with placeholders that
+production refuses until they are replaced; every other line is commented out at its
+default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = ROOT / "app" / "settings.py"
+TARGET = ROOT / ".env.example"
+
+HEADER = """\
+# Switchboard settings: copy to .env (or put them in the environment) and fill in.
+# Every variable is prefixed SWITCHBOARD_; `switchboard doctor` checks them.
+# Written by `python scripts/env_example.py` from app/settings.py: do not edit by hand.
+#
+# The first block is what going live needs (README "Going live"). The values there are
+# placeholders: with SWITCHBOARD_ENV=production the service refuses to start until they
+# are real (secrets at least 32 characters, an https public URL). Every other setting is
+# commented out at its default.
+"""
+
+#: name → (value, note): the settings a deployment sets, in this order.
+REQUIRED: dict[str, tuple[str, str]] = {
+    "env": ("production", "dev (defaults, simulator), test, or production (refuses unsafe values)"),
+    "public_base_url": (
+        "https://voice.example.com",
+        "the https URL Twilio reaches (your domain, or a tunnel's URL for a trial)",
+    ),
+    "twilio_account_sid": ("ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "Twilio console, Account Info"),
+    "twilio_auth_token": ("change-me", "Twilio console, Account Info (Auth Token)"),
+    "realtime_dialect": ("openai-ga", "openai-ga, openai-beta, azure-ga or azure-beta"),
+    "realtime_api_key": ("sk-change-me", "OpenAI API key, or the Azure resource's key"),
+    "redis_url": (
+        "redis://127.0.0.1:6379/0",
+        "redis://, rediss://, redis+sentinel://HOST:26379/MASTER/0, redis+cluster://HOST:6379",
+    ),
+    "trusted_proxies": ("127.0.0.1", "the TLS proxy in front (its X-Forwarded-For is believed)"),
+}
+
+#: Explanations of settings app/settings.py leaves without a ``#:`` comment.
+NOTES: dict[str, str] = {
+    "log_level": "log level: DEBUG, INFO, WARNING, ERROR",
+    "log_json": "one JSON object per log line (false: plain text)",
+    "host": "bind address of the HTTP port (0.0.0.0 in a container)",
+    "port": "the HTTP port: Twilio webhooks, admin API, /healthz, /readyz, /metrics",
+    "realtime_model": "OpenAI Realtime model",
+    "realtime_connect_timeout_ms": "how long opening the Realtime WebSocket may take",
+    "azure_api_version": "Azure OpenAI API version (the beta dialect)",
+    "azure_deployment": "Azure deployment name (when REALTIME_URL does not name it)",
+    "engine_host": "the local engine's address (offline: no Realtime API key)",
+    "engine_port": "the local engine's port",
+    "retention_days": "days every per-call key (record, transcript, tools) is kept",
+    "flows_dir": "directory of the flow YAML files (default: the packaged flows/)",
+    "tool_timeout_ms": "default deadline of one tool call (flows may set their own)",
+    "metrics_host": "bind address of the METRICS_PORT listener",
+}
+
+_FIELD = re.compile(r"^    ([a-z_][a-z0-9_]*)\s*:\s*[^=]+?(?:=.*)?$")
+_SECTION = re.compile(r"^    # --- (.+?) -+\s*$")
+
+
+def _render(value: Any) -> str:
+    from pydantic import SecretStr
+
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, Path):
+        try:
+            return str(value.relative_to(ROOT))
+        except ValueError:
+            return str(value)
+    return str(getattr(value, "value", value))
+
+
+def _default(name: str) -> str:
+    sys.path.insert(0, str(ROOT))
+    from app.settings import Settings
+
+    field = Settings.model_fields[name]
+    if field.default_factory is not None:
+        return _render(field.default_factory())  # type: ignore[call-arg]
+    return _render(field.default)
+
+
+def build() -> str:
+    """The text of .env.example."""
+    sys.path.insert(0, str(ROOT))
+    from app.settings import Settings
+
+    names = set(Settings.model_fields)
+    lines = [*HEADER.rstrip("\n").split("\n"), "", "# --- Going live " + "-" * 70]
+    for name, (value, note) in REQUIRED.items():
+        lines += [f"# {note}", f"SWITCHBOARD_{name.upper()}={value}"]
+    seen = set(REQUIRED)
+    in_class = False
+    doc: list[str] = []
+    for raw in SETTINGS.read_text(encoding="utf-8").splitlines():
+        if raw.startswith("class Settings("):
+            in_class = True
+            continue
+        if not in_class:
+            continue
+        if raw.startswith("    @") or raw.startswith("    def "):
+            break
+        section = _SECTION.match(raw)
+        if section:
+            lines += ["", f"# --- {section.group(1)} ".ljust(87, "-")]
+            doc = []
+            continue
+        stripped = raw.strip()
+        if stripped.startswith("#:"):
+            doc.append(stripped[2:].strip())
+            continue
+        field = _FIELD.match(raw)
+        if field and field.group(1) in names and field.group(1) not in seen:
+            name = field.group(1)
+            seen.add(name)
+            lines += [f"# {d}" if d else "#" for d in doc]
+            if not doc and name in NOTES:
+                lines.append(f"# {NOTES[name]}")
+            lines.append(f"#SWITCHBOARD_{name.upper()}={_default(name)}")
+        if not stripped.startswith("#"):
+            doc = []
+    missing = sorted(names - seen)
+    if missing:
+        lines += ["", "# --- Other " + "-" * 76]
+        lines += [f"#SWITCHBOARD_{n.upper()}={_default(n)}" for n in missing]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
+    args = parser.parse_args()
+    text = build()
+    if args.check:
+        if not TARGET.exists() or TARGET.read_text(encoding="utf-8") != text:
+            print(".env.example is out of date: run python scripts/env_example.py", file=sys.stderr)
+            return 1
+        return 0
+    TARGET.write_text(text, encoding="utf-8")
+    print(f"wrote {TARGET.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
