@@ -61,9 +61,19 @@ async def claim_expired(store: CallStore, *, cutoff_ms: int, limit: int) -> list
     returned to one caller only), shard after shard. Raises ``StoreError``."""
     claimed: list[str] = []
     try:
-        for shard in CALL_SHARD_TAGS:
+        # One pipelined look at every shard (cheap reads, one round trip), then the
+        # claiming script only where something expired.
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for shard in CALL_SHARD_TAGS:
+                pipe.zrangebyscore(
+                    store.keys.live_calls(shard), "-inf", f"({cutoff_ms}", start=0, num=1
+                )
+            peeks = await pipe.execute()
+        for shard, peek in zip(CALL_SHARD_TAGS, peeks, strict=True):
             if len(claimed) >= limit:
                 break
+            if not peek:
+                continue
             sids = await store.redis.eval(
                 _CLAIM_LUA, 1, store.keys.live_calls(shard), cutoff_ms, limit - len(claimed)
             )
