@@ -40,12 +40,13 @@ keeps ``ValueError`` as a second base.
     │   └── MigrationLocked              another migration run holds schema:lock
     ├── CarrierRestError                 the carrier's REST API refused or failed
     │   └── TransferRefused              the destination may not be dialled
-    └── DialerError                      campaigns and dialers
-        ├── CampaignNotFound             (404)
-        ├── CampaignStateError           (409)
-        ├── ContactFileError             (400)
-        │   └── ImportFormatError (ValueError)  the file as a whole is unreadable
-        └── DialFailed                   calls.create failed (definite or not)
+    ├── DialerError                      campaigns and dialers
+    │   ├── CampaignNotFound             (404)
+    │   ├── CampaignStateError           (409)
+    │   ├── ContactFileError             (400)
+    │   │   └── ImportFormatError (ValueError)  the file as a whole is unreadable
+    │   └── DialFailed                   calls.create failed (definite or not)
+    └── AnalysisFailed                   a post-call analysis gave nothing usable (stored)
 
 Tool-specific refusals (``tools/``: ``UnknownTarget``, ``NotCampaignCall``,
 ``NoAccount``) subclass ``ToolError`` next to the tool that raises them.
@@ -254,3 +255,9 @@ class DialFailed(DialerError):
         super().__init__(message)
         self.definite = definite
         self.code = code
+
+
+class AnalysisFailed(SwitchboardError):
+    """A post-call analysis gave nothing usable: the model's error event, a failed
+    response, an answer that is not JSON (``app.analysis``; stored as failed, never
+    raised past the analysis job)."""

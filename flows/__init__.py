@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from flows.analysis import AnalysisSettings
+
 from app.errors import FlowFileError as FlowFileError  # defined in the one tree, named here
 
 FLOWS_DIR = Path(__file__).resolve().parent
@@ -104,6 +106,8 @@ class Flow(BaseModel):
     #: Said by the agent after its Realtime session was replaced mid-call (none: it just
     #: goes on).
     reconnect_line: str | None = None
+    #: Post-call analysis (``flows.analysis``): summary and structured fields.
+    analysis: AnalysisSettings | None = None
     max_output_tokens: int | Literal["inf"] = "inf"
     temperature: float | None = None
 

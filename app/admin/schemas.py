@@ -15,6 +15,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.analysis.model import CallAnalysis
+
 T = TypeVar("T")
 
 
@@ -163,6 +165,9 @@ class CallDetail(BaseModel):
     cost: CostEstimate
     turn_latency: TurnLatency
     live: LiveCallInfo | None = None
+    analysis: CallAnalysis | None = Field(
+        None, description="The post-call analysis, once made (flows with an analysis section)"
+    )
 
 
 # --- live control ------------------------------------------------------------------------

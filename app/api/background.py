@@ -1,9 +1,11 @@
 """The event consumers one Switchboard process runs beside its calls (lifespan-owned).
 
-``Background.build(services, instance)`` wires the webhook workers (``app.webhooks``):
-fan-out, sender and retry mover; later consumers of the events stream join here. Start
-it after the admin machinery; stop it after the calls drained and before storage
-closes. ``events_workers_enabled`` off runs none of them (another process does).
+``Background.build(services, instance, dialer)`` wires the webhook workers
+(``app.webhooks``: fan-out, sender, retry mover), the post-call analysis
+(``app.analysis``; a campaign flow's ``campaign_outcome`` goes to the call's attempt
+through the dialer) and the transcript search index (``app.search``). Start it after
+the admin machinery; stop it after the calls drained and before storage closes.
+``events_workers_enabled`` off runs none of them (another process does).
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from app.analysis.service import AnalysisService, OutcomeSink
+from app.analysis.worker import AnalysisWorker
 from app.deps import Services
+from app.dialer.models import RESULT_OUTCOMES
+from app.dialer.runtime import DialerRuntime
 from app.store.event_keys import EventKeys
 from app.webhooks.dispatch import WebhookConfig, WebhookWorkers
 from app.webhooks.subscriptions import WebhookStore
@@ -26,16 +32,43 @@ class Worker(Protocol):
     async def stop(self) -> None: ...
 
 
+def outcome_sink(dialer: DialerRuntime) -> OutcomeSink:
+    """Records an analysis's campaign outcome as the attempt's result, as the
+    ``record_outcome`` tool would, when the call recorded none and its attempt is still
+    open (an attempt already finished keeps the outcome it was given)."""
+
+    async def sink(call_sid: str, outcome: str) -> bool:
+        if outcome not in RESULT_OUTCOMES:
+            return False
+        aid = await dialer.store.attempt_for_call(call_sid)
+        attempt = await dialer.store.attempt(aid) if aid else None
+        if not attempt or attempt.get("result") or attempt.get("state") == "done":
+            return False
+        return await dialer.outcomes.record(call_sid, outcome, "from the post-call analysis")
+
+    return sink
+
+
 @dataclass
 class Background:
     workers: list[Worker] = field(default_factory=list)
     webhooks: WebhookWorkers | None = None
+    analysis: AnalysisService | None = None
 
     @classmethod
-    def build(cls, services: Services, instance: str) -> Background:
+    def build(
+        cls, services: Services, instance: str, dialer: DialerRuntime | None = None
+    ) -> Background:
         settings = services.settings
+        analysis = AnalysisService(
+            settings,
+            services.redis,
+            services.store,
+            lambda: services.flows,
+            outcome_sink=outcome_sink(dialer) if dialer is not None else None,
+        )
         if not settings.events_workers_enabled:
-            return cls()
+            return cls(analysis=analysis)
         keys = EventKeys(services.keys)
         store = WebhookStore(
             services.redis,
@@ -46,7 +79,8 @@ class Background:
         webhooks = WebhookWorkers(
             services.redis, keys, store, WebhookConfig.from_settings(settings), instance
         )
-        return cls(workers=[webhooks], webhooks=webhooks)
+        workers: list[Worker] = [webhooks, AnalysisWorker(analysis, instance)]
+        return cls(workers=workers, webhooks=webhooks, analysis=analysis)
 
     def start(self) -> None:
         for worker in self.workers:

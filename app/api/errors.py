@@ -15,6 +15,8 @@ code                     status  meaning
 ``call_not_live``        404     the call is not in progress on any instance
 ``method_not_allowed``   405     the route has no such method
 ``conflict``             409     not allowed in the resource's current state
+``not_analysable``       409     a call whose flow has no analysis section, or where nothing
+                                 was said
 ``body_too_large``       413     request body over the limit
 ``validation_error``     422     invalid parameters or body (``detail`` lists the fields)
 ``invalid_cursor``       422     a ``cursor`` that no page of this listing gave out

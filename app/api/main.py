@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         reaper = OrphanReaper(services, admin.instance)  # closes dead instances' calls
         app.state.reaper = reaper
         reaper.start()
-        background = Background.build(services, admin.instance)
+        background = Background.build(services, admin.instance, campaigns)
         app.state.background = background
         background.start()
         media_server: MediaServer | None = None

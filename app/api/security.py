@@ -57,6 +57,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/admin/calls/{call_sid}/hangup"): "call.hangup",
     ("POST", "/admin/calls/{call_sid}/transfer"): "call.transfer",
     ("POST", "/admin/calls/{call_sid}/say"): "call.say",
+    ("POST", "/admin/calls/{call_sid}/analysis"): "call.analyze",
     ("POST", "/admin/flows/reload"): "flows.reload",
     ("POST", "/admin/dnc"): "dnc.add",
     ("DELETE", "/admin/dnc/{entry}"): "dnc.remove",

@@ -5,17 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from app.admin import calls as admin_calls
 from app.admin.calls import CallFilters, call_detail, to_ms, transcript_text
 from app.admin.schemas import CallDetail, CallDirection, CallPage
 from app.admin.service import storage_errors
-from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, ValidationErrorBody
+from app.analysis.model import CallAnalysis
+from app.analysis.service import AnalysisService
+from app.api.auth import (
+    ADMIN_ERRORS,
+    ADMIN_ERRORS_404,
+    AdminRead,
+    AdminWrite,
+    ErrorBody,
+    ValidationErrorBody,
+)
 from app.api.deps import ServicesDep
 from app.api.errors import ApiError
 from app.api.pagination import CursorParam, invalid_cursor
+from app.deps import Services
+from app.store.event_keys import EventKeys
 
 router = APIRouter(prefix="/admin/calls", tags=["admin: calls"])
 
@@ -73,9 +84,24 @@ async def list_calls(
             raise invalid_cursor(exc) from None
 
 
+def analysis_service(request: Request, services: Services) -> AnalysisService:
+    """The app's analysis service (built by its lifespan), or one for this request."""
+    background = getattr(request.app.state, "background", None)
+    service = getattr(background, "analysis", None)
+    if isinstance(service, AnalysisService):
+        return service
+    return AnalysisService(
+        services.settings, services.redis, services.store, lambda: services.flows
+    )
+
+
 async def _detail(services: ServicesDep, call_sid: str) -> CallDetail:
     with storage_errors():
         detail = await call_detail(services, call_sid)
+        if detail is not None:
+            raw = await services.redis.get(EventKeys(services.keys).analysis(call_sid))
+            if raw:
+                detail.analysis = CallAnalysis.model_validate_json(raw)
     if detail is None:
         raise ApiError(404, "no such call")
     return detail
@@ -124,3 +150,46 @@ async def get_call_transcript_text(
         transcript_text(detail),
         headers={"Content-Disposition": f'inline; filename="{call_sid}.txt"'},
     )
+
+
+@router.get(
+    "/{call_sid}/analysis",
+    summary="One call's post-call analysis: summary, structured fields, success",
+    responses=ADMIN_ERRORS_404,
+)
+async def get_call_analysis(
+    request: Request, services: ServicesDep, principal: AdminRead, call_sid: CallSid
+) -> CallAnalysis:
+    """404 until the analysis is made (a few seconds after the call ends), and for calls
+    whose flow has no ``analysis:`` section."""
+    with storage_errors():
+        found = await analysis_service(request, services).get(call_sid)
+    if found is None:
+        raise ApiError(404, "no analysis of this call (yet)")
+    return found
+
+
+@router.post(
+    "/{call_sid}/analysis",
+    summary="Analyse a finished call again now (e.g. after changing its flow's analysis)",
+    responses={
+        **ADMIN_ERRORS_404,
+        409: {"model": ErrorBody, "description": "Nothing to analyse (not_analysable)"},
+    },
+)
+async def analyze_call(
+    request: Request, services: ServicesDep, principal: AdminWrite, call_sid: CallSid
+) -> CallAnalysis:
+    """Runs within ``analysis_timeout_ms``; the result (``ok`` or ``failed``) replaces
+    the stored one and is sent as ``call.analyzed``."""
+    with storage_errors():
+        if await services.store.get_call(call_sid) is None:
+            raise ApiError(404, "no such call")
+        result = await analysis_service(request, services).run(call_sid, again=True)
+    if result is None:
+        raise ApiError(
+            409,
+            "nothing to analyse: the call's flow has no analysis section, or nothing was said",
+            code="not_analysable",
+        )
+    return result
