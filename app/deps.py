@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from app.call.deps import CallDeps
+from app.call.keypad import DigitSink
 from app.call.registry import LiveCalls
 from app.carrier.rest import TransferGuard, TwilioCalls
 from app.carrier.transfers import TransferPolicy
@@ -63,6 +64,9 @@ class Services:
     accepting: bool = True
     #: False from SIGTERM on: ``/readyz`` answers 503 while calls still arrive (grace).
     ready: bool = True
+    #: Where ``collect_digits`` hands the digits (``app.call.keypad.DigitSink``; None:
+    #: dropped once the model learnt the outcome).
+    digit_sink: DigitSink | None = None
 
     @property
     def call_deps(self) -> CallDeps:
@@ -78,6 +82,7 @@ class Services:
             calls_api=self.calls_api,
             transfers=self.transfers,
             live=self.live,
+            digit_sink=self.digit_sink,
         )
 
     @classmethod

@@ -68,6 +68,46 @@ class FallbackSettings(BaseModel):
     transfer_to: str | None = None
 
 
+class CollectDigitsSettings(BaseModel):
+    """Secure keypad capture (the ``collect_digits`` tool, ``app.call.keypad``): the
+    digits go to the flow's digit sink, never to the model, the transcript or the logs.
+    Timeouts in ms; ``check: luhn`` rejects card numbers that fail the Luhn check;
+    ``pattern`` is a regular expression the whole entry must match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(
+        "Please enter the number on your keypad, then press the pound key.",
+        min_length=1,
+        max_length=300,
+    )
+    retry_prompt: str = Field(
+        "Sorry, that didn't work. Please enter it again, then press the pound key.",
+        min_length=1,
+        max_length=300,
+    )
+    max_digits: int = Field(19, ge=1, le=32)
+    min_digits: int = Field(1, ge=1, le=32)
+    finish_on_key: Literal["#", "*", ""] = "#"
+    first_digit_timeout_ms: int = Field(15_000, ge=1000, le=120_000)
+    inter_digit_timeout_ms: int = Field(5000, ge=500, le=60_000)
+    retries: int = Field(2, ge=0, le=5)
+    check: Literal["luhn"] | None = None
+    pattern: str | None = Field(None, max_length=200)
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a regular expression: {exc}") from exc
+        return v
+
+
 class ToolHints(BaseModel):
     """What a flow can say about a tool to help the local engine (examples, synonyms)."""
 
@@ -103,6 +143,8 @@ class Flow(BaseModel):
     transfer_targets: dict[str, str] = Field(default_factory=dict)
     filler: FillerSettings = Field(default_factory=FillerSettings)
     fallback: FallbackSettings = Field(default_factory=FallbackSettings)
+    #: Secure keypad capture rules when ``collect_digits`` is in ``tools``.
+    collect_digits: CollectDigitsSettings = Field(default_factory=CollectDigitsSettings)
     #: Said by the agent after its Realtime session was replaced mid-call (none: it just
     #: goes on).
     reconnect_line: str | None = None

@@ -6,7 +6,7 @@ list of these actions, executed in order by ``app.call.bridge``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -90,6 +90,16 @@ class Fallback:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class SecureDigits:
+    """Digits taken by ``collect_digits`` (``app.call.keypad``), for the call's digit
+    sink only: never logged, stored or sent to the model (``repr`` hides them)."""
+
+    call_id: str
+    purpose: str
+    digits: str = field(repr=False)
+
+
 # --- store operations ---------------------------------------------------------------------
 
 
@@ -170,6 +180,7 @@ Action = (
     | ConnectRealtime
     | CloseRealtime
     | Fallback
+    | SecureDigits
     | Store
     | Log
 )

@@ -38,6 +38,7 @@ from starlette.websockets import WebSocket
 
 from app import metrics
 from app.call import actions as act
+from app.call import keypad
 from app.call.deps import CallDeps
 from app.call.links import AsgiCarrierLink, CarrierLink, RealtimeConnection, connect_realtime
 from app.call.session import CallSession, LegState, SessionLimits
@@ -558,6 +559,9 @@ class CallBridge:
                 self._spawn(rt.close(), f"realtime-close:{a.reason}")
         elif isinstance(a, act.Hangup | act.Transfer | act.Fallback):
             self._spawn(self._call_action(a), "call_action")
+        elif isinstance(a, act.SecureDigits):
+            sink = self.deps.digit_sink
+            self._spawn(keypad.deliver(sink, self.call_sid, a.purpose, a.digits), "digit-sink")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         assert self._tg is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.call.keypad import DigitSink
 from app.call.registry import LiveCalls
 from app.carrier.rest import TwilioCalls
 from app.carrier.transfers import TransferPolicy
@@ -29,3 +30,5 @@ class CallDeps:
     calls_api: TwilioCalls
     transfers: TransferPolicy
     live: LiveCalls
+    #: Where ``collect_digits`` hands the digits (None: dropped after the capture).
+    digit_sink: DigitSink | None = None

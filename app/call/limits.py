@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 FILLER_TIMER = "filler"
 DTMF_TIMER = "dtmf"
+KEYPAD_TIMER = "keypad"
 ACTION_TIMER = "call_action"
 DEAD_AIR_TIMER = "dead_air"
 RECONNECT_TIMER = "reconnect"

@@ -42,12 +42,15 @@ import orjson
 
 from app.audio import FRAME_MS
 from app.call import actions as act
+from app.call.capture import COLLECT_DIGITS, KeypadCapturing
 from app.call.conversation import Conversation
+from app.call.keypad import KeypadCapture
 from app.call.limits import (
     ACTION_TIMER,
     DEAD_AIR_TIMER,
     DTMF_TIMER,
     FILLER_TIMER,
+    KEYPAD_TIMER,
     RECONNECT_TIMER,
     RESPONSE_RETRY_MS,
     RESPONSE_RETRY_TIMER,
@@ -84,7 +87,7 @@ __all__ = [
 BUSY_CODE = "conversation_already_has_active_response"
 
 
-class CallSession(RealtimeRecovery):
+class CallSession(RealtimeRecovery, KeypadCapturing):
     """One call's logic. Not thread-safe; driven by one bridge.
 
     Also implements ``tools.base.CallControl`` for the tools it runs.
@@ -125,6 +128,9 @@ class CallSession(RealtimeRecovery):
         self.turn_latencies_ms: list[int] = []
         self.tools_running = 0
         self.dtmf_digits: list[str] = []
+        self.capture: KeypadCapture | None = None  # collect_digits running
+        self._capture_arguments = ""
+        self._capture_started = 0
         self.inbound: deque[str] = deque(maxlen=max(1, self.limits.inbound_buffer_frames))
         self.inbound_dropped = 0
 
@@ -188,6 +194,7 @@ class CallSession(RealtimeRecovery):
             "reconnects": self.reconnects,
             "rollovers": self.rollovers,
             "tools_running": self.tools_running,
+            "keypad": str(self.capture.state) if self.capture else "",
         }
 
     # --- helpers -----------------------------------------------------------------------
@@ -275,6 +282,7 @@ class CallSession(RealtimeRecovery):
             self._record_assistant(item, now, final=True)
         if self.dtmf_digits:
             self._record_dtmf()
+        self._cancel_capture("call ended")
         self.machine.to(CallState.ended)
         fields: dict[str, str | int | float] = {
             "end_reason": reason,
@@ -296,7 +304,9 @@ class CallSession(RealtimeRecovery):
         ``input_audio_buffer.append`` to send now, or None while no Realtime session takes
         it (kept, bounded: the oldest frames go first). The per-frame hot path."""
         if self.leg is LegState.ready:
-            return ClientEvents.input_audio_append(payload_b64)
+            if self.capture is None:
+                return ClientEvents.input_audio_append(payload_b64)
+            return None  # secure keypad capture: the model hears none of it
         if len(self.inbound) == self.inbound.maxlen:
             self.inbound_dropped += 1
         self.inbound.append(payload_b64)
@@ -325,7 +335,11 @@ class CallSession(RealtimeRecovery):
         return self._flush()
 
     def on_dtmf(self, digit: str) -> list[act.Action]:
-        """A keypad digit: collected, then sent as one user text item after a pause or ``#``."""
+        """A keypad digit: collected, then sent as one user text item after a pause or ``#``;
+        while ``collect_digits`` runs, to the capture only (``app.call.capture``)."""
+        if self.capture is not None:
+            self._capture_digit(digit)
+            return self._flush()
         self.dtmf_digits.append(digit)
         if digit == "#":
             return self.on_timer(DTMF_TIMER)
@@ -548,6 +562,11 @@ class CallSession(RealtimeRecovery):
         if calls and not cancelled and event.status in ("completed", "incomplete"):
             for c in calls:
                 self.conversation.function_call(c.call_id, c.name, c.arguments)
+            keypad = [c for c in calls if c.name == COLLECT_DIGITS and c.name in self.flow.tools]
+            for c in keypad:
+                self._start_capture(c)
+            calls = tuple(c for c in calls if c not in keypad)
+        if calls and not cancelled and event.status in ("completed", "incomplete"):
             self.tools_running += 1
             self._out.append(act.RunTools(calls))
             self._out.append(act.StartTimer(FILLER_TIMER, self.flow.filler.delay_ms))
@@ -618,8 +637,8 @@ class CallSession(RealtimeRecovery):
             self._realtime(self.client.function_output(o.call_id, output))
         if self.phase is ActionPhase.requested:
             self.phase = ActionPhase.awaiting_response
-        if self.leg is LegState.failed:
-            return self._flush()
+        if self.leg is LegState.failed or self.capture is not None:
+            return self._flush()  # a running keypad capture asks for the next response
         self._response_create(None, "tool")
         return self._flush()
 
@@ -638,6 +657,8 @@ class CallSession(RealtimeRecovery):
                 self.conversation.user(text)
                 self._realtime(self.client.user_text(text))
                 self._response_create(None, "dtmf")
+        elif name == KEYPAD_TIMER:
+            self._capture_timeout()
         elif name == ACTION_TIMER:
             self._execute_action("grace period passed")
         elif name == DEAD_AIR_TIMER:

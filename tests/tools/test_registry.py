@@ -175,6 +175,7 @@ def test_definitions_and_unknown_names() -> None:
         "end_call",
         "opt_out",
         "record_outcome",
+        "collect_digits",
     ]
     defs = registry.definitions(["end_call", "lookup_customer"])
     assert [d["name"] for d in defs] == ["end_call", "lookup_customer"]
