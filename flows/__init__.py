@@ -15,9 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from flows.analysis import AnalysisSettings
-
 from app.errors import FlowFileError as FlowFileError  # defined in the one tree, named here
+from flows.analysis import AnalysisSettings
 
 FLOWS_DIR = Path(__file__).resolve().parent
 
