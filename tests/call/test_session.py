@@ -14,22 +14,10 @@ from app.call.state import CallState
 from app.errors import ToolRefused
 from app.realtime import events as ev
 from flows import FlowCatalog
+from tests.call.conftest import Clock
 from tools.base import ToolOutcome
 
 SID = "MZ" + "1" * 32
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import base64
 from typing import Any
 
 import orjson
-import pytest
 
 from app.call import actions as act
 from app.call.session import (
@@ -23,22 +22,10 @@ from app.call.session import (
 )
 from app.realtime import events as ev
 from flows import FlowCatalog
+from tests.call.conftest import Clock
 from tools.base import ToolOutcome
 
 SID = "MZ" + "1" * 32
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def make(clock: Clock, **limits: Any) -> CallSession:

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from switchboard_sim.rest import TwilioRestFake
 from switchboard_sim.summary import read_call
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import eventually
-from tests.helpers import wait_until
+from tests.helpers import free_ports, wait_until
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
@@ -39,17 +38,6 @@ GRACE_MS = 3000
 QUIET = Scenario.model_validate(
     {"name": "quiet", "greeting": "Hello, thanks for calling.", "turns": []}
 )
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @dataclass
@@ -68,7 +56,7 @@ async def serve(redis_prefix: str, redis_client: aioredis.Redis) -> AsyncIterato
     async def start(**env_overrides: str) -> Server:
         engine = EngineServer(QUIET, pace=8.0)
         await engine.start()
-        port, media_port = _free_ports(2)
+        port, media_port = free_ports(2)
         base = f"http://127.0.0.1:{port}"
         sim = CarrierSimulator(base, base, DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN)
         rest = TwilioRestFake(sim, DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN)

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from typing import Any
 
@@ -29,7 +28,7 @@ from switchboard_sim.summary import read_call
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import Stack, eventually
 from tests.e2e.heard import NEVER_STALLS, assert_truncated_to_heard
-from tests.helpers import wait_until
+from tests.helpers import free_ports, wait_until
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
@@ -79,16 +78,6 @@ async def test_barge_in_and_hangup_over_each_link(make_stack: Any, media: str) -
     assert [t["name"] for t in stored["tool_calls"]] == ["end_call"]
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 async def test_sigterm_leaves_a_live_call_to_finish_on_its_media_socket(
     redis_prefix: str, redis_client: aioredis.Redis
 ) -> None:
@@ -111,7 +100,7 @@ async def test_sigterm_leaves_a_live_call_to_finish_on_its_media_socket(
     )
     engine = EngineServer(scenario, pace=8.0)
     await engine.start()
-    port, media_port = _free_ports(2)
+    port, media_port = free_ports(2)
     base = f"http://127.0.0.1:{port}"
     sim = CarrierSimulator(base, base, DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN)
     rest = TwilioRestFake(sim, DEV_TWILIO_ACCOUNT_SID, DEV_TWILIO_AUTH_TOKEN)

@@ -23,7 +23,7 @@ from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript
 from switchboard_sim.summary import read_call
 from tests.e2e.conftest import Stack, StackFactory, eventually
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
@@ -145,16 +145,10 @@ async def test_session_update_refused_falls_back_at_once(
     assert "session.update refused" in stored["record"]["end_reason"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def engine_process(tmp_path: Path) -> AsyncIterator[tuple[subprocess.Popen[bytes], int]]:
     """``switchboard engine --scripted`` as its own process (to freeze it with SIGSTOP)."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "engine.log").open("wb")
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited on below
         [
