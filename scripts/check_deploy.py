@@ -7,7 +7,7 @@
   against the Kubernetes JSON schemas (``kubernetes-validate``, strict: unknown fields are
   errors). Also checks what the schemas cannot: selectors match their pod labels, probes
   and Service ports name container ports, the server's grace period covers preStop +
-  drain, referenced ConfigMaps/Secrets exist, the flow copies match flows/.
+  drain, referenced ConfigMaps/Secrets exist, the flows ConfigMap holds valid flows.
 - Compose: compose.yaml's services, their ``depends_on`` targets and conditions, health
   checks, the stop grace period against the drain, and that each command is a
   ``switchboard`` command.
@@ -306,16 +306,24 @@ def check_kubernetes() -> None:
     dirs = [K8S / "base", *sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir())]
     for d in dirs:
         check_objects(str(d.relative_to(ROOT)), render(d), complete=d.parent.name == "overlays")
-    for copy_ in sorted((K8S / "base" / "flows").glob("*.yaml")):
-        source = ROOT / "flows" / copy_.name
-        if not source.exists() or source.read_text() != copy_.read_text():
-            problem(f"{copy_.relative_to(ROOT)} differs from flows/{copy_.name}: copy it again")
-    for flow in sorted((ROOT / "flows").glob("*.yaml")):
-        if not (K8S / "base" / "flows" / flow.name).exists():
-            problem(
-                f"flows/{flow.name} is missing from deploy/kubernetes/base/flows "
-                "(and its kustomization)"
-            )
+    # The flows ConfigMap's files must be valid flows, and each must be in the generator.
+    from flows import FlowCatalog
+
+    flows_dir = K8S / "base" / "flows"
+    try:
+        FlowCatalog.load(flows_dir)
+    except Exception as exc:
+        problem(f"{flows_dir.relative_to(ROOT)}: not valid flows: {exc}")
+    spec = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    listed = {
+        Path(item.partition("=")[2] or item).name
+        for gen in spec.get("configMapGenerator", [])
+        if gen["name"] == "switchboard-flows"
+        for item in gen.get("files", [])
+    }
+    for flow in sorted(flows_dir.glob("*.yaml")):
+        if flow.name not in listed:
+            problem(f"{flow.relative_to(ROOT)} is not in the switchboard-flows generator")
 
 
 # --- compose ------------------------------------------------------------------------------
