@@ -107,6 +107,16 @@ class CollectDigitsSettings(BaseModel):
         return v
 
 
+class SendDtmfSettings(BaseModel):
+    """Keypad tones out (the ``send_dtmf`` tool, ``app.call.dtmf``): each key's tone and
+    the pause after it, in ms (ITU-T Q.24: at least 40 ms each)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tone_ms: int = Field(100, ge=40, le=1000)
+    gap_ms: int = Field(100, ge=40, le=2000)
+
+
 class ToolHints(BaseModel):
     """What a flow can say about a tool to help the local engine (examples, synonyms)."""
 
@@ -144,6 +154,8 @@ class Flow(BaseModel):
     fallback: FallbackSettings = Field(default_factory=FallbackSettings)
     #: Secure keypad capture rules when ``collect_digits`` is in ``tools``.
     collect_digits: CollectDigitsSettings = Field(default_factory=CollectDigitsSettings)
+    #: Keypad tones out when ``send_dtmf`` is in ``tools``.
+    send_dtmf: SendDtmfSettings = Field(default_factory=SendDtmfSettings)
     #: Said by the agent after its Realtime session was replaced mid-call (none: it just
     #: goes on).
     reconnect_line: str | None = None

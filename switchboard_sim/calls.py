@@ -197,6 +197,13 @@ class SimulatedCallResult:
         timeline); ``item`` as marks name it (:func:`~switchboard_sim.playback.mark_item`)."""
         return played_ms(self.played_spans, item, until_ms)
 
+    def dtmf_heard(self) -> str:
+        """The DTMF symbols in the agent audio the caller heard, in order, as an IVR's
+        receiver would detect them (:func:`switchboard_sim.dtmf.detect`, Goertzel)."""
+        from switchboard_sim.dtmf import detect
+
+        return detect(self.agent_audio)
+
     def add_error(self, msg: str) -> None:
         """Note what went wrong (logged at debug; the first :data:`MAX_ERRORS` are kept)."""
         log.debug("call %s: %s", self.call_sid, msg)

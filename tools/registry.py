@@ -32,6 +32,7 @@ from app.errors import (
 from tools.base import Tool, ToolContext, ToolOutcome
 from tools.call_control import END_CALL, TRANSFER_CALL, make_transfer_call
 from tools.customers import LOOKUP_CUSTOMER
+from tools.dtmf import SEND_DTMF
 from tools.keypad import COLLECT_DIGITS
 from tools.orders import CREATE_ORDER, GET_ORDER_STATUS
 from tools.outcomes import OPT_OUT, RECORD_OUTCOME
@@ -188,7 +189,7 @@ class ToolRegistry:
 def default_registry(*, allow_transfer_to_numbers: bool = True) -> ToolRegistry:
     """A registry with every built-in tool: ``lookup_customer``, ``get_order_status``,
     ``create_order``, ``transfer_call``, ``end_call``, ``opt_out``, ``record_outcome``,
-    ``collect_digits`` (run by the call session).
+    ``collect_digits``, ``send_dtmf`` (both run by the call session).
 
     ``allow_transfer_to_numbers=False`` limits ``transfer_call`` to the flow's named targets.
     """
@@ -205,5 +206,6 @@ def default_registry(*, allow_transfer_to_numbers: bool = True) -> ToolRegistry:
             OPT_OUT,
             RECORD_OUTCOME,
             COLLECT_DIGITS,
+            SEND_DTMF,
         ]
     )

@@ -61,6 +61,7 @@ from app.call.playback import MARK_EVERY_MS, Playback, PlaybackItem, cut_text
 from app.call.recovery import ActionPhase, LegState, RealtimeRecovery
 from app.call.responses import Request, ResponseQueue
 from app.call.state import CallState, StateMachine
+from app.call.tones import SEND_DTMF, DtmfSending
 from app.errors import QueueFull, ToolRefused
 from app.realtime import events as ev
 from app.realtime.codec import ClientEvents, say_exactly
@@ -85,9 +86,11 @@ __all__ = [
 ]
 
 BUSY_CODE = "conversation_already_has_active_response"
+#: Tools the session runs itself (never through the registry) when the flow offers them.
+_SESSION_TOOLS = frozenset({COLLECT_DIGITS, SEND_DTMF})
 
 
-class CallSession(RealtimeRecovery, KeypadCapturing):
+class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
     """One call's logic. Not thread-safe; driven by one bridge.
 
     Also implements ``tools.base.CallControl`` for the tools it runs.
@@ -131,6 +134,8 @@ class CallSession(RealtimeRecovery, KeypadCapturing):
         self.capture: KeypadCapture | None = None  # collect_digits running
         self._capture_arguments = ""
         self._capture_started = 0
+        self.tones_pending: tuple[str, str, str, int] | None = None  # send_dtmf playing
+        self._tones_call = act.FunctionCall("", SEND_DTMF, "")
         self.inbound: deque[str] = deque(maxlen=max(1, self.limits.inbound_buffer_frames))
         self.inbound_dropped = 0
 
@@ -324,6 +329,8 @@ class CallSession(RealtimeRecovery, KeypadCapturing):
 
     def on_mark(self, name: str) -> list[act.Action]:
         """A ``mark`` echo: the audio sent before it has played."""
+        if self.tones_pending is not None and self._tones_played(name):
+            return self._flush()
         now = self.now_ms()
         item = self.playback.on_echo(name, now, self.limits.playback_stall_tolerance_ms)
         if item is None:
@@ -562,10 +569,13 @@ class CallSession(RealtimeRecovery, KeypadCapturing):
         if calls and not cancelled and event.status in ("completed", "incomplete"):
             for c in calls:
                 self.conversation.function_call(c.call_id, c.name, c.arguments)
-            keypad = [c for c in calls if c.name == COLLECT_DIGITS and c.name in self.flow.tools]
-            for c in keypad:
-                self._start_capture(c)
-            calls = tuple(c for c in calls if c not in keypad)
+            ours = [c for c in calls if c.name in _SESSION_TOOLS and c.name in self.flow.tools]
+            for c in ours:
+                if c.name == COLLECT_DIGITS:
+                    self._start_capture(c)
+                else:
+                    self._send_tones(c)
+            calls = tuple(c for c in calls if c not in ours)
         if calls and not cancelled and event.status in ("completed", "incomplete"):
             self.tools_running += 1
             self._out.append(act.RunTools(calls))

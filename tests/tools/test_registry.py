@@ -176,6 +176,7 @@ def test_definitions_and_unknown_names() -> None:
         "opt_out",
         "record_outcome",
         "collect_digits",
+        "send_dtmf",
     ]
     defs = registry.definitions(["end_call", "lookup_customer"])
     assert [d["name"] for d in defs] == ["end_call", "lookup_customer"]
