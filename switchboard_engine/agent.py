@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GREETING = "Hello! How can I help you today?"
 IDLE_PROMPT = "Are you still there?"
+#: Transcripts whose confidence an agent remembers until its decision.
+CONFIDENCE_MEMORY = 8
 
 
 @dataclass(slots=True)
@@ -63,6 +65,8 @@ class UnderstandingResponder:
         self._understanding: Understanding | None = None
         self._key: str | None = None
         self.flow: FlowMatch | None = None
+        #: Transcription confidence by transcript text (the last CONFIDENCE_MEMORY).
+        self._confidence: dict[str, float] = {}
 
     async def transcribe(self, audio: bytes, turn_index: int, prompt: str | None = None) -> str:
         """The caller's words in ``audio`` (8 kHz μ-law), via the shared Whisper model."""
@@ -72,12 +76,23 @@ class UnderstandingResponder:
             transcriber = self.resources.transcriber
             assert transcriber is not None
         result = await transcriber.transcribe(audio, prompt)
+        if result.text:
+            # Remembered for the decision on this transcript (bounded: the last few turns).
+            self._confidence[result.text] = result.confidence
+            while len(self._confidence) > CONFIDENCE_MEMORY:
+                self._confidence.pop(next(iter(self._confidence)))
         log.info(
             "transcribed %.0f ms of audio in %.0f ms: %r",
             result.audio_ms,
             result.elapsed_ms,
             result.text,
-            extra={"asr": {"audio_ms": result.audio_ms, "elapsed_ms": result.elapsed_ms}},
+            extra={
+                "asr": {
+                    "audio_ms": result.audio_ms,
+                    "elapsed_ms": result.elapsed_ms,
+                    "confidence": round(result.confidence, 3),
+                }
+            },
         )
         return result.text
 
@@ -86,7 +101,7 @@ class UnderstandingResponder:
         engine can synthesise it while the turn is still being committed."""
         if self._understanding is None or not transcript:
             return None
-        return self._understanding.preview(transcript).say
+        return self._understanding.preview(transcript, self._confidence.get(transcript)).say
 
     def understanding(self, request: ReplyRequest) -> Understanding:
         """The dialogue for the session's current tools + instructions (rebuilt, keeping
@@ -120,7 +135,12 @@ class UnderstandingResponder:
             return Reply(say=text, answers_input=False)
         inp = request.input
         if inp.kind in ("audio", "text"):
-            d = u.decide(inp.text, tool_choice=request.tool_choice, forced_tool=request.forced_tool)
+            d = u.decide(
+                inp.text,
+                tool_choice=request.tool_choice,
+                forced_tool=request.forced_tool,
+                confidence=self._confidence.get(inp.text) if inp.kind == "audio" else None,
+            )
             call = None
             if d.action == "call" and d.tool in request.tool_names:
                 call = FunctionCallReply(d.tool, dict(d.arguments))

@@ -26,6 +26,7 @@ import concurrent.futures
 import hashlib
 import importlib.util
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -100,11 +101,14 @@ class AsrConfig:
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
-    """One transcription: ``text``, ``audio_ms`` transcribed, ``elapsed_ms`` of compute."""
+    """One transcription: ``text``, ``audio_ms`` transcribed, ``elapsed_ms`` of compute,
+    ``confidence`` (0..1: e to the mean token log-probability of the weakest kept
+    segment, Whisper's ``avg_logprob``; 1.0 when nothing was said)."""
 
     text: str
     audio_ms: float
     elapsed_ms: float
+    confidence: float = 1.0
 
 
 def packaged_model_dir() -> Path:
@@ -249,13 +253,14 @@ class WhisperTranscriber:
             vad_filter=False,
             without_timestamps=True,
         )
-        texts = [
-            s.text.strip()
+        kept = [
+            s
             for s in segments
             if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOGPROB_FLOOR)
         ]
-        text = " ".join(t for t in texts if t)
-        return Transcript(text, len(ulaw) / 8, (time.perf_counter() - t0) * 1000)
+        text = " ".join(t for t in (s.text.strip() for s in kept) if t)
+        confidence = math.exp(min(s.avg_logprob for s in kept)) if kept else 1.0
+        return Transcript(text, len(ulaw) / 8, (time.perf_counter() - t0) * 1000, confidence)
 
     async def transcribe(self, ulaw: bytes, prompt: str | None = None) -> Transcript:
         """Transcribe on the worker thread; :class:`AsrBusyError` if too many wait."""

@@ -99,3 +99,41 @@ def tool_specs(
         else:
             specs.append(ToolSpec.from_definition(d, hints.examples, hints.synonyms, hints.reply))
     return specs
+
+
+#: Longest recognition prompt (characters): Whisper reads at most 224 prompt tokens, and a
+#: long prompt slows every decode.
+MAX_PROMPT_CHARS = 400
+
+
+def _sentence(text: str) -> str:
+    """ "where is my order" → "Where is my order?" (Whisper copies the prompt's style)."""
+    t = text.strip().rstrip(".?!")
+    if not t:
+        return ""
+    question = t.split()[0].lower() in {"where", "what", "what's", "has", "can", "is", "when"}
+    return t[0].upper() + t[1:] + ("?" if question else ".")
+
+
+def recognition_prompt(
+    flow: Flow | None, session_prompt: str | None = None, tool_names: Iterable[str] = ()
+) -> str | None:
+    """Whisper's ``initial_prompt`` for a session: the session's own transcription prompt
+    (``audio.input.transcription.prompt`` in GA) first, then the flow's vocabulary (its
+    tools' example phrases, transfer targets), so words the line expects are heard as
+    such and numbers come out as digits. None when there is nothing to add."""
+    parts: list[str] = []
+    if session_prompt:
+        parts.append(session_prompt.strip())
+    if flow is not None:
+        names = list(tool_names) or list(flow.tools)
+        for name in names:
+            hints = flow.tool_hints.get(name)
+            if hints is not None:
+                parts.extend(_sentence(e) for e in hints.examples[:3])
+        if flow.transfer_targets:
+            parts.append(f"Transfer to {', '.join(flow.transfer_targets)}.")
+    text = " ".join(p for p in parts if p)
+    if len(text) > MAX_PROMPT_CHARS:
+        text = text[:MAX_PROMPT_CHARS].rsplit(" ", 1)[0]
+    return text or None

@@ -131,6 +131,12 @@ def _units(run: list[str]) -> list[str] | None:
             groups.extend([str(UNITS[run[i + 1]])] * REPEATS[tok])
             i += 2
             continue
+        if tok in REPEATS and i + 1 < len(run) and run[i + 1].isdigit():
+            # Whisper's "double 719": the first digit is the doubled one → "7719".
+            nxt = run[i + 1]
+            groups.append(nxt[0] * (REPEATS[tok] - 1) + nxt)
+            i += 2
+            continue
         if tok in REPEATS:
             return None
         if _DIGITS_RE.match(tok):
@@ -180,7 +186,10 @@ def interpret(run: list[str]) -> str | None:
 
 
 def _round_then_fits(before: str, after: str) -> bool:
-    """ "500" then "12": a digit number ending in ≥ 2 zeros, then a smaller one that fits."""
+    """ "500" then "12" (or "five"): a digit number ending in ≥ 2 zeros, then a smaller one
+    that fits in its zeros."""
+    if not after.isdigit():
+        after = interpret([after]) or ""
     if not before.isdigit() or not after.isdigit():
         return False
     zeros = len(before) - len(before.rstrip("0"))
@@ -193,7 +202,8 @@ def _ambiguous(run: list[str]) -> bool:
     if len(digits) < 4 or len(digits) != len(run):
         return False
     singles = sum(len(t) == 1 for t in digits)
-    return singles >= 3 and any(len(t) > 1 for t in digits[1:])
+    # Seven or more digits read one at a time: a dropped or split digit is likely.
+    return (singles >= 3 and any(len(t) > 1 for t in digits[1:])) or singles >= 7
 
 
 def find_numbers(toks: list[str]) -> list[NumberSpan]:

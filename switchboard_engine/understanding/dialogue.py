@@ -44,7 +44,7 @@ SWITCH_SCORE = 0.6
 MAX_ASKS = 2
 #: A transcript heard with less confidence than this (0..1, Whisper's mean token
 #: probability) has its numbers and names read back before a tool acts on them.
-CONFIRM_BELOW = 0.6
+CONFIRM_BELOW = 0.75
 #: Chat intents that never take over a pending question ("okay", "thanks").
 _SOFT = frozenset({"chat:ack", "chat:thanks", "chat:repeat", "chat:hold"})
 

@@ -133,6 +133,8 @@ def test_yes_no(said: str, want: bool | None) -> None:
         ("thirty three oh six", ["3306"]),
         ("double one two three", ["1123"]),
         ("triple five one", ["5551"]),
+        ("double 719", ["7719"]),  # Whisper writes the digits after "double" as one group
+        ("20,000 and five", ["20005"]),
         ("1, 0, 4, 2", ["1042"]),
         ("twenty three seventeen", ["2317"]),
         ("two thousand three hundred and seventeen", ["2317"]),
@@ -147,6 +149,8 @@ def test_spoken_number_grammar(said: str, want: list[str]) -> None:
     [
         ("1, 2, 3, 4, 5, 10, 6", True),  # single digits with a "10" among them: a guess
         ("4, 4, 3, 2, 1, 10, 9", True),
+        ("4, 4, 3, 2, 1, 1, 0, 9", True),  # eight digits one at a time: read back
+        ("double 719", False),
         ("1, 0, 4, 2", False),
         ("10 42", False),
         ("one oh four two", False),

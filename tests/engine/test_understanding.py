@@ -413,3 +413,14 @@ def test_a_value_outside_the_pattern_is_asked_again_never_used() -> None:
     assert (d.action, d.missing) == ("ask", "order_id")
     d = u.decide("55801234567")  # eleven digits
     assert d.action != "call"
+
+
+def test_recognition_prompt_puts_the_session_prompt_first_then_the_flow_vocabulary() -> None:
+    from switchboard_engine.hints import MAX_PROMPT_CHARS, recognition_prompt
+
+    flow = FlowCatalog.load().get("support")
+    prompt = recognition_prompt(flow, "Acme support call.")
+    assert prompt is not None and prompt.startswith("Acme support call. Where is my order?")
+    assert "What's the status of order 1042?" in prompt and "human, sales" in prompt
+    assert len(prompt) <= MAX_PROMPT_CHARS
+    assert recognition_prompt(None) is None
