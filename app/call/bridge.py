@@ -139,7 +139,7 @@ class CallBridge:
             now_ms=lambda: time.monotonic() * 1000,
             limits=session_limits(self.settings, self.endpoint.beta),
         )
-        self.writer = StoreWriter(self.call_sid, max_pending=self.settings.store_queue_max)
+        self.writer = StoreWriter.for_call(deps.store, self.call_sid, self.settings)
         self.info = info = CallInfo(
             call_sid=self.call_sid,
             direction=self.direction,
@@ -157,8 +157,8 @@ class CallBridge:
         # The store writer outlives the legs' task group: the call's last writes
         # (end reason, unheard transcript) are made after the legs stopped.
         self._writer_task = asyncio.create_task(self.writer.run(), name=f"{self.call_sid}:store")
-        store, sid = deps.store, self.call_sid
-        self.writer.submit(lambda: store.update_call(sid, status="in-progress"))
+        assert self.writer.recorder is not None
+        self.writer.submit(self.writer.recorder.update_call(status="in-progress"))
         log.info(
             "call bridged: flow=%s from=%s to=%s",
             flow.name,
@@ -188,9 +188,10 @@ class CallBridge:
         if rt is not None:
             rt.detach()  # late Realtime events must not touch the finished session
         self._dispatch_final(self.session.end(reason))
-        writer, store, sid = self.writer, self.deps.store, self.call_sid
+        writer, rec = self.writer, self.writer.recorder
+        assert rec is not None
         ended = int(time.time() * 1000)
-        writer.submit(lambda: store.update_call(sid, status="ended", ended_at_ms=ended))
+        writer.submit(rec.update_call(status="ended", ended_at_ms=ended))
         await writer.close(self.settings.store_flush_timeout_ms / 1000)
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer_task
@@ -625,10 +626,10 @@ class CallBridge:
         raise CallCompleted(f"{name}: {action.reason}")
 
     def _store_op(self, op: act.StoreOp) -> Any:
-        store, sid = self.deps.store, self.call_sid
+        assert self.writer is not None and self.writer.recorder is not None
+        rec = self.writer.recorder  # its ops are safe to retry and replayed after a loss
         if isinstance(op, act.StoreTranscript):
-            return lambda: store.append_transcript(
-                sid,
+            return rec.append_transcript(
                 role=op.role,
                 text=op.text,
                 item_id=op.item_id,
@@ -636,12 +637,11 @@ class CallBridge:
                 interrupted=op.interrupted,
             )
         if isinstance(op, act.StoreRouting):
-            return lambda: store.append_routing(
-                sid, flow=op.flow, reason=op.reason, target=op.target, at_ms=_wall_ms()
+            return rec.append_routing(
+                flow=op.flow, reason=op.reason, target=op.target, at_ms=_wall_ms()
             )
         if isinstance(op, act.StoreToolCall):
-            return lambda: store.append_tool_call(
-                sid,
+            return rec.append_tool_call(
                 name=op.name,
                 call_id=op.call_id,
                 arguments=op.arguments,
@@ -651,10 +651,10 @@ class CallBridge:
                 at_ms=_wall_ms(),
             )
         if isinstance(op, act.StoreUsage):
-            return lambda: store.add_usage(sid, op.usage)
+            return rec.add_usage(op.usage)
         if isinstance(op, act.StoreEvent):
-            return lambda: store.append_event(sid, kind=op.kind, fields=op.fields, at_ms=op.at_ms)
-        return lambda: store.update_call(sid, **op.fields)
+            return rec.append_event(kind=op.kind, fields=op.fields, at_ms=op.at_ms)
+        return rec.update_call(**op.fields)
 
     # --- misc -------------------------------------------------------------------------------
 

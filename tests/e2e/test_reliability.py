@@ -171,11 +171,15 @@ async def engine_process(tmp_path: Path) -> AsyncIterator[tuple[subprocess.Popen
         await wait_until(listening, 60, what=f"engine listening (log: {tmp_path / 'engine.log'})")
         yield proc, port
     finally:
-        with_cont = proc.poll() is None
-        if with_cont:
+        if proc.poll() is None:
             os.kill(proc.pid, signal.SIGCONT)
             proc.terminate()
-        proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:  # a stopped-then-woken engine may linger
+                proc.kill()
+                proc.wait(10)
+        log.close()
 
 
 async def test_frozen_engine_never_leaves_the_caller_in_silence(
