@@ -55,6 +55,8 @@ PY = sys.executable
 LABELLED = Path(switchboard_engine.__file__).resolve().parent / "data" / "tool_choice.yaml"
 #: A sample louder than this (16-bit) is speech when finding where a recording ends.
 AUDIBLE = 300
+#: Short sessions opened one after another by the memory section (RSS must stay flat).
+SHORT_SESSIONS = 200
 #: Silence streamed before each utterance (ms), and after it while waiting (ms).
 LEAD_MS = 600
 #: Recordings per latency session, in order, and the call each should produce.
@@ -470,6 +472,24 @@ async def bench_memory(engine: EngineProcess, sessions: int) -> dict[str, Any]:
     for ws in conns:
         await ws.close()
     per = (rss[1] - rss[0]) / sessions
+
+    # Then many short sessions one after another (each configures server VAD, which makes
+    # its Silero VAD, streams 1 s of audio and hangs up): RSS must stay flat.
+    quiet = [base64.b64encode(b"\xff" * 800).decode()] * 10
+
+    async def short_session() -> None:
+        ws = await _open(engine.port)
+        for chunk in quiet:
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+        await ws.close()
+
+    flat: list[tuple[int, int]] = []
+    for n in range(1, SHORT_SESSIONS + 1):
+        await short_session()
+        if n in (SHORT_SESSIONS // 10, SHORT_SESSIONS // 2, SHORT_SESSIONS):
+            await asyncio.sleep(0.5)  # let the engine finish closing
+            flat.append((n, engine.rss_kib()))
+    slope = (flat[-1][1] - flat[0][1]) / (flat[-1][0] - flat[0][0])
     print(f"\n4. Memory (RSS of the engine process, tts {engine.tts})")
     print(
         f"   started, model loaded and warmed up: {base / 1024:.0f} MiB "
@@ -479,7 +499,12 @@ async def bench_memory(engine: EngineProcess, sessions: int) -> dict[str, Any]:
         f"   {sessions} sessions open, one spoken turn each: {rss[0] / 1024:.0f} MiB; "
         f"{2 * sessions}: {rss[1] / 1024:.0f} MiB → {per / 1024:.2f} MiB per session"
     )
-    return {"base_kib": base, "rss_kib": rss, "per_session_kib": per}
+    print(
+        f"   {SHORT_SESSIONS} short sessions one after another: "
+        + ", ".join(f"after {n}: {k / 1024:.0f} MiB" for n, k in flat)
+        + f" → {slope:.1f} KiB per session (from session {flat[0][0]} on)"
+    )
+    return {"base_kib": base, "rss_kib": rss, "per_session_kib": per, "flat": flat}
 
 
 def main(argv: list[str]) -> None:
@@ -487,13 +512,18 @@ def main(argv: list[str]) -> None:
     p.add_argument("--sessions", type=int, default=3, help="latency sessions (4 turns each)")
     p.add_argument("--memory-sessions", type=int, default=10)
     p.add_argument("--tts", default="auto", choices=["auto", "piper", "espeak-ng", "flite"])
-    p.add_argument("--skip", nargs="*", default=[], choices=["wer", "tools", "latency", "memory"])
+    p.add_argument(
+        "--skip", nargs="*", default=[], choices=["wer", "tools", "speech", "latency", "memory"]
+    )
     a = p.parse_args(argv)
     print(f"engine bench on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     if "wer" not in a.skip:
         bench_wer()
     if "tools" not in a.skip:
         bench_tool_choice()
+        from bench.phrasings import bench_phrasings
+
+        bench_phrasings(speech="speech" not in a.skip)
     if "latency" in a.skip and "memory" in a.skip:
         return
     engine = EngineProcess(tts=a.tts)

@@ -63,7 +63,7 @@ TRANSCRIBE_QUEUE_MAX = 4
 #: Longest a response waits for its input turn's transcription (s).
 TRANSCRIBE_WAIT_S = 30.0
 #: Sessions kept in ``EngineServer.sessions`` for introspection (oldest dropped first).
-SESSIONS_KEPT = 256
+SESSIONS_KEPT = 32
 DEFAULT_MODEL = "gpt-realtime"
 #: Model reported on the Azure preview endpoint (the deployment name is not a model).
 AZURE_PREVIEW_MODEL = "gpt-4o-realtime-preview"
@@ -359,6 +359,10 @@ class EngineServer:
             self.responder_factory = lambda: UnderstandingResponder(resources)
         self.scorer_factory = scorer_factory
         self.sessions: list[EngineSession] = []
+        #: Connections being served; ``idle`` is set whenever that is zero.
+        self.live = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
         self._server: Server | None = None
         self._warm: asyncio.Task[None] | None = None
 
@@ -437,7 +441,17 @@ class EngineServer:
         del self.sessions[:-SESSIONS_KEPT]
         log.info("session %s connected (%s, model %s)", session.id, dialect, model)
         conn = _Connection(ws, session, self.responder_factory(), self.tts, self.pace)
-        await conn.run()
+        self.live += 1
+        self.idle.clear()
+        try:
+            await conn.run()
+        finally:
+            # Sessions kept for introspection must not keep their VAD and audio: that
+            # was ~9.5 MB a session of RSS that never fell (issue 14).
+            session.close()
+            self.live -= 1
+            if self.live == 0:
+                self.idle.set()
         log.info("session %s closed", session.id)
 
 

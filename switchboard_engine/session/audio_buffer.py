@@ -69,6 +69,18 @@ class InputAudioBuffer:
         """Milliseconds of input audio appended since the session started."""
         return self.timeline_bytes // BYTES_PER_MS
 
+    def close(self) -> None:
+        """Release what only a live session needs: the VAD (Silero holds ~9 MB of model
+        state per instance) and the buffered input audio. Idempotent."""
+        self._scorer = None
+        self._segmenter = None
+        self._buffer = bytearray()
+
+    @property
+    def holds_vad(self) -> bool:
+        """True while this buffer keeps a VAD scorer."""
+        return self._scorer is not None or self._segmenter is not None
+
     def configure(self, td: TurnDetection | None) -> None:
         """Apply (new) turn detection settings; ``None`` turns server VAD off."""
         if td is None:

@@ -48,6 +48,7 @@ class EngineSession:
         self.id = self._wire.new_id("sess")
         self.conversation_id = self._wire.new_id("conv")
         self.created_at = int(time.time())
+        self.closed = False
         self._conversation = Conversation(self._wire)
         self._responses = Responses(
             self._wire,
@@ -71,6 +72,17 @@ class EngineSession:
             "response.create": self._responses.create,
             "response.cancel": self._responses.cancel_event,
         }
+
+    def close(self) -> None:
+        """The connection ended: release the per-session VAD and audio (the record of
+        events, items and truncations stays for introspection). Idempotent."""
+        self.closed = True
+        self._audio.close()
+
+    @property
+    def holds_vad(self) -> bool:
+        """True while the session keeps a VAD scorer (False once closed)."""
+        return self._audio.holds_vad
 
     # --- introspection --------------------------------------------------------------------
     @property
