@@ -204,3 +204,31 @@ async def test_frozen_engine_never_leaves_the_caller_in_silence(
     assert result.said_at_ms is not None
     heard_until = max(s.end_ms for s in result.played_spans)
     assert result.said_at_ms - heard_until < DEAD_AIR_MS + SLACK_MS
+
+
+async def test_a_carrier_that_stops_playing_ends_its_call_and_no_other(
+    make_stack: StackFactory,
+) -> None:
+    from tests.security.carrier import answered, open_stream
+
+    stack = await make_stack(carrier_stall_ms=2000)
+    # A well-behaved call beside it (the simulator echoes every mark after playback).
+    good = asyncio.ensure_future(
+        stack.sim.place_inbound_call(
+            CallScript(from_number=CALLER, to_number=SUPPORT, hangup_after_ms=6000)
+        )
+    )
+    # A carrier that takes the stream and then never plays or echoes anything.
+    sid, url, params = await answered(stack)
+    ws = await open_stream(stack, url, sid, params)
+    try:
+        await eventually(lambda: sid in stack.services.live.calls, timeout_s=20)
+        await eventually(lambda: sid not in stack.services.live.calls, timeout_s=30)
+    finally:
+        await ws.close()
+    stored = await read_call(stack.store, sid)
+    assert stored["record"]["end_reason"].startswith("carrier stalled")
+    result = await good
+    assert result.ended_by == "caller_hangup", (result.ended_by, result.errors)
+    record = (await read_call(stack.store, result.call_sid))["record"]
+    assert "stalled" not in record["end_reason"]
