@@ -15,10 +15,11 @@ from app.carrier.rest import TransferGuard, TwilioCalls
 from app.carrier.transfers import TransferPolicy
 from app.carrier.twiml import SignatureChecker
 from app.errors import StoreError
-from app.settings import Settings
+from app.settings import PROJECT_ROOT, Settings
 from app.store.backends import RedisCustomers, RedisOrders
 from app.store.calls import CallStore
 from app.store.keys import Keys
+from app.store.objects import ObjectStore, object_store
 from app.store.redis import create_redis
 from app.store.tokens import StreamTokens
 from flows import FlowCatalog
@@ -67,6 +68,8 @@ class Services:
     #: Where ``collect_digits`` hands the digits (``app.call.keypad.DigitSink``; None:
     #: dropped once the model learnt the outcome).
     digit_sink: DigitSink | None = None
+    #: The recordings store (``Settings.recordings_url``).
+    recordings: ObjectStore | None = None
 
     @property
     def call_deps(self) -> CallDeps:
@@ -83,6 +86,7 @@ class Services:
             transfers=self.transfers,
             live=self.live,
             digit_sink=self.digit_sink,
+            recordings=self.recordings,
         )
 
     @classmethod
@@ -118,6 +122,7 @@ class Services:
             signatures=SignatureChecker(token),
             transfers=transfers,
             live=live,
+            recordings=object_store(settings.recordings_url, PROJECT_ROOT),
         )
 
     async def shutdown(self) -> None:

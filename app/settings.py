@@ -179,6 +179,11 @@ class Settings(BaseSettings):
     #: Prefix for every key (see README "Redis key scheme"); tests use their own.
     redis_prefix: str = "sb:"
     retention_days: int = Field(30, ge=1)
+    #: Where call recordings go (``app.store.objects``): ``file://<dir>``, relative to
+    #: the project directory unless absolute. Never Redis.
+    recordings_url: str = "file://recordings"
+    #: Longest recording kept per call (s of audio per track; the rest is not recorded).
+    recording_max_s: int = Field(4 * 3600, ge=60)
     #: Per-call store writes queued before the writer; beyond it writes are counted as dropped.
     store_queue_max: int = Field(10_000, ge=100)
     store_flush_timeout_ms: int = Field(3000, ge=100)

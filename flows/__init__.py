@@ -117,6 +117,25 @@ class SendDtmfSettings(BaseModel):
     gap_ms: int = Field(100, ge=40, le=2000)
 
 
+class RecordingSettings(BaseModel):
+    """Call recording (README "Call recording"): ``off``, or ``on`` with ``consent_line``
+    spoken first (before the greeting). Offline the bridge writes both tracks to a stereo
+    WAV in the recordings store (``Settings.recordings_url``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["off", "on"] = "off"
+    consent_line: str = Field(
+        "This call is recorded for quality and training.", min_length=1, max_length=300
+    )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_bool(cls, v: object) -> object:
+        """YAML 1.1 reads a bare ``on``/``off`` as a boolean."""
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+
 class ToolHints(BaseModel):
     """What a flow can say about a tool to help the local engine (examples, synonyms)."""
 
@@ -156,6 +175,8 @@ class Flow(BaseModel):
     collect_digits: CollectDigitsSettings = Field(default_factory=CollectDigitsSettings)
     #: Keypad tones out when ``send_dtmf`` is in ``tools``.
     send_dtmf: SendDtmfSettings = Field(default_factory=SendDtmfSettings)
+    #: Call recording: off, or on with a consent line first.
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
     #: Said by the agent after its Realtime session was replaced mid-call (none: it just
     #: goes on).
     reconnect_line: str | None = None

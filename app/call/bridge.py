@@ -41,6 +41,7 @@ from app.call import actions as act
 from app.call import keypad
 from app.call.deps import CallDeps
 from app.call.links import AsgiCarrierLink, CarrierLink, RealtimeConnection, connect_realtime
+from app.call.recording import CallRecording
 from app.call.session import CallSession, LegState, SessionLimits
 from app.carrier import twilio as tw
 from app.carrier.transfers import PolicedControl
@@ -63,6 +64,7 @@ from app.phone import mask
 from app.realtime import codec as rtc
 from app.realtime import events as ev
 from app.realtime.dialect import Endpoint, endpoint
+from app.store.objects import recording_key
 from app.store.tokens import StreamContext
 from app.store.writer import StoreWriter
 from flows.variables import fill_flow
@@ -86,6 +88,8 @@ class CallBridge:
         self.call_sid = ""
         self.stream_sid = ""
         self.session: CallSession | None = None
+        #: Both tracks, when the flow records the call (``app.call.recording``).
+        self.recording: CallRecording | None = None
         self.rt: RealtimeConnection | None = None
         self.carrier: CarrierLink = (
             carrier
@@ -152,6 +156,8 @@ class CallBridge:
         control = PolicedControl(self.session, deps.transfers, flow.transfer_targets)
         self.tool_ctx = ToolContext(info, control, deps.backends)
         self._tools = deps.registry.definitions(flow.tools)
+        if flow.recording.mode == "on" and deps.recordings is not None:
+            self.recording = CallRecording(self.settings.recording_max_s * 1000)
         deps.live.add(self)
         metrics.ACTIVE_CALLS.inc()
         # The store writer outlives the legs' task group: the call's last writes
@@ -188,6 +194,8 @@ class CallBridge:
         if rt is not None:
             rt.detach()  # late Realtime events must not touch the finished session
         self._dispatch_final(self.session.end(reason))
+        if self.recording is not None:
+            await self._save_recording(self.recording)
         writer, rec = self.writer, self.writer.recorder
         assert rec is not None
         ended = int(time.time() * 1000)
@@ -208,6 +216,32 @@ class CallBridge:
         await self._close_carrier(1000, "call ended")
         self.deps.live.remove(self.call_sid)
         log.info("call ended: %s (%s)", reason, outcome)
+
+    async def _save_recording(self, recording: CallRecording) -> None:
+        """Write the call's stereo WAV to the recordings store (in a thread) and keep its
+        location on the call record; a failure is logged, the call record still closes."""
+        store, session = self.deps.recordings, self.session
+        assert session is not None
+        self.recording = None
+        if store is None:
+            return
+        try:
+            key = recording_key(self.call_sid)
+            data = await asyncio.to_thread(recording.wav)
+            await asyncio.to_thread(store.put, key, data)
+        except Exception as exc:
+            log.warning("recording not saved: %s", exc)
+            return
+        ms = max(len(recording.caller), len(recording.agent)) // 8
+        fields: dict[str, str | int | float] = {
+            "recording": key,
+            "recording_bytes": len(data),
+            "recording_ms": ms,
+        }
+        saved = act.StoreEvent(
+            "recording_saved", {"bytes": len(data), "ms": ms}, session.elapsed_ms()
+        )
+        self._dispatch_final([act.Store(act.StoreCallFields(fields)), act.Store(saved)])
 
     # --- LiveCall: operator control (admin API, any instance via pub/sub), shutdown --------
 
@@ -371,6 +405,8 @@ class CallBridge:
         try:
             if type(event) is tw.Media:
                 self.frames_in += 1
+                if self.recording is not None:
+                    self.recording.inbound(event.payload)
                 append = session.on_carrier_media(event.payload)
                 if append is not None:
                     self._send_realtime(append)
@@ -481,6 +517,8 @@ class CallBridge:
                 out = session.audio_delta(event)
                 if out is not None:
                     self.frames_out += len(out)
+                    if self.recording is not None:
+                        self.recording.outbound(event.delta, session.elapsed_ms())
                     self.carrier.send(*out)
                 return
             self._dispatch_now(session.on_realtime(event))
@@ -528,6 +566,8 @@ class CallBridge:
                 self._perform(a)
 
     def _send_carrier(self, a: act.SendCarrier) -> None:
+        if a.control and self.recording is not None and self.session is not None:
+            self.recording.clear(self.session.elapsed_ms())  # `clear`: unplayed audio gone
         try:
             self.carrier.send(a.text, control=a.control)
         except LinkClosed:

@@ -11,6 +11,7 @@ from app.carrier.rest import TwilioCalls
 from app.carrier.transfers import TransferPolicy
 from app.settings import Settings
 from app.store.calls import CallStore
+from app.store.objects import ObjectStore
 from app.store.tokens import StreamTokens
 from flows import FlowCatalog
 from tools.base import Backends
@@ -32,3 +33,5 @@ class CallDeps:
     live: LiveCalls
     #: Where ``collect_digits`` hands the digits (None: dropped after the capture).
     digit_sink: DigitSink | None = None
+    #: Where recordings go (flows with ``recording.mode: on``); None: not recorded.
+    recordings: ObjectStore | None = None

@@ -422,6 +422,8 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
             frames, self.inbound = self.inbound, deque(maxlen=self.inbound.maxlen)
             self._out.extend(act.SendRealtime(append(p)) for p in frames)
         if first:
+            if self.flow.recording.mode == "on":
+                self._response_create(say_exactly(self.flow.recording.consent_line), "consent")
             if self.flow.greeting:
                 self._response_create(say_exactly(self.flow.greeting), "greeting")
             self._next_response()

@@ -25,6 +25,7 @@ from app.api.auth import (
 from app.api.deps import ServicesDep
 from app.api.errors import ApiError
 from app.api.pagination import CursorParam, invalid_cursor
+from app.api.ranges import object_response
 from app.deps import Services
 from app.store.event_keys import EventKeys
 
@@ -149,6 +150,29 @@ async def get_call_transcript_text(
     return PlainTextResponse(
         transcript_text(detail),
         headers={"Content-Disposition": f'inline; filename="{call_sid}.txt"'},
+    )
+
+
+@router.get(
+    "/{call_sid}/recording",
+    summary="One call's recording: stereo WAV (left caller, right agent), byte ranges",
+    response_class=Response,
+    responses={
+        **ADMIN_ERRORS_404,
+        200: {"content": {"audio/wav": {}}, "description": "The whole recording"},
+        206: {"content": {"audio/wav": {}}, "description": "The requested byte range"},
+        416: {"model": ErrorBody, "description": "Range past the end"},
+    },
+)
+async def get_call_recording(
+    request: Request, services: ServicesDep, principal: AdminRead, call_sid: CallSid
+) -> Response:
+    record = await services.store.get_call(call_sid)
+    key = (record or {}).get("recording")
+    if not key or services.recordings is None:
+        raise ApiError(404, "no recording of this call")
+    return await object_response(
+        services.recordings, str(key), request.headers.get("range"), "audio/wav"
     )
 
 
