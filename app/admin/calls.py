@@ -19,6 +19,7 @@ from app.admin.cursor import decode_cursor, encode_cursor
 from app.admin.live import live_call, live_sids
 from app.admin.schemas import (
     CallDetail,
+    CallEvent,
     CallPage,
     CallSummary,
     CostEstimate,
@@ -222,6 +223,15 @@ async def call_detail(services: Services, call_sid: str) -> CallDetail | None:
         routing=[RoutingDecision(**r) for r in await store.routing(call_sid)],
         tool_calls=[ToolCallRecord(**t) for t in await store.tool_calls(call_sid)],
         statuses=statuses,
+        events=[
+            CallEvent(
+                id=e["id"],
+                kind=e["kind"],
+                at_ms=e["at_ms"],
+                fields={k: str(v) for k, v in e.items() if k not in ("id", "kind", "at_ms")},
+            )
+            for e in await store.events(call_sid)
+        ],
         usage=usage,
         cost=estimate_cost(usage, services.settings),
         turn_latency=turn_latency(record),

@@ -152,6 +152,16 @@ class LiveCallPage(Page[LiveCallInfo]):
     """Calls in progress on every instance, newest first (one page: ``next_cursor`` null)."""
 
 
+class CallEvent(BaseModel):
+    """A call event beside the transcript: ``realtime_lost``, ``realtime_reconnected``
+    (with ``reconnect_ms``), ``rollover``, ``fallback`` (README "Reliability")."""
+
+    id: str
+    kind: str
+    at_ms: int = Field(description="ms into the call")
+    fields: dict[str, str] = Field(default_factory=dict, description="e.g. reason, reconnect_ms")
+
+
 class CallDetail(BaseModel):
     """Everything stored about one call."""
 
@@ -161,6 +171,7 @@ class CallDetail(BaseModel):
     routing: list[RoutingDecision]
     tool_calls: list[ToolCallRecord]
     statuses: list[StatusChange]
+    events: list[CallEvent] = Field(default_factory=list)
     usage: TokenUsage
     cost: CostEstimate
     turn_latency: TurnLatency

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from app.admin.calls import call_detail
 from flows import FLOWS_DIR, FlowCatalog
 from switchboard_engine import EngineServer, Scenario
 from switchboard_sim.assets import recording_ulaw
@@ -90,6 +91,11 @@ async def test_engine_restarted_mid_call_the_call_goes_on_with_its_context(
     roles = [t["role"] for t in stored["transcript"]]
     assert roles[0] == "assistant" and roles.count("user") == 2  # both caller turns kept
     assert stored["record"]["realtime_reconnects"] == "1"
+    # The reconnect is an event of the call, with its reconnect_ms, in the API's call detail.
+    detail = await call_detail(stack.services, result.call_sid)
+    assert detail is not None
+    back = [e for e in detail.events if e.kind == "realtime_reconnected"]
+    assert len(back) == 1 and int(back[0].fields["reconnect_ms"]) == reconnect_ms
 
 
 async def test_engine_gone_for_good_falls_back_within_dead_air_max(
