@@ -206,9 +206,26 @@ def _ambiguous(run: list[str]) -> bool:
     return (singles >= 3 and any(len(t) > 1 for t in digits[1:])) or singles >= 7
 
 
+def _digit_word(tok: str) -> bool:
+    return (tok in UNITS and UNITS[tok] < 10) or (tok.isdigit() and len(tok) == 1)
+
+
+def _oh_heard_as_of(toks: list[str]) -> list[str]:
+    """Whisper often writes a spoken "oh" between digits as "of" ("one of five one" for
+    "one oh five one"): "of" between two single digits is read as "oh"."""
+    if "of" not in toks:
+        return toks
+    out = list(toks)
+    for k in range(1, len(toks) - 1):
+        if toks[k] == "of" and _digit_word(toks[k - 1]) and _digit_word(toks[k + 1]):
+            out[k] = "oh"
+    return out
+
+
 def find_numbers(toks: list[str]) -> list[NumberSpan]:
     """Every number in ``toks`` (see :func:`tokens`), left to right, as maximal runs."""
     out: list[NumberSpan] = []
+    toks = _oh_heard_as_of(toks)
     i = 0
     n = len(toks)
     while i < n:

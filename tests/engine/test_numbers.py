@@ -133,7 +133,9 @@ def test_yes_no(said: str, want: bool | None) -> None:
         ("thirty three oh six", ["3306"]),
         ("double one two three", ["1123"]),
         ("triple five one", ["5551"]),
-        ("double 719", ["7719"]),  # Whisper writes the digits after "double" as one group
+        ("double 719", ["7719"]),
+        ("order one of five one", ["1051"]),  # Whisper's "of" for a spoken "oh"
+        ("two of them", ["2"]),  # Whisper writes the digits after "double" as one group
         ("20,000 and five", ["20005"]),
         ("1, 0, 4, 2", ["1042"]),
         ("twenty three seventeen", ["2317"]),
