@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from app.cli_support import make_typer, settings_or_exit
 from app.dialer.models import CampaignSpec
-from app.dialer.progress import finished, render
+from app.dialer.progress import NOT_CALLED, NOT_REACHED, finished, render, summary
 from app.errors import DialerError, StoreError
 
 if TYPE_CHECKING:
@@ -83,8 +83,11 @@ def _load_spec(path: Path) -> CampaignSpec:
         raise typer.Exit(2) from None
 
 
-def _print_import(report: dict[str, Any]) -> None:
-    typer.echo(f"imported {report['imported']} contact(s), rejected {report['rejected']} row(s)")
+def _print_import(report: dict[str, Any], err: bool = False) -> None:
+    typer.echo(
+        f"imported {report['imported']} contact(s), rejected {report['rejected']} row(s)",
+        err=err,
+    )
     for e in report["errors"]:
         where = f" [{e['field']}]" if e["field"] else ""
         typer.echo(f"  row {e['row']}{where}: {e['message']}", err=True)
@@ -105,7 +108,14 @@ async def _watch(runtime: DialerRuntime, cid: str, interval_s: float, out: Any) 
     while True:
         stats = await runtime.campaigns.stats(cid)
         dialers = await _live_dialers(runtime)
-        lines = render(stats, now_ms=runtime.clock.now_ms(), dialers=dialers, countdown=tty)
+        started = (await runtime.campaigns.get(cid)).started_at_ms
+        lines = render(
+            stats,
+            now_ms=runtime.clock.now_ms(),
+            dialers=dialers,
+            countdown=tty,
+            started_at_ms=started,
+        )
         if tty:
             if previous:
                 out.write(f"\x1b[{len(previous)}F")  # back to the start of the last drawing
@@ -122,6 +132,58 @@ async def _watch(runtime: DialerRuntime, cid: str, interval_s: float, out: Any) 
         if finished(stats):
             return stats
         await asyncio.sleep(interval_s)
+
+
+#: Contacts listed in the end summary's "not reached" table (the rest are counted).
+SUMMARY_ROWS = 20
+#: Contacts read to find the ones not reached (a bigger campaign's are counted from stats).
+SUMMARY_SCAN = 5000
+
+
+async def _summary(runtime: DialerRuntime, cid: str, stats: dict[str, Any]) -> dict[str, Any]:
+    """What the end summary shows: the campaign's times and the contacts not reached
+    (with their last attempt's error), at most ``SUMMARY_ROWS`` of them listed."""
+    campaign = await runtime.campaigns.get(cid)
+    missed = set(NOT_REACHED) | set(NOT_CALLED)
+    outcomes: dict[str, int] = stats.get("outcomes") or {}
+    total_missed = sum(n for o, n in outcomes.items() if o in missed)
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    while len(rows) < SUMMARY_ROWS and offset < min(SUMMARY_SCAN, int(stats["contacts"])):
+        page = await runtime.campaigns.contacts(cid, offset, 500)
+        if not page:
+            break
+        offset += 500
+        for contact in page:
+            if contact.get("outcome") in missed and len(rows) < SUMMARY_ROWS:
+                history = await runtime.campaigns.contact_history(cid, str(contact["id"]))
+                attempts = history.get("attempts") or []
+                last = attempts[-1] if attempts else {}
+                contact["error"] = last.get("error") or (
+                    f"{contact['reason']}" if contact.get("reason") else ""
+                )
+                rows.append(contact)
+    return {
+        "started_at_ms": campaign.started_at_ms,
+        "ended_at_ms": campaign.ended_at_ms,
+        "not_reached": rows,
+        "not_reached_total": total_missed,
+    }
+
+
+async def _watch_and_sum_up(
+    runtime: DialerRuntime, cid: str, interval_s: float, as_json: bool
+) -> dict[str, Any]:
+    """``_watch``, then the end summary: a table, or (``as_json``) one JSON object
+    ``{"stats": …, "started_at_ms", "ended_at_ms", "not_reached": […], …}``."""
+    stats = await _watch(runtime, cid, interval_s, sys.stderr if as_json else sys.stdout)
+    extra = await _summary(runtime, cid, stats)
+    if as_json:
+        typer.echo(json.dumps({"stats": stats, **extra}, sort_keys=True))
+    else:
+        typer.echo("")
+        typer.echo("\n".join(summary(stats, now_ms=runtime.clock.now_ms(), **extra)))
+    return stats
 
 
 @campaign_app.command("create")
@@ -144,24 +206,36 @@ def import_(
     _print_import(report.as_dict())
 
 
-def _transition(action: str, campaign: str, watch: bool, interval: float) -> None:
+def _transition(
+    action: str, campaign: str, watch: bool, interval: float, as_json: bool = False
+) -> None:
     async def work(rt: DialerRuntime) -> None:
         result = await getattr(rt.campaigns, action)(campaign)
-        typer.echo(f"{result.id}: {result.status.value}")
+        typer.echo(f"{result.id}: {result.status.value}", err=as_json)
         if watch:
-            await _watch(rt, campaign, interval, sys.stdout)
+            await _watch_and_sum_up(rt, campaign, interval, as_json)
 
     _run(work)
 
 
 WatchOpt = Annotated[bool, typer.Option("--watch", help="Show progress until it is done.")]
 IntervalOpt = Annotated[float, typer.Option(help="Seconds between progress updates.")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="At the end print one JSON object (stats, times, contacts not reached) instead "
+        "of the table; progress goes to stderr.",
+    ),
+]
 
 
 @campaign_app.command("start")
-def start(campaign: str, watch: WatchOpt = False, interval: IntervalOpt = 1.0) -> None:
+def start(
+    campaign: str, watch: WatchOpt = False, interval: IntervalOpt = 1.0, as_json: JsonOpt = False
+) -> None:
     """Start dialling (draft → running). Refused without a loaded flow or contacts."""
-    _transition("start", campaign, watch, interval)
+    _transition("start", campaign, watch, interval, as_json)
 
 
 @campaign_app.command("pause")
@@ -171,9 +245,11 @@ def pause(campaign: str) -> None:
 
 
 @campaign_app.command("resume")
-def resume(campaign: str, watch: WatchOpt = False, interval: IntervalOpt = 1.0) -> None:
+def resume(
+    campaign: str, watch: WatchOpt = False, interval: IntervalOpt = 1.0, as_json: JsonOpt = False
+) -> None:
     """Resume a paused campaign."""
-    _transition("resume", campaign, watch, interval)
+    _transition("resume", campaign, watch, interval, as_json)
 
 
 @campaign_app.command("cancel")
@@ -183,9 +259,10 @@ def cancel(campaign: str) -> None:
 
 
 @campaign_app.command("watch")
-def watch(campaign: str, interval: IntervalOpt = 1.0) -> None:
-    """Live progress display until the campaign is finished."""
-    _run(lambda rt: _watch(rt, campaign, interval, sys.stdout))
+def watch(campaign: str, interval: IntervalOpt = 1.0, as_json: JsonOpt = False) -> None:
+    """Live progress display until the campaign is finished (ETA, next dial, dial
+    errors), then the end summary: outcomes, attempts, duration, contacts not reached."""
+    _run(lambda rt: _watch_and_sum_up(rt, campaign, interval, as_json))
 
 
 async def _answers(host: str, port: int, timeout_s: float = 2.0) -> bool:
@@ -302,10 +379,12 @@ def run(
     interval: IntervalOpt = 1.0,
     simulator: SimulatorOpt = None,
     simulator_rules: RulesOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Create, import, start and watch a campaign in one go. First checks that a dialer
-    is running and that the carrier answers; in dev a carrier simulator is started for
-    the run when none answers at the (loopback) Twilio REST base URL."""
+    """Create, import, start and watch a campaign in one go, then print the end summary
+    (outcomes, attempts, duration, contacts not reached and why). First checks that a
+    dialer is running and that the carrier answers; in dev a carrier simulator is
+    started for the run when none answers at the (loopback) Twilio REST base URL."""
     from app import logs
     from switchboard_sim.simulator import SimulatorError, load_rules
 
@@ -328,12 +407,12 @@ def run(
         sim = await _carrier(rt.settings, simulator, rules)
         try:
             campaign = await rt.campaigns.create(campaign_spec)
-            typer.echo(f"campaign {campaign.id} created")
+            typer.echo(f"campaign {campaign.id} created", err=as_json)
             report = await rt.campaigns.import_contacts(campaign.id, data, fmt)
-            _print_import(report.as_dict())
+            _print_import(report.as_dict(), err=as_json)
             await rt.campaigns.start(campaign.id)
             try:
-                return await _watch(rt, campaign.id, interval, sys.stdout)
+                return await _watch_and_sum_up(rt, campaign.id, interval, as_json)
             except asyncio.CancelledError:  # Ctrl-C: the campaign itself goes on
                 cid = campaign.id
                 typer.echo(
@@ -347,8 +426,7 @@ def run(
             if sim is not None:
                 await sim.stop()
 
-    stats = _run(work)
-    typer.echo(json.dumps(stats["outcomes"], sort_keys=True))
+    _run(work)
 
 
 @campaign_app.command("stats")

@@ -11,6 +11,7 @@ the progress display within seconds, with the next retry time.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -186,10 +187,49 @@ async def test_campaign_run_starts_a_carrier_simulator_and_runs_to_the_end(
     assert "started the carrier simulator there for this run" in err
     lines = out.splitlines()
     assert lines[0].startswith("campaign cmp_") and "imported 3 contact(s)" in out
-    assert "completed" in lines[-3] and lines[-3].endswith("3/3 (100%)")
-    assert lines[-1] == '{"answered": 2, "no_answer": 1}'
-    assert "dial errors" not in out
+    progress = [line for line in lines if "3/3 (100%)" in line]
+    assert progress and "completed" in progress[-1]
+    # The end summary: a table of outcomes, the attempts, how long it took, who was missed.
+    table = lines[lines.index("") + 1 :]
+    assert table[0].startswith("campaign cmp_") and ": completed in " in table[0]
+    assert [line.split() for line in table[2:6]] == [
+        ["outcome", "contacts"],
+        ["answered", "2"],
+        ["no_answer", "1"],
+        ["total", "3"],
+    ]
+    assert any(line.strip().startswith("attempts ") for line in table)
+    missed = table[table.index("  not reached (1)") + 2].split()
+    assert missed[:4] == ["3", "+155****7003", "no_answer", "1"] or missed[2] == "no_answer"
+    assert "dial errors" not in out and "{" not in out
     assert not listening(port)  # the run's simulator stopped with it
+
+
+async def test_campaign_run_json_summary(make_stack: StackFactory, tmp_path: Path) -> None:
+    port = free_port()
+    stack = await stack_with_carrier_at(make_stack, port)
+    env = cli_env(stack.settings.redis_prefix, stack.base_url, f"http://127.0.0.1:{port}")
+    spec, contacts, rules = files(tmp_path)
+    code, out, err = await run_cli(
+        "campaign",
+        "run",
+        spec,
+        contacts,
+        "--simulator",
+        "--simulator-rules",
+        rules,
+        "--interval",
+        "0.1",
+        "--json",
+        env=env,
+    )
+    assert code == 0, err
+    result = json.loads(out)  # stdout is the JSON alone; progress went to stderr
+    assert result["stats"]["outcomes"] == {"answered": 2, "no_answer": 1}
+    assert result["started_at_ms"] <= result["ended_at_ms"]
+    assert result["not_reached_total"] == 1
+    assert [c["outcome"] for c in result["not_reached"]] == ["no_answer"]
+    assert "completed" in err
 
 
 async def test_simulator_process_carries_the_dialers_calls(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.dialer.progress import NO_DIALER, duration, finished, render
+from app.dialer.progress import NO_DIALER, bar, duration, finished, render, summary
 
 NOW = int(time.mktime((2026, 3, 3, 14, 0, 0, 0, 0, -1)) * 1000)  # local 14:00:00
 
@@ -86,3 +86,60 @@ def test_duration() -> None:
         "1h 00m",
         "1d 1h",
     ]
+
+
+def test_eta_at_the_pace_so_far() -> None:
+    s = stats(contacts=10, done=4, pending=6, next_due_at_ms=None)
+    lines = render(s, now_ms=NOW, started_at_ms=NOW - 120_000)  # 4 done in 2 min
+    assert lines[2] == "  eta 14:03:00 (in 3m 00s)"  # 6 more at 2 per minute
+    later = stats(contacts=10, done=4, pending=6, next_due_at_ms=NOW + 600_000)
+    assert render(later, now_ms=NOW, started_at_ms=NOW - 120_000)[2].startswith("  eta 14:10:00")
+    assert not any("eta" in line for line in render(s, now_ms=NOW))  # start unknown
+
+
+def test_a_cancelled_campaign_is_not_a_full_bar() -> None:
+    s = stats(
+        status="cancelled",
+        contacts=10,
+        done=10,
+        pending=0,
+        outcomes={"answered": 4, "campaign_cancelled": 6},
+    )
+    head = render(s, now_ms=NOW)[0]
+    assert "cancelled" in head and bar(4, 10, skipped=6) in head
+    assert head.endswith("4/10 (40%) · 6 not called")
+    assert bar(4, 10, width=10, skipped=6) == "[####xxxxxx]"
+
+
+def test_end_summary_table() -> None:
+    s = stats(
+        status="completed",
+        contacts=3,
+        done=3,
+        pending=0,
+        attempts=5,
+        outcomes={"confirmed": 2, "busy": 1},
+        attempt_outcomes={"busy": 3, "answered": 2},
+    )
+    missed = [
+        {
+            "id": "3",
+            "phone_masked": "+155****7003",
+            "outcome": "busy",
+            "attempts": 3,
+            "reason": "retries exhausted",
+            "error": "",
+        },
+    ]
+    lines = summary(s, started_at_ms=NOW - 134_000, ended_at_ms=NOW, not_reached=missed, now_ms=NOW)
+    assert lines[0] == (
+        "campaign cmp_0a1b2c3d4e5f June reminders: completed in 2m 14s (13:57:46 → 14:00:00)"
+    )
+    assert [line.split() for line in lines[2:6]] == [
+        ["outcome", "contacts"],
+        ["confirmed", "2"],
+        ["busy", "1"],
+        ["total", "3"],
+    ]
+    assert "  attempts 5: busy 3 · answered 2" in lines
+    assert lines[-1].split() == ["3", "+155****7003", "busy", "3", "retries", "exhausted"]
