@@ -3,8 +3,10 @@
 ``ObjectStore`` is what the service needs of one — put a whole object, read a byte
 range, size, delete, and list what is older than a cut-off (for retention). The default
 is ``FileObjectStore`` (a directory; writes are atomic: a temporary file renamed into
-place). ``object_store(url)`` builds one from ``Settings.recordings_url``
-(``file:///var/lib/switchboard/recordings`` or a relative ``file://recordings``).
+place); ``S3ObjectStore`` keeps them in any S3-compatible bucket through boto3.
+``object_store(url)`` builds one from ``Settings.recordings_url``
+(``file:///var/lib/switchboard/recordings``, a relative ``file://recordings``, or
+``s3://bucket/prefix?endpoint_url=http://minio:9000``).
 Keys are ``recordings/<CallSid>.wav``: ``[A-Za-z0-9_./-]`` only, no ``..``.
 """
 
@@ -15,7 +17,8 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from app.errors import ConfigError
 
@@ -106,13 +109,88 @@ class FileObjectStore:
         )
 
 
+class S3ObjectStore:
+    """Objects in an S3-compatible bucket (AWS S3, MinIO, Ceph, …) through boto3 (the
+    ``s3`` extra). Credentials come from boto3's usual chain (environment, profile,
+    instance role); ``endpoint_url`` names a non-AWS service."""
+
+    def __init__(
+        self, bucket: str, prefix: str = "", endpoint_url: str | None = None, client: Any = None
+    ) -> None:
+        if client is None:
+            try:
+                import boto3
+            except ImportError as exc:  # pragma: no cover - the extra is installed in dev
+                raise ConfigError(
+                    "s3:// recordings need boto3: pip install 'switchboard[s3]'"
+                ) from exc
+            client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def _key(self, key: str) -> str:
+        if _KEY_RE.match(key) is None or ".." in key.split("/"):
+            raise ValueError(f"bad object key {key!r}")
+        return self.prefix + key
+
+    def put(self, key: str, data: bytes) -> str:
+        k = self._key(key)
+        self.client.put_object(Bucket=self.bucket, Key=k, Body=data, ContentType="audio/wav")
+        return f"s3://{self.bucket}/{k}"
+
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    def read(self, key: str, start: int, end: int) -> bytes:
+        got = self.client.get_object(
+            Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end}"
+        )
+        body: bytes = got["Body"].read()
+        return body
+
+    def delete(self, key: str) -> bool:
+        if self.size(key) is None:
+            return False
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        return True
+
+    def older_than(self, prefix: str, cutoff_s: float) -> list[str]:
+        out: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix.rstrip("/")) + "/"
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["LastModified"].timestamp() < cutoff_s:
+                    out.append(str(obj["Key"])[len(self.prefix) :])
+        return sorted(out)
+
+
 def object_store(url: str, base: Path) -> ObjectStore:
-    """The store ``url`` names: ``file://<dir>`` (relative to ``base`` unless absolute).
-    Raises ``ConfigError`` for another scheme."""
+    """The store ``url`` names: ``file://<dir>`` (relative to ``base`` unless absolute) or
+    ``s3://<bucket>[/<prefix>][?endpoint_url=http://host:port]``. Raises ``ConfigError``
+    for another scheme."""
     if url.startswith("file://"):
         path = Path(url.removeprefix("file://"))
         return FileObjectStore(path if path.is_absolute() else base / path)
-    raise ConfigError(f"unsupported recordings store {url.split(':', 1)[0]!r}: use file://")
+    if url.startswith("s3://"):
+        parts = urlsplit(url)
+        endpoint = parse_qs(parts.query).get("endpoint_url", [None])[0]
+        if not parts.netloc:
+            raise ConfigError("s3:// recordings URL names no bucket")
+        return S3ObjectStore(parts.netloc, parts.path, endpoint)
+    raise ConfigError(
+        f"unsupported recordings store {url.split(':', 1)[0]!r}: use file:// or s3://"
+    )
 
 
 def sweep(store: ObjectStore, retention_s: int, now_s: float | None = None) -> list[str]:
