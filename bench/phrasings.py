@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from bench.wer import edit_distance, normalise
+
 DATA = Path(__file__).resolve().parent / "data"
 FROZEN = DATA / "frozen_phrasings.yaml"
 TUNING = DATA / "tuning_phrasings.yaml"
@@ -172,7 +174,6 @@ def run_speech(
 ) -> dict[str, Any]:
     """Each voice: the set's texts synthesised, transcribed by the engine (with the flow's
     recognition prompt unless ``bias`` is off), decided."""
-    from bench.engine import edit_distance, normalise
     from switchboard_engine.asr import shared_transcriber
     from switchboard_engine.hints import FlowHints, recognition_prompt
 
