@@ -406,7 +406,9 @@ class CallBridge:
             if type(event) is tw.Media:
                 self.frames_in += 1
                 if self.recording is not None:
-                    self.recording.inbound(event.payload)
+                    # During a keypad capture the caller's track is silence: the tones
+                    # of a card number must not reach a recording either.
+                    self.recording.inbound(event.payload, muted=session.capture is not None)
                 append = session.on_carrier_media(event.payload)
                 if append is not None:
                     self._send_realtime(append)

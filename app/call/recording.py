@@ -5,6 +5,7 @@ stream's own timeline, which the transcript's user offsets use). Right channel: 
 agent as the caller heard it — each chunk of outbound audio is placed where the carrier
 plays it (after what is queued, never before the present, on the session's clock, which
 the transcript's assistant offsets use) and a ``clear`` drops what had not played yet.
+While ``collect_digits`` runs the caller's track is silence (keypad tones are audio too).
 Both tracks start at the stream's ``start``. Bounded: ``max_ms`` of audio per track, the
 rest not recorded. Costs the per-frame path a base64 decode and a ``bytearray`` append.
 """
@@ -18,7 +19,7 @@ from base64 import b64decode
 
 import numpy as np
 
-from app.audio import BYTES_PER_MS, SAMPLE_RATE, ULAW_SILENCE, ulaw_to_pcm16
+from app.audio import BYTES_PER_MS, SAMPLE_RATE, ULAW_SILENCE, b64_decoded_len, ulaw_to_pcm16
 
 
 class CallRecording:
@@ -31,10 +32,14 @@ class CallRecording:
         self._agent_end = 0  # where queued agent audio ends (bytes on the timeline)
         self.truncated = False
 
-    def inbound(self, payload_b64: str) -> None:
-        """One caller frame (the ``media.payload`` string)."""
+    def inbound(self, payload_b64: str, muted: bool = False) -> None:
+        """One caller frame (the ``media.payload`` string); ``muted``: recorded as
+        silence of the same length (a secure keypad capture is running)."""
         if len(self.caller) >= self.max_bytes:
             self.truncated = True
+            return
+        if muted:
+            self.caller += ULAW_SILENCE * b64_decoded_len(payload_b64)
             return
         try:
             self.caller += b64decode(payload_b64)

@@ -37,6 +37,15 @@ def test_agent_audio_is_placed_where_it_plays_and_clear_drops_the_rest() -> None
         assert w.getnchannels() == 2 and w.getnframes() == 8000
 
 
+def test_muted_frames_are_silence_of_the_same_length() -> None:
+    """During a keypad capture the caller's tones are not recorded."""
+    r = CallRecording(max_ms=60_000)
+    r.inbound(b64(0x10, 20))
+    r.inbound(b64(0x10, 20), muted=True)
+    r.inbound(b64(0x10, 20))
+    assert bytes(r.caller) == b"\x10" * 160 + b"\xff" * 160 + b"\x10" * 160
+
+
 def test_bounded_and_bad_payloads_keep_the_timeline() -> None:
     r = CallRecording(max_ms=100)
     r.inbound("!!not base64!!")
