@@ -414,3 +414,24 @@ class DeliveryPage(Page[DeliveryOut]):
 
 class PingResult(BaseModel):
     event_id: str = Field(description="Id of the webhook.ping event queued for delivery")
+
+
+# --- transcript search ---------------------------------------------------------------------
+
+
+class TranscriptSnippet(BaseModel):
+    role: str = Field(description="user (the caller) or assistant")
+    text: str
+    offset_ms: int = Field(description="ms since the media stream started")
+
+
+class SearchHit(BaseModel):
+    """A call whose transcript holds every word of the query, with the lines that match."""
+
+    call: CallSummary
+    snippets: list[TranscriptSnippet]
+
+
+class SearchPage(Page[SearchHit]):
+    """Matching calls, newest first. A page may be shorter than ``limit`` while
+    ``next_cursor`` is set (the scan budget was spent); null at the end."""

@@ -19,6 +19,8 @@ from app.analysis.worker import AnalysisWorker
 from app.deps import Services
 from app.dialer.models import RESULT_OUTCOMES
 from app.dialer.runtime import DialerRuntime
+from app.search.index import SearchIndex
+from app.search.worker import SearchWorker
 from app.store.event_keys import EventKeys
 from app.webhooks.dispatch import WebhookConfig, WebhookWorkers
 from app.webhooks.subscriptions import WebhookStore
@@ -49,11 +51,25 @@ def outcome_sink(dialer: DialerRuntime) -> OutcomeSink:
     return sink
 
 
+def search_index(services: Services) -> SearchIndex:
+    """The transcript search index of this app's Redis and settings."""
+    settings = services.settings
+    return SearchIndex(
+        services.redis,
+        EventKeys(services.keys),
+        services.store,
+        retention_s=settings.retention_days * 86400,
+        max_terms=settings.search_max_terms_per_call,
+        budget=settings.search_scan_budget,
+    )
+
+
 @dataclass
 class Background:
     workers: list[Worker] = field(default_factory=list)
     webhooks: WebhookWorkers | None = None
     analysis: AnalysisService | None = None
+    search: SearchIndex | None = None
 
     @classmethod
     def build(
@@ -67,8 +83,9 @@ class Background:
             lambda: services.flows,
             outcome_sink=outcome_sink(dialer) if dialer is not None else None,
         )
+        search = search_index(services)
         if not settings.events_workers_enabled:
-            return cls(analysis=analysis)
+            return cls(analysis=analysis, search=search)
         keys = EventKeys(services.keys)
         store = WebhookStore(
             services.redis,
@@ -79,8 +96,12 @@ class Background:
         webhooks = WebhookWorkers(
             services.redis, keys, store, WebhookConfig.from_settings(settings), instance
         )
-        workers: list[Worker] = [webhooks, AnalysisWorker(analysis, instance)]
-        return cls(workers=workers, webhooks=webhooks, analysis=analysis)
+        workers: list[Worker] = [
+            webhooks,
+            AnalysisWorker(analysis, instance),
+            SearchWorker(search, settings, instance),
+        ]
+        return cls(workers=workers, webhooks=webhooks, analysis=analysis, search=search)
 
     def start(self) -> None:
         for worker in self.workers:
