@@ -180,7 +180,8 @@ class Settings(BaseSettings):
     redis_prefix: str = "sb:"
     retention_days: int = Field(30, ge=1)
     #: Where call recordings go (``app.store.objects``): ``file://<dir>``, relative to
-    #: the project directory unless absolute. Never Redis.
+    #: the project directory unless absolute, or ``s3://bucket/prefix`` (optionally
+    #: ``?endpoint_url=http://host:port`` for a non-AWS S3). Never Redis.
     recordings_url: str = "file://recordings"
     #: Longest recording kept per call (s of audio per track; the rest is not recorded).
     recording_max_s: int = Field(4 * 3600, ge=60)
