@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     recordings_url: str = "file://recordings"
     #: Longest recording kept per call (s of audio per track; the rest is not recorded).
     recording_max_s: int = Field(4 * 3600, ge=60)
+    #: Who records a flow's calls: ``twilio`` (the Recordings API on the live call, dual
+    #: channel), ``local`` (the bridge writes both tracks), ``auto``: Twilio's when the
+    #: REST API is Twilio's own (``twilio_api_base_url`` unset), else local.
+    recording_source: Literal["auto", "local", "twilio"] = "auto"
     #: Per-call store writes queued before the writer; beyond it writes are counted as dropped.
     store_queue_max: int = Field(10_000, ge=100)
     store_flush_timeout_ms: int = Field(3000, ge=100)

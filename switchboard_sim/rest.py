@@ -36,6 +36,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import secrets
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass
@@ -44,11 +45,12 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.phone import is_e164
-from switchboard_sim.callbacks import API_VERSION
+from switchboard_sim.callbacks import API_VERSION, HTTP_TIMEOUT_S
 from switchboard_sim.calls import LiveCall
 from switchboard_sim.carrier import CarrierSimulator
 from switchboard_sim.outbound import EVENTS, OutboundDesk, OutboundRefused
@@ -165,6 +167,14 @@ class TwilioRestFake:
         )
         self.app.add_api_route(prefix + "/Calls/{call_sid}.json", self._get_call, methods=["GET"])
         self.app.add_api_route(prefix + "/Calls.json", self._create_call, methods=["POST"])
+        self.app.add_api_route(
+            prefix + "/Calls/{call_sid}/Recordings.json", self._create_recording, methods=["POST"]
+        )
+        self.recordings: dict[str, dict[str, str]] = {}
+        """Recordings started (``Calls/{sid}/Recordings.json``) by RecordingSid: the
+        request's parameters, and ``callbacks``: the statuses delivered and their HTTP
+        answers (``completed:204``)."""
+        self._reporters: set[asyncio.Task[None]] = set()
         self.app.add_api_route(prefix + ".json", self._get_account, methods=["GET"])
         self._server = LoopbackServer(self.app, host=host, port=port)
 
@@ -180,6 +190,8 @@ class TwilioRestFake:
     async def stop(self) -> None:
         """Stop serving and abandon outbound calls still playing out."""
         await self.outbound.cancel_all()
+        for task in list(self._reporters):
+            task.cancel()
         await self._server.stop()
 
     # ------------------------------------------------------------------ helpers
@@ -277,6 +289,70 @@ class TwilioRestFake:
         elif url is not None:
             call.request_end("redirect", redirect_url=url)
         return JSONResponse(call_resource(call, status="in-progress"))
+
+    async def _create_recording(
+        self, request: Request, account_sid: str, call_sid: str
+    ) -> JSONResponse:
+        """Twilio "Call Recordings" create: the recording runs until the call ends, then
+        its ``completed`` status is posted, signed, to ``RecordingStatusCallback``."""
+        params, err = await self._check(request, account_sid)
+        if err is not None:
+            return self._log(request, params, err)
+        call = self.simulator.get_call(call_sid)
+        if call is None:
+            return self._log(request, params, self._not_found(request))
+        if not call.is_live:
+            return self._log(request, params, twilio_error(400, 21220, "Call is not in-progress."))
+        pairs = parse_qsl((await request.body()).decode(errors="replace"))
+        events = [v for k, v in pairs if k == "RecordingStatusCallbackEvent"] or ["completed"]
+        sid = "RE" + secrets.token_hex(16)
+        self.recordings[sid] = {**params, "callbacks": ""}
+        task = asyncio.create_task(self._report_recording(call, sid, params, events))
+        self._reporters.add(task)
+        task.add_done_callback(self._reporters.discard)
+        resource = {
+            "sid": sid,
+            "account_sid": account_sid,
+            "call_sid": call_sid,
+            "status": "in-progress",
+            "channels": 2 if params.get("RecordingChannels") == "dual" else 1,
+            "source": "StartCallRecordingAPI",
+            "uri": f"/{API_VERSION}/Accounts/{account_sid}/Calls/{call_sid}/Recordings/{sid}.json",
+        }
+        return self._log(request, params, JSONResponse(resource, status_code=201))
+
+    async def _report_recording(
+        self, call: LiveCall, sid: str, params: dict[str, str], events: list[str]
+    ) -> None:
+        url = params.get("RecordingStatusCallback", "")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        channels = "2" if params.get("RecordingChannels") == "dual" else "1"
+        base = {
+            "AccountSid": self.account_sid,
+            "CallSid": call.sid,
+            "RecordingSid": sid,
+            "RecordingUrl": f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}"
+            f"/Recordings/{sid}",
+            "RecordingChannels": channels,
+            "RecordingSource": "StartCallRecordingAPI",
+        }
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http:
+            for status in ("in-progress", "completed"):
+                if status == "completed":
+                    await call.ended.wait()
+                if status not in events or not url:
+                    continue
+                form = {**base, "RecordingStatus": status}
+                if status == "completed":
+                    form["RecordingDuration"] = str(int(loop.time() - started))
+                try:
+                    resp = await self.simulator.webhooks.post(http, url, form)
+                    answer = str(resp.status_code)
+                except httpx.HTTPError as exc:
+                    answer = type(exc).__name__
+                done = self.recordings[sid]["callbacks"]
+                self.recordings[sid]["callbacks"] = f"{done} {status}:{answer}".strip()
 
     async def _create_call(self, request: Request, account_sid: str) -> JSONResponse:
         params, err = await self._check(request, account_sid)

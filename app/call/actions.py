@@ -100,6 +100,12 @@ class SecureDigits:
     digits: str = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class StartRecording:
+    """The flow records the call: start the carrier's recording when it is the one that
+    records (``Settings.recording_source``); the bridge's own recorder runs from the start."""
+
+
 # --- store operations ---------------------------------------------------------------------
 
 
@@ -181,6 +187,7 @@ Action = (
     | CloseRealtime
     | Fallback
     | SecureDigits
+    | StartRecording
     | Store
     | Log
 )

@@ -90,6 +90,7 @@ class CallBridge:
         self.session: CallSession | None = None
         #: Both tracks, when the flow records the call (``app.call.recording``).
         self.recording: CallRecording | None = None
+        self._remote_recording = False  # Twilio records this call (recording_source)
         self.rt: RealtimeConnection | None = None
         self.carrier: CarrierLink = (
             carrier
@@ -156,7 +157,8 @@ class CallBridge:
         control = PolicedControl(self.session, deps.transfers, flow.transfer_targets)
         self.tool_ctx = ToolContext(info, control, deps.backends)
         self._tools = deps.registry.definitions(flow.tools)
-        if flow.recording.mode == "on" and deps.recordings is not None:
+        self._remote_recording = flow.recording.mode == "on" and carrier_records(self.settings)
+        if flow.recording.mode == "on" and not self._remote_recording and deps.recordings:
             self.recording = CallRecording(self.settings.recording_max_s * 1000)
         deps.live.add(self)
         metrics.ACTIVE_CALLS.inc()
@@ -216,6 +218,23 @@ class CallBridge:
         await self._close_carrier(1000, "call ended")
         self.deps.live.remove(self.call_sid)
         log.info("call ended: %s (%s)", reason, outcome)
+
+    async def _start_carrier_recording(self) -> None:
+        """Twilio records the call (dual channel); its signed status callback
+        (``/twilio/recording-status``) stores where the recording is."""
+        assert self.session is not None
+        url = self.settings.public_base_url.rstrip("/") + "/twilio/recording-status"
+        at = self.session.elapsed_ms()
+        try:
+            sid = await self.deps.calls_api.start_recording(self.call_sid, url)
+        except CarrierRestError as exc:
+            log.warning("carrier recording not started: %s", exc)
+            failed = act.StoreEvent("recording_failed", {"source": "twilio"}, at)
+            self._dispatch_final([act.Store(failed)])
+            return
+        fields: dict[str, str | int | float] = {"recording_sid": sid, "recording_source": "twilio"}
+        started = act.StoreEvent("recording_started", {"source": "twilio", "sid": sid}, at)
+        self._dispatch_final([act.Store(act.StoreCallFields(fields)), act.Store(started)])
 
     async def _save_recording(self, recording: CallRecording) -> None:
         """Write the call's stereo WAV to the recordings store (in a thread) and keep its
@@ -602,6 +621,9 @@ class CallBridge:
                 self._spawn(rt.close(), f"realtime-close:{a.reason}")
         elif isinstance(a, act.Hangup | act.Transfer | act.Fallback):
             self._spawn(self._call_action(a), "call_action")
+        elif isinstance(a, act.StartRecording):
+            if self._remote_recording:
+                self._spawn(self._start_carrier_recording(), "recording")
         elif isinstance(a, act.SecureDigits):
             sink = self.deps.digit_sink
             self._spawn(keypad.deliver(sink, self.call_sid, a.purpose, a.digits), "digit-sink")
@@ -709,6 +731,12 @@ class CallBridge:
         if self.carrier.open:
             with contextlib.suppress(Exception):
                 await self.carrier.close(code, reason)
+
+
+def carrier_records(settings: Any) -> bool:
+    """Twilio, not the bridge, records a flow's calls (``Settings.recording_source``)."""
+    source = settings.recording_source
+    return bool(source == "twilio" or (source == "auto" and not settings.twilio_api_base_url))
 
 
 def session_limits(settings: Any, beta: bool) -> SessionLimits:

@@ -424,6 +424,7 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
         if first:
             if self.flow.recording.mode == "on":
                 self._response_create(say_exactly(self.flow.recording.consent_line), "consent")
+                self._out.append(act.StartRecording())
             if self.flow.greeting:
                 self._response_create(say_exactly(self.flow.greeting), "greeting")
             self._next_response()

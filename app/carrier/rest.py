@@ -89,6 +89,27 @@ class TwilioCalls:
         log.info("transferring call to %s", mask(to_number))
         await self._update(call_sid, twiml=dial(to_number))
 
+    async def start_recording(self, call_sid: str, status_callback: str) -> str:
+        """Record the live call in two channels (Twilio "Call Recordings":
+        ``POST /Calls/{CallSid}/Recordings.json`` with ``RecordingChannels=dual``); its
+        status (``in-progress``, ``completed``, ``absent``) is posted, signed, to
+        ``status_callback``. Returns the ``RecordingSid``. Raises ``CarrierRestError``."""
+
+        def run() -> str:
+            rec = self.client.calls(call_sid).recordings.create(
+                recording_channels="dual",
+                recording_status_callback=status_callback,
+                recording_status_callback_event=["in-progress", "completed", "absent"],
+                recording_status_callback_method="POST",
+            )
+            return str(rec.sid)
+
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await asyncio.to_thread(run)
+        except (TwilioException, OSError, TimeoutError) as exc:
+            raise CarrierRestError(f"recording of {call_sid} failed: {exc}") from exc
+
     async def say_then(self, call_sid: str, line: str, to_number: str | None = None) -> None:
         """Speak ``line`` on the call, then transfer to ``to_number`` or hang up: new TwiML
         for the live call, which ends its media stream (the fallback path).

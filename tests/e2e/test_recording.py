@@ -19,7 +19,7 @@ from switchboard_engine import Scenario
 from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript
 from switchboard_sim.summary import read_call
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, eventually
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
 CONSENT = "This call is recorded for quality and training."
@@ -137,3 +137,48 @@ def _pcm(ulaw: bytes) -> bytes:
     from app.audio import ulaw_to_pcm16
 
     return ulaw_to_pcm16(ulaw)
+
+
+async def test_twilio_records_the_call_for_real(make_stack: Any, tmp_path: Path) -> None:
+    """recording_source=twilio: the Recordings API on the live call (dual channel); its
+    signed status callback keeps where the recording is; nothing is written locally."""
+    rec_dir = tmp_path / "rec"
+    stack: Stack = await make_stack(
+        flows_dir=_flows(tmp_path),
+        recordings_url=f"file://{rec_dir}",
+        recording_source="twilio",
+    )
+    script = CallScript(
+        from_number="+15555550123",
+        to_number="+15550100000",
+        hangup_after_ms=1000,
+        max_duration_s=30,
+    )
+    result = await stack.sim.place_inbound_call(script)
+    assert result.errors == []
+    (sid,) = stack.rest.recordings
+    started = stack.rest.recordings[sid]
+    assert started["RecordingChannels"] == "dual"
+    assert started["RecordingStatusCallback"].endswith("/twilio/recording-status")
+
+    # The callback is answered once the call record holds it.
+    await eventually(lambda: "completed:" in stack.rest.recordings[sid]["callbacks"])
+    record = await stack.store.get_call(result.call_sid) or {}
+    assert record["recording_sid"] == sid and record["recording_source"] == "twilio"
+    assert record["recording_channels"] == "2" and record["recording_url"].endswith(sid)
+    assert "completed:204" in stack.rest.recordings[sid]["callbacks"]
+    events = await stack.store.events(result.call_sid)
+    kinds = [(e["kind"], e.get("status", "")) for e in events if e["kind"].startswith("recording")]
+    assert kinds == [
+        ("recording_started", ""),
+        ("recording_status", "in-progress"),
+        ("recording_status", "completed"),
+    ]
+    assert not rec_dir.exists()  # Twilio holds the audio
+    # A forged callback is refused.
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        forged = await http.post(
+            "/twilio/recording-status",
+            data={"CallSid": result.call_sid, "RecordingSid": sid, "RecordingStatus": "absent"},
+        )
+        assert forged.status_code == 403

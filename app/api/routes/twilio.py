@@ -291,6 +291,44 @@ async def stream_status(params: SignedForm, services: ServicesDep) -> Response:
     return Response(status_code=204)
 
 
+@router.post(
+    "/recording-status",
+    status_code=204,
+    summary="Recording status callback (in-progress, completed, absent) of a Twilio recording",
+    responses=_ERRORS,
+)
+async def recording_status(params: SignedForm, services: ServicesDep) -> Response:
+    """Keep where Twilio's dual-channel recording of the call is (``RecordingSid``,
+    ``RecordingUrl``, status, duration) on the call record and as a ``recording_status``
+    call event; the audio stays with Twilio. Unknown calls are answered 204 and logged."""
+    call_sid = _call_sid(params)
+    status = params.get("RecordingStatus", "")
+    rec_sid = params.get("RecordingSid", "")
+    if not status or not re.fullmatch(r"RE[0-9a-fA-F]{32}", rec_sid):
+        raise HTTPException(400, "RecordingStatus or RecordingSid missing or malformed")
+    store = services.store
+    try:
+        record = await store.get_call(call_sid)
+        if record is None:
+            log.info("recording status %s for unknown call %s ignored", status, call_sid)
+            return Response(status_code=204)
+        fields = {
+            "recording_sid": rec_sid,
+            "recording_status": status[:32],
+            "recording_url": params.get("RecordingUrl", "")[:500],
+            "recording_channels": params.get("RecordingChannels", "")[:4],
+            "recording_duration_s": params.get("RecordingDuration", "")[:10],
+        }
+        await store.update_call(call_sid, **{k: v for k, v in fields.items() if v})
+        at = int(time.time() * 1000) - int(record.get("created_at_ms") or 0)
+        event = {"status": fields["recording_status"], "sid": rec_sid}
+        await store.append_event(call_sid, kind="recording_status", fields=event, at_ms=max(0, at))
+    except StoreError as exc:
+        log.error("recording status callback: store unavailable: %s", exc)
+        raise HTTPException(503, "storage unavailable") from None
+    return Response(status_code=204)
+
+
 def _callback_ms(params: dict[str, str]) -> int | None:
     """The callback's ``Timestamp`` (RFC 2822, as Twilio sends it) in epoch ms, or None."""
     raw = params.get("Timestamp", "")
