@@ -57,6 +57,12 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _quoted(text: str) -> str:
+    """``“text”.`` (no second stop after a sentence that has one)."""
+    clipped = _clip(text)
+    return f"“{clipped}”" + ("" if clipped.endswith((".", "?", "!", "…")) else ".")
+
+
 def _scalar(value: Any) -> str:
     if isinstance(value, dict):
         for key in ("status", "outcome", "item", "name"):
@@ -88,7 +94,7 @@ class LocalAnalyzer:
             next((t.text for t in call.turns if t.role == "user"), ""),
         )
         if request:
-            parts.append(f"The caller said: “{_clip(request)}”.")
+            parts.append(f"The caller said: {_quoted(request)}")
         else:
             parts.append("The caller said nothing the agent understood.")
         for tool in call.tools:
@@ -99,11 +105,11 @@ class LocalAnalyzer:
             parts.append(f"The agent ran {tool.name}({args}): {outcome}.")
             reply = self._reply_after(call, tool)
             if reply:
-                parts.append(f"It told the caller: “{_clip(reply)}”.")
+                parts.append(f"It told the caller: {_quoted(reply)}")
         if not call.tools:
             answer = next((t.text for t in call.turns if t.role == "assistant"), "")
             if answer:
-                parts.append(f"The agent said: “{_clip(answer)}”.")
+                parts.append(f"The agent said: {_quoted(answer)}")
         if call.end_reason:
             parts.append(f"The call ended: {call.end_reason}.")
         return " ".join(parts)

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.staticfiles import StaticFiles
 
 from app import metrics
 from app.admin.calls import CallFilters, call_detail, list_calls, to_ms
-from app.admin.keys import Scope
 from app.admin.live import live_calls
 from app.admin.service import storage_errors
+from app.analysis.model import CallAnalysis
 from app.api.auth import (
     SESSION_COOKIE,
     ErrorBody,
@@ -37,96 +33,35 @@ from app.api.auth import (
 )
 from app.api.deps import ServicesDep
 from app.api.routes.admin_calls import CALL_SID_PATTERN
-from app.deps import Services
 from app.errors import StoreError
+from app.store.event_keys import EventKeys
+from app.web import pages
+from app.web.common import (
+    HERE,
+    PAGE,
+    base,
+    parse_time,
+    render,
+    safe_next,
+    session_of,
+    to_login,
+)
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/admin/ui", tags=["operator page"])
 static = StaticFiles(directory=HERE / "static")
 
-#: Headers on every page: no framing, no inline script, nothing cached.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-_PAGE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/html": {}}, "description": "The page"},
-    303: {"description": "No session: to the login form"},
-}
 
-
-def _fmt_ms(ms: int | None) -> str:
-    if not ms:
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) + "Z"
-
-
-def _clock(ms: int | None) -> str:
-    seconds = max(0, ms or 0) / 1000
-    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
-
-
-templates.env.filters["when"] = _fmt_ms
-templates.env.filters["clock"] = _clock
-
-
-def _render(
-    request: Request, name: str, context: dict[str, Any], status_code: int = 200
-) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, context, status_code=status_code)
-    response.headers.update(SECURITY_HEADERS)
-    return response
-
-
-async def _session(request: Request, services: Services) -> Principal | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    with storage_errors():
-        session = await api_keys(services).session(token)
-    if session is None:
-        return None
-    return Principal(key=session.key, via="session", csrf=session.csrf)
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse("/admin/ui/login?" + urlencode({"next": target}), status_code=303)
-
-
-def _safe_next(value: str | None) -> str:
-    """Only same-site page paths (no scheme, no ``//host``)."""
-    if value and value.startswith("/admin/ui") and "//" not in value and "\\" not in value:
-        return value
-    return "/admin/ui"
-
-
-def _base(principal: Principal) -> dict[str, Any]:
-    return {
-        "principal": principal,
-        "can_write": principal.key.allows(Scope.write),
-        "csrf": principal.csrf or "",
-    }
-
-
-@router.get("/login", summary="Login form", response_class=HTMLResponse, responses=_PAGE)
+@router.get("/login", summary="Login form", response_class=HTMLResponse, responses=PAGE)
 async def login_form(
     request: Request,
     services: ServicesDep,
     next: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
-    if await _session(request, services) is not None:
-        return RedirectResponse(_safe_next(next), status_code=303)
-    return _render(request, "login.html", {"next": _safe_next(next), "error": None})
+    if await session_of(request, services) is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "login.html", {"next": safe_next(next), "error": None})
 
 
 @router.post(
@@ -149,13 +84,13 @@ async def login(
     limiter = failure_limiter(services)
     ip = client_ip(request)
     keys = api_keys(services)
-    target = _safe_next(next)
+    target = safe_next(next)
     with storage_errors():
         retry_after = await limiter.blocked(ip)
         if retry_after is not None:
             metrics.ADMIN_AUTH_FAILURES.labels("rate_limited").inc()
             context = {"next": target, "error": "Too many failed attempts. Try again later."}
-            response = _render(request, "login.html", context, status_code=429)
+            response = render(request, "login.html", context, status_code=429)
             response.headers["Retry-After"] = str(retry_after)
             return response
         found, reason = await keys.verify(key)
@@ -166,7 +101,7 @@ async def login(
                 "operator page login failed: reason=%s ip=%s failures=%d", reason, ip, count
             )
             context = {"next": target, "error": "That key is not valid."}
-            return _render(request, "login.html", context, status_code=401)
+            return render(request, "login.html", context, status_code=401)
         token, _ = await keys.open_session(found)
     request.state.principal = Principal(key=found, via="session")  # for the audit trail
     log.info("operator page login: key %s (%s) from %s", found.key_id, found.name, ip)
@@ -193,7 +128,7 @@ async def logout(
     services: ServicesDep,
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    principal = await _session(request, services)
+    principal = await session_of(request, services)
     if principal is not None:
         request.state.principal = principal  # for the audit trail
         if csrf != principal.csrf:
@@ -209,7 +144,7 @@ async def logout(
     "",
     summary="Live calls (updating by themselves) and the call list with filters",
     response_class=HTMLResponse,
-    responses=_PAGE,
+    responses=PAGE,
 )
 async def dashboard(
     request: Request,
@@ -223,9 +158,9 @@ async def dashboard(
     until: Annotated[str | None, Query(max_length=40)] = None,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
-    principal = await _session(request, services)
+    principal = await session_of(request, services)
     if principal is None:
-        return _to_login(request)
+        return to_login(request)
     form = {
         "direction": direction or "",
         "flow": flow or "",
@@ -240,8 +175,8 @@ async def dashboard(
     live: list[Any] = []
     try:
         filters = CallFilters(
-            since_ms=to_ms(_parse_time(since)),
-            until_ms=to_ms(_parse_time(until)),
+            since_ms=to_ms(parse_time(since)),
+            until_ms=to_ms(parse_time(until)),
             direction=direction if direction in ("inbound", "outbound") else None,
             flow=flow or None,
             status=status or None,
@@ -260,51 +195,60 @@ async def dashboard(
         older = "?" + urlencode(
             {**{k: v for k, v in form.items() if v}, "cursor": page.next_cursor}
         )
+    api_query = urlencode({k: v for k, v in form.items() if v})
     context = {
-        **_base(principal),
+        **base(principal, "calls"),
         "form": form,
         "page": page,
         "live": live,
         "error": error,
         "older": older,
         "flows": sorted(services.flows.flows),
+        # The first page refreshes itself from the JSON API with the same filters.
+        "refresh_query": None if cursor else api_query,
     }
-    return _render(
+    return render(
         request, "index.html", context, status_code=422 if error and page is None else 200
     )
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    """A datetime from the filter form (``YYYY-MM-DDTHH:MM`` or ISO 8601), or None."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"not a date and time: {value!r}") from None
 
 
 @router.get(
     "/calls/{call_sid}",
     summary="One call: transcript, tool calls, routing, and controls while it is live",
     response_class=HTMLResponse,
-    responses={**_PAGE, 404: {"content": {"text/html": {}}, "description": "No such call"}},
+    responses={**PAGE, 404: {"content": {"text/html": {}}, "description": "No such call"}},
 )
 async def call_page(request: Request, services: ServicesDep, call_sid: str) -> Response:
-    principal = await _session(request, services)
+    """The transcript (each agent turn with its latency; clickable to its moment in the
+    recording when the call has one), the analysis, tool calls, routing, usage and
+    cost; its state line and transcript follow a live call."""
+    principal = await session_of(request, services)
     if principal is None:
-        return _to_login(request)
+        return to_login(request)
     detail = None
     if re.match(CALL_SID_PATTERN, call_sid):
         with storage_errors():
             detail = await call_detail(services, call_sid)
     if detail is None:
-        context = {**_base(principal), "call_sid": call_sid}
-        return _render(request, "not_found.html", context, status_code=404)
+        context = {**base(principal), "call_sid": call_sid}
+        return render(request, "not_found.html", context, status_code=404)
+    with storage_errors():
+        raw = await services.redis.get(EventKeys(services.keys).analysis(call_sid))
+    if raw:
+        detail.analysis = CallAnalysis.model_validate_json(raw)
     flow = services.flows.get(detail.call.flow)
+    recording = detail.record.get("recording_url")
     context = {
-        **_base(principal),
+        **base(principal, "calls"),
         "d": detail,
         "targets": sorted(flow.transfer_targets) if flow else [],
+        "turns": pages.turns_with_latency(detail),
+        # Shown only when the call has a recording on this host (none are made yet).
+        "recording_url": recording
+        if isinstance(recording, str) and recording.startswith("/")
+        else None,
     }
-    return _render(request, "call.html", context)
+    return render(request, "call.html", context)
+
+
+router.include_router(pages.router)

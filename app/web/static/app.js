@@ -66,6 +66,33 @@
     });
   }
 
+  // --- dashboard: the call list's first page refreshes itself ------------------------------
+  const calls = document.getElementById("calls");
+  if (calls && calls.dataset.refresh !== undefined) {
+    const body = document.getElementById("calls-body");
+    const query = calls.dataset.refresh;
+    every(5000, async () => {
+      const r = await api("GET", "/admin/calls?" + (query ? query + "&" : "") + "limit=50");
+      if (!r.ok || !r.data) return;
+      const rows = r.data.items.map((c) => {
+        const link = el("td", {}, [el("a", { href: "/admin/ui/calls/" + encodeURIComponent(c.call_sid) }, [c.call_sid.slice(0, 14) + "…"])]);
+        if (c.live) link.append(" ", el("span", { class: "badge live" }, ["live"]));
+        const flow = el("td", {}, [c.flow]);
+        if (c.campaign) flow.append(" ", el("span", { class: "muted" }, ["· " + c.campaign]));
+        return el("tr", { "data-sid": c.call_sid }, [
+          el("td", {}, [when(c.created_at_ms)]), link, el("td", {}, [c.direction]),
+          el("td", {}, [c.from_masked]), el("td", {}, [c.to_masked]), flow, el("td", {}, [c.status]),
+          el("td", {}, [c.duration_s === null ? "" : c.duration_s + " s"]),
+          el("td", { class: "muted" }, [c.end_reason || ""]), el("td", {}, [String(c.total_tokens)]),
+        ]);
+      });
+      if (!rows.length) rows.push(el("tr", { class: "none" }, [el("td", { colspan: "10", class: "muted" }, ["No calls match."])]));
+      body.replaceChildren(...rows);
+      const stamp = document.getElementById("calls-updated");
+      if (stamp) stamp.textContent = "updated " + when(Date.now()).slice(11);
+    });
+  }
+
   // --- one call: controls and a transcript that follows the live call ----------------------
   const call = document.getElementById("call");
   if (call) {
@@ -105,12 +132,25 @@
       if (r.ok) text.value = "";
     });
 
+    const audio = document.getElementById("recording");
+    const transcriptList = document.getElementById("transcript");
+    if (audio && transcriptList) transcriptList.addEventListener("click", (ev) => {
+      const li = ev.target.closest("li.seek");
+      if (!li) return;
+      audio.currentTime = Number(li.dataset.offsetMs || 0) / 1000;
+      transcriptList.querySelectorAll("li.playing").forEach((n) => n.classList.remove("playing"));
+      li.classList.add("playing");
+      audio.play().catch(() => {});
+    });
+
     if (call.dataset.live === "1") {
       const list = document.getElementById("transcript");
+      const stateLine = document.getElementById("call-state");
       let seen = list.querySelectorAll("li.turn").length;
       const timer = every(1500, async () => {
         const r = await api("GET", base);
         if (!r.ok || !r.data) return;
+        if (stateLine) stateLine.textContent = r.data.live ? r.data.live.state : r.data.call.status;
         const lines = r.data.transcript;
         if (lines.length !== seen) {
           seen = lines.length;
@@ -135,4 +175,89 @@
       });
     }
   }
+
+  // --- a campaign: live progress, controls -------------------------------------------------
+  const campaign = document.getElementById("campaign");
+  if (campaign) {
+    const cid = campaign.dataset.cid;
+    const started = Number(campaign.dataset.startedMs || 0);
+    const set = (id, text) => { const n = document.getElementById(id); if (n) n.textContent = text; };
+    const table = (id, counts) => {
+      const body = document.getElementById(id);
+      if (!body) return;
+      const rows = Object.entries(counts || {}).map(([k, v]) => el("tr", {}, [el("td", {}, [k]), el("td", {}, [String(v)])]));
+      body.replaceChildren(...(rows.length ? rows : [el("tr", {}, [el("td", { class: "muted" }, ["None yet."])])]));
+    };
+    const active = (s) => s === "running" || s === "paused";
+    if (active(document.getElementById("c-status").textContent)) {
+      const timer = every(2000, async () => {
+        const r = await api("GET", "/admin/campaigns/" + encodeURIComponent(cid) + "/stats");
+        if (!r.ok || !r.data) return;
+        const s = r.data;
+        set("c-status", s.status); set("c-done", s.done); set("c-total", s.contacts);
+        set("c-calling", s.in_progress); set("c-waiting", s.pending); set("c-attempts", s.attempts);
+        const bar = document.getElementById("c-progress");
+        bar.max = s.contacts || 1; bar.value = s.done;
+        set("c-next", s.next_due_at_ms && s.pending ? "next dial " + when(s.next_due_at_ms) : "");
+        const now = Date.now();
+        if (started && s.done > 0 && s.done < s.contacts && s.status === "running") {
+          const eta = now + (s.contacts - s.done) / (s.done / (now - started));
+          set("c-eta", "eta " + when(Math.max(eta, s.pending && s.next_due_at_ms ? s.next_due_at_ms : 0)));
+        } else set("c-eta", "");
+        table("outcomes-body", s.outcomes); table("attempt-outcomes-body", s.attempt_outcomes);
+        set("c-updated", "updated " + when(now).slice(11));
+        if (!active(s.status) && !s.in_progress) { clearInterval(timer); setTimeout(() => window.location.reload(), 500); }
+      });
+    }
+    const msg = document.getElementById("campaign-msg");
+    document.querySelectorAll("#campaign-controls button[data-action]").forEach((b) => b.addEventListener("click", async () => {
+      const action = b.dataset.action;
+      if (action === "cancel" && !window.confirm("Cancel this campaign? Waiting contacts will not be called.")) return;
+      const r = await api("POST", "/admin/campaigns/" + encodeURIComponent(cid) + "/" + action);
+      if (msg) { msg.textContent = r.ok ? "Campaign " + r.data.status + "." : (r.data && r.data.detail) || "failed"; msg.className = r.ok ? "ok" : "error"; }
+      if (r.ok) setTimeout(() => window.location.reload(), 300);
+    }));
+  }
+
+  // --- the do-not-call list: add and remove ------------------------------------------------
+  const dncForm = document.getElementById("dnc-form");
+  if (dncForm) dncForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const r = await api("POST", "/admin/dnc", {
+      number: document.getElementById("dnc-number").value,
+      reason: document.getElementById("dnc-reason").value,
+    });
+    const msg = document.getElementById("dnc-msg");
+    msg.textContent = r.ok ? "Added " + r.data.number_masked + "." : (r.data && typeof r.data.detail === "string" ? r.data.detail : "not a phone number");
+    msg.className = r.ok ? "ok" : "error";
+    if (r.ok) setTimeout(() => window.location.reload(), 300);
+  });
+  const dncTable = document.getElementById("dnc-table");
+  if (dncTable) dncTable.addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button[data-remove]");
+    if (!b || !window.confirm("Remove this number from the do-not-call list?")) return;
+    const r = await api("DELETE", "/admin/dnc/" + encodeURIComponent(b.dataset.remove));
+    if (r.ok) b.closest("tr").remove();
+  });
+
+  // --- flows: validate, reload --------------------------------------------------------------
+  const validate = document.getElementById("validate-form");
+  if (validate) validate.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const out = document.getElementById("validate-result");
+    const r = await api("POST", "/admin/flows/validate", { yaml: document.getElementById("validate-yaml").value });
+    if (!r.ok || !r.data) { out.replaceChildren(el("p", { class: "error" }, [(r.data && r.data.detail) || "failed (" + r.status + ")"])); return; }
+    if (r.data.valid) { out.replaceChildren(el("p", { class: "ok" }, ["Valid: flow " + r.data.flow.name + "."])); return; }
+    out.replaceChildren(el("p", { class: "error" }, ["Not valid:"]), el("ul", {}, r.data.errors.map((e) => el("li", {}, [(e.line ? "line " + e.line + ": " : "") + e.message]))));
+  });
+  const reload = document.getElementById("reload-btn");
+  if (reload) reload.addEventListener("click", async () => {
+    const msg = document.getElementById("reload-msg");
+    const r = await api("POST", "/admin/flows/reload");
+    if (r.data && r.data.flows) {
+      msg.textContent = r.data.ok ? "Reloaded: " + r.data.flows.join(", ") + (r.data.changed.length ? " (changed: " + r.data.changed.join(", ") + ")" : "") + "."
+        : "Refused, nothing changed: " + r.data.problems.map((p) => p.file + (p.line ? ":" + p.line : "") + " " + p.message).join("; ");
+      msg.className = r.data.ok ? "ok" : "error";
+    } else { msg.textContent = (r.data && r.data.detail) || "failed"; msg.className = "error"; }
+  });
 })();
