@@ -184,7 +184,7 @@ class Understanding:
             decision.action,
             decision.tool or decision.intent or "-",
             decision.reason,
-            extra={"understanding": {"text": text, **decision.explain()}},
+            extra={"understanding": {"text": text, "confidence": confidence, **decision.explain()}},
         )
         return decision
 
