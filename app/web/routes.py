@@ -237,16 +237,16 @@ async def call_page(request: Request, services: ServicesDep, call_sid: str) -> R
     if raw:
         detail.analysis = CallAnalysis.model_validate_json(raw)
     flow = services.flows.get(detail.call.flow)
-    recording = detail.record.get("recording_url")
+    # A recording in the recordings store is served by GET /admin/calls/{sid}/recording
+    # (this host, so the CSP allows it); one kept only by Twilio is not played here.
+    has_recording = bool(detail.record.get("recording"))
+    recording_url = f"/admin/calls/{call_sid}/recording" if has_recording else None
     context = {
         **base(principal, "calls"),
         "d": detail,
         "targets": sorted(flow.transfer_targets) if flow else [],
         "turns": pages.turns_with_latency(detail),
-        # Shown only when the call has a recording on this host (none are made yet).
-        "recording_url": recording
-        if isinstance(recording, str) and recording.startswith("/")
-        else None,
+        "recording_url": recording_url,
     }
     return render(request, "call.html", context)
 

@@ -17,6 +17,7 @@ from switchboard_sim.calls import CallScript
 from switchboard_sim.outbound import Callee
 from tests.admin.conftest import AdminFactory, AdminStack
 from tests.e2e.test_campaign_api import SPEC
+from tests.e2e.test_recording import _flows as recording_flows
 from tests.helpers import wait_until
 from tests.web.test_operator_page import login
 
@@ -189,5 +190,43 @@ async def test_every_page_at_desktop_and_phone_widths(
     await page.screenshot(path=str(shots / "8-call-phone.png"), full_page=True)
     await page.goto(f"{base}/admin/ui")
     await page.screenshot(path=str(shots / "9-calls-phone.png"), full_page=True)
+    assert problems == [], problems
+    await context.close()
+
+
+async def test_the_recording_plays_from_the_turn_clicked(
+    make_admin: AdminFactory, browser: Any, tmp_path: Path
+) -> None:
+    admin: AdminStack = await make_admin(  # support records its calls
+        flows_dir=recording_flows(tmp_path), recordings_url=f"file://{tmp_path / 'rec'}"
+    )
+    script = CallScript(
+        from_number="+15555550123",
+        to_number="+15550100000",
+        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
+        max_duration_s=40,
+    )
+    sid = (await admin.stack.sim.place_inbound_call(script)).call_sid
+    context = await browser.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    await login(page, admin.stack.base_url, admin.read_key)
+    await page.goto(f"{admin.stack.base_url}/admin/ui/calls/{sid}")
+    audio = page.locator("#recording")
+    assert await audio.get_attribute("src") == f"/admin/calls/{sid}/recording"
+    await page.wait_for_function(
+        "() => document.getElementById('recording').readyState >= 1", timeout=15_000
+    )  # the WAV's header came through the page's own session
+    caller = page.locator("#transcript li.user.seek").first
+    offset = int(await caller.get_attribute("data-offset-ms") or 0)
+    await caller.click()
+    position = await page.evaluate("() => document.getElementById('recording').currentTime")
+    assert abs(position * 1000 - offset) < 300, (position, offset)
+    assert await caller.get_attribute("class") and "playing" in str(
+        await caller.get_attribute("class")
+    )
+    await page.set_viewport_size(PHONE)
+    await fits(page, "call with a recording")
     assert problems == [], problems
     await context.close()
