@@ -185,6 +185,8 @@ class Settings(BaseSettings):
     recordings_url: str = "file://recordings"
     #: Longest recording kept per call (s of audio per track; the rest is not recorded).
     recording_max_s: int = Field(4 * 3600, ge=60)
+    #: How often (s) recordings past the retention (``retention_days``) are deleted.
+    recording_sweep_interval_s: float = Field(3600.0, gt=0, le=86_400)
     #: Who records a flow's calls: ``twilio`` (the Recordings API on the live call, dual
     #: channel), ``local`` (the bridge writes both tracks), ``auto``: Twilio's when the
     #: REST API is Twilio's own (``twilio_api_base_url`` unset), else local.

@@ -43,6 +43,7 @@ from app.deps import Services
 from app.dialer.runtime import DialerRuntime
 from app.drain import GracefulDrain
 from app.settings import Settings, get_settings
+from app.store.objects import sweep_forever
 from app.web import routes as web
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,16 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         background = Background.build(services, admin.instance, campaigns)
         app.state.background = background
         background.start()
+        sweeper: asyncio.Task[None] | None = None
+        if services.recordings is not None:  # retention deletes recordings with their calls
+            sweeper = asyncio.create_task(
+                sweep_forever(
+                    services.recordings,
+                    settings.retention_days * 86400,
+                    settings.recording_sweep_interval_s,
+                ),
+                name="recordings-retention",
+            )
         media_server: MediaServer | None = None
         if media is not None:
             media_server = MediaServer(services)
@@ -120,6 +131,9 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
             await services.drain(drain.started_at)
             if media_server is not None:
                 await media_server.close()
+            if sweeper is not None:
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
             await background.stop()
             await reaper.stop()
             await admin.stop()

@@ -59,6 +59,7 @@ from app.errors import (
     StoreError,
     StreamRejected,
 )
+from app.events import call_event
 from app.logs import bind_call
 from app.phone import mask
 from app.realtime import codec as rtc
@@ -167,6 +168,7 @@ class CallBridge:
         self._writer_task = asyncio.create_task(self.writer.run(), name=f"{self.call_sid}:store")
         assert self.writer.recorder is not None
         self.writer.submit(self.writer.recorder.update_call(status="in-progress"))
+        self.writer.submit(lambda: call_event(deps, "call.started", self.call_sid))
         log.info(
             "call bridged: flow=%s from=%s to=%s",
             flow.name,
@@ -202,6 +204,12 @@ class CallBridge:
         assert rec is not None
         ended = int(time.time() * 1000)
         writer.submit(rec.update_call(status="ended", ended_at_ms=ended))
+        # After the "ended" write: the analysis and search index see a finished call.
+        writer.submit(
+            lambda: call_event(
+                self.deps, "call.ended", self.call_sid, reason=reason, outcome=outcome
+            )
+        )
         await writer.close(self.settings.store_flush_timeout_ms / 1000)
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer_task
@@ -676,6 +684,13 @@ class CallBridge:
                 await api.hangup(self.call_sid)
             elif isinstance(action, act.Transfer):
                 await api.transfer(self.call_sid, action.to_number)
+                writer, to, why = self.writer, action.to_number, action.reason
+                if writer is not None:
+                    writer.submit(
+                        lambda: call_event(
+                            self.deps, "transfer.completed", self.call_sid, to=to, reason=why
+                        )
+                    )
             else:
                 metrics.FALLBACKS.inc()
                 await api.say_then(self.call_sid, action.line, action.target or None)

@@ -7,12 +7,14 @@ from typing import Any
 
 import orjson
 
+from app.events.bus import Event, EventKeys
 from app.phone import mask
 from switchboard_engine import Scenario
 from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript
 from switchboard_sim.summary import read_call
 from tests.e2e.conftest import Stack
+from tests.helpers import wait_until
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
@@ -41,6 +43,18 @@ async def test_full_call_with_tool_and_hangup(stack: Stack) -> None:
 
     names = [t["name"] for t in stored["tool_calls"]]
     assert names == ["get_order_status", "end_call"]
+
+    # Business systems are told: call.started, call.ended (from the bridge), then the
+    # post-call analysis, once each.
+    stream = EventKeys(stack.settings.redis_prefix).events
+
+    async def ended_event() -> bool:
+        entries = await stack.redis.xrange(stream)
+        events = [Event.from_fields(i, f) for i, f in entries]
+        mine = [e.type for e in events if e.data.get("call_sid") == result.call_sid]
+        return mine == ["call.started", "call.ended", "call.analyzed"]
+
+    await wait_until(ended_event, 10, what="call.started, call.ended, call.analyzed on the bus")
     order = stored["tool_calls"][0]
     assert order["error"] is None
     assert order["result"]["status"] == "shipped" and order["result"]["order_id"] == "1042"
