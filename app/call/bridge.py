@@ -56,6 +56,7 @@ from app.errors import (
     RealtimeClosed,
     RealtimeCodecError,
     RealtimeConnectFailed,
+    RealtimeUnavailable,
     StoreError,
     StreamRejected,
 )
@@ -65,6 +66,7 @@ from app.phone import mask
 from app.realtime import codec as rtc
 from app.realtime import events as ev
 from app.realtime.dialect import Endpoint, endpoint
+from app.settings import Settings
 from app.store.objects import recording_key
 from app.store.tokens import StreamContext
 from app.store.writer import StoreWriter
@@ -696,12 +698,12 @@ class CallBridge:
                 await api.say_then(self.call_sid, action.line, action.target or None)
         except CarrierRestError as exc:
             log.error("call action %s failed, closing the stream instead: %s", name, exc)
-            end = CallAborted if isinstance(action, act.Fallback) else CallCompleted
+            end = RealtimeUnavailable if isinstance(action, act.Fallback) else CallCompleted
             raise end(f"{name} (stream closed)") from None
         # The carrier now ends the stream with `stop`; if it does not, close it ourselves.
         await asyncio.sleep(self.settings.call_action_grace_ms / 1000)
         if isinstance(action, act.Fallback):
-            raise CallAborted(f"fallback: {action.reason}")
+            raise RealtimeUnavailable(f"fallback: {action.reason}")
         raise CallCompleted(f"{name}: {action.reason}")
 
     def _store_op(self, op: act.StoreOp) -> Any:
@@ -754,7 +756,7 @@ def carrier_records(settings: Any) -> bool:
     return bool(source == "twilio" or (source == "auto" and not settings.twilio_api_base_url))
 
 
-def session_limits(settings: Any, beta: bool) -> SessionLimits:
+def session_limits(settings: Settings, beta: bool) -> SessionLimits:
     """The session's limits from ``Settings`` (``beta``: the 30-minute session cap)."""
     cap_min = (
         settings.realtime_session_cap_beta_min if beta else settings.realtime_session_cap_ga_min
