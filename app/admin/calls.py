@@ -34,7 +34,7 @@ from app.admin.schemas import (
 from app.phone import normalize
 
 if TYPE_CHECKING:
-    from app.deps import Services
+    from app.services import Services
     from app.settings import Settings
 
 _MAX_MS = 2**53 - 1

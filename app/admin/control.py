@@ -48,7 +48,7 @@ from app.store.keys import Keys
 from app.store.redis import is_cluster
 
 if TYPE_CHECKING:
-    from app.deps import Services
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from flows import Flow, FlowCatalog, parse_flow
 from tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
-    from app.deps import Services
+    from app.services import Services
     from app.settings import Settings
 
 log = logging.getLogger(__name__)

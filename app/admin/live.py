@@ -33,7 +33,7 @@ from app.store.keys import CALL_SHARD_TAGS, Keys
 
 if TYPE_CHECKING:
     from app.call.registry import LiveCall as BridgedCall
-    from app.deps import Services
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from app.errors import StoreError
 from app.store.orphans import INSTANCE_LOST, claim_expired, close_if_open, stale_in_progress
 
 if TYPE_CHECKING:
-    from app.deps import Services
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from starlette.requests import HTTPConnection
 from app.admin.control import ControlListener
 from app.admin.flows import FlowBusy, FlowWork, reload_flows
 from app.admin.live import LiveRegistry
-from app.deps import Services
 from app.errors import StoreError
+from app.services import Services
 
 log = logging.getLogger(__name__)
 

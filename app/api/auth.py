@@ -40,8 +40,8 @@ from app import metrics
 from app.admin.keys import ApiKey, ApiKeys, FailureLimiter, Scope
 from app.api.deps import get_services
 from app.api.errors import ApiError, ErrorBody, ValidationErrorBody
-from app.deps import Services
 from app.errors import StoreError
+from app.services import Services
 
 log = logging.getLogger(__name__)
 

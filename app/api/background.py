@@ -1,6 +1,6 @@
 """The event consumers one Switchboard process runs beside its calls (lifespan-owned).
 
-``Background.build(services, instance, dialer)`` wires the webhook workers
+``Background.build(services, instance)`` wires the webhook workers
 (``app.webhooks``: fan-out, sender, retry mover), the post-call analysis
 (``app.analysis``; a campaign flow's ``campaign_outcome`` goes to the call's attempt
 through the dialer) and the transcript search index (``app.search``). Start it after
@@ -16,11 +16,11 @@ from typing import Protocol
 
 from app.analysis.service import AnalysisService, OutcomeSink
 from app.analysis.worker import AnalysisWorker
-from app.deps import Services
 from app.dialer.models import RESULT_OUTCOMES
 from app.dialer.runtime import DialerRuntime
 from app.search.index import SearchIndex
 from app.search.worker import SearchWorker
+from app.services import Services
 from app.store.event_keys import EventKeys
 from app.webhooks.dispatch import WebhookConfig, WebhookWorkers
 from app.webhooks.subscriptions import WebhookStore
@@ -72,16 +72,15 @@ class Background:
     search: SearchIndex | None = None
 
     @classmethod
-    def build(
-        cls, services: Services, instance: str, dialer: DialerRuntime | None = None
-    ) -> Background:
+    def build(cls, services: Services, instance: str) -> Background:
+        """The consumers over ``services`` (campaign outcomes from ``services.dialer``)."""
         settings = services.settings
         analysis = AnalysisService(
             settings,
             services.redis,
             services.store,
             lambda: services.flows,
-            outcome_sink=outcome_sink(dialer) if dialer is not None else None,
+            outcome_sink=outcome_sink(services.dialer),
         )
         search = search_index(services)
         if not settings.events_workers_enabled:

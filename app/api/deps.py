@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from app.deps import Services
+from app.services import Services
 from app.settings import Settings
 
 

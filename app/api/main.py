@@ -4,10 +4,11 @@ Start-up builds the services (Redis, flows, tools) and refuses to start with inv
 flows, then starts the admin machinery (live-call registry, control listener), the
 media-plane listener when asked (``media``: ``switchboard serve`` does; see
 ``app.call.media_server``) and, with ``dialer_enabled``, an in-process campaign dialer.
-Shutdown runs in a fixed order: stop dialling, stop accepting calls (and media streams),
-drain live calls within ``shutdown_drain_s``, close the media listener, stop the admin
-machinery, then close storage. The HTTP server's own shutdown runs before the lifespan's
-and never touches the media sockets, so live calls drain with their audio flowing.
+Shutdown runs in a fixed order, one ``AsyncExitStack`` (``run_services``): stop dialling,
+stop accepting calls (and media streams), drain live calls within ``shutdown_drain_s``,
+close the media listener, stop the workers and the admin machinery, then close storage.
+The HTTP server's own shutdown runs before the lifespan's and never touches the media
+sockets, so live calls drain with their audio flowing.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -39,9 +39,8 @@ from app.api.routes import (
     twilio,
 )
 from app.call.media_server import MediaBind, MediaServer
-from app.deps import Services
-from app.dialer.runtime import DialerRuntime
 from app.drain import GracefulDrain
+from app.services import Services
 from app.settings import Settings, get_settings
 from app.store.objects import sweep_forever
 from app.web import routes as web
@@ -56,88 +55,8 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.build(settings)
-        app.state.services = services
-        campaigns = DialerRuntime.build(settings, services.redis, flows=lambda: services.flows)
-        app.state.dialer = campaigns
-        services.backends = replace(services.backends, outcomes=campaigns.outcomes)
-        dialer = campaigns.dialer() if settings.dialer_enabled else None
-        admin = Admin.build(services)
-        app.state.admin = admin
-        await admin.start()
-        reaper = OrphanReaper(services, admin.instance)  # closes dead instances' calls
-        app.state.reaper = reaper
-        reaper.start()
-        background = Background.build(services, admin.instance, campaigns)
-        app.state.background = background
-        background.start()
-        sweeper: asyncio.Task[None] | None = None
-        if services.recordings is not None:  # retention deletes recordings with their calls
-            sweeper = asyncio.create_task(
-                sweep_forever(
-                    services.recordings,
-                    settings.retention_days * 86400,
-                    settings.recording_sweep_interval_s,
-                ),
-                name="recordings-retention",
-            )
-        media_server: MediaServer | None = None
-        if media is not None:
-            media_server = MediaServer(services)
-            try:
-                await media_server.start(media)
-            except OSError:
-                await background.stop()
-                await reaper.stop()
-                await admin.stop()
-                await services.close()
-                raise
-        app.state.media = media_server
-        if settings.is_dev and not settings.validate_signatures:
-            log.warning("!!! SIGNATURE VALIDATION IS OFF (dev mode only) !!!")
-        log.info(
-            "switchboard up: env=%s flows=%s realtime=%s",
-            settings.env,
-            sorted(services.flows.flows),
-            "local engine" if settings.uses_local_engine else settings.realtime_dialect,
-        )
-        if dialer is not None:
-            dialer.start()
-        stopping: list[asyncio.Task[None]] = []
-
-        def begin_drain() -> None:
-            services.ready = False  # /readyz 503 at once; calls still served for the grace
-            if dialer is not None:  # no new calls placed from now on
-                stopping.append(asyncio.create_task(dialer.stop(), name="dialer-stop"))
-
-        def refuse() -> None:
-            services.accepting = False
-            if media_server is not None:
-                media_server.stop_accepting()
-
-        drain = GracefulDrain(settings.drain_grace_ms, begin_drain, refuse)
-        if media is not None:  # `switchboard serve`: the process's signals are ours
-            drain.install()
-        try:
+        async with run_services(app, settings, media):
             yield
-        finally:
-            drain.uninstall()
-            if stopping:
-                await asyncio.gather(*stopping, return_exceptions=True)
-            elif dialer is not None:
-                await dialer.stop()  # no new calls while the live ones drain
-            refuse()
-            # Calls stay listed and controllable while they drain; then admin stops.
-            await services.drain(drain.started_at)
-            if media_server is not None:
-                await media_server.close()
-            if sweeper is not None:
-                sweeper.cancel()
-                await asyncio.gather(sweeper, return_exceptions=True)
-            await background.stop()
-            await reaper.stop()
-            await admin.stop()
-            await services.close()
 
     app = FastAPI(
         title="Switchboard",
@@ -169,6 +88,100 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
     app.include_router(web.router, include_in_schema=False)
     app.mount("/admin/ui/static", web.static, name="admin-ui-static")
     return app
+
+
+@asynccontextmanager
+async def run_services(
+    app: FastAPI, settings: Settings, media: MediaBind | None
+) -> AsyncIterator[Services]:
+    """Build the services, start every moving part, and on exit shut them down in the
+    reverse order of start (one ``AsyncExitStack``): stop dialling, stop accepting calls
+    and media streams, drain live calls (``Services.drain``), close the media listener,
+    the recordings sweeper, the event consumers, the orphan reaper and the admin machinery,
+    then close storage. A part that fails to start unwinds the ones started before it.
+    Raises ``ConfigError``/``FlowFileError`` (bad flows or tools), ``OSError`` (the media
+    port cannot be bound)."""
+    async with AsyncExitStack() as stack:
+        services = Services.build(settings)
+        stack.push_async_callback(services.close)  # storage: last
+        app.state.services = services
+        app.state.dialer = services.dialer
+        admin = Admin.build(services)
+        app.state.admin = admin
+        await admin.start()
+        stack.push_async_callback(admin.stop)
+        reaper = OrphanReaper(services, admin.instance)  # closes dead instances' calls
+        app.state.reaper = reaper
+        reaper.start()
+        stack.push_async_callback(reaper.stop)
+        background = Background.build(services, admin.instance)
+        app.state.background = background
+        background.start()
+        stack.push_async_callback(background.stop)
+        if services.recordings is not None:  # retention deletes recordings with their calls
+            sweeper = asyncio.create_task(
+                sweep_forever(
+                    services.recordings,
+                    settings.retention_days * 86400,
+                    settings.recording_sweep_interval_s,
+                ),
+                name="recordings-retention",
+            )
+            stack.push_async_callback(_cancel, sweeper)
+        media_server: MediaServer | None = None
+        if media is not None:
+            media_server = MediaServer(services)
+            await media_server.start(media)
+            stack.push_async_callback(media_server.close)
+        app.state.media = media_server
+        dialer = services.dialer.dialer() if settings.dialer_enabled else None
+        stopping: list[asyncio.Task[None]] = []
+
+        def begin_drain() -> None:
+            services.ready = False  # /readyz 503 at once; calls still served for the grace
+            if dialer is not None:  # no new calls placed from now on
+                stopping.append(asyncio.create_task(dialer.stop(), name="dialer-stop"))
+
+        def refuse() -> None:
+            services.accepting = False
+            if media_server is not None:
+                media_server.stop_accepting()
+
+        drain = GracefulDrain(settings.drain_grace_ms, begin_drain, refuse)
+
+        async def drain_calls() -> None:
+            # Calls stay listed and controllable while they drain; admin stops after.
+            await services.drain(drain.started_at)
+
+        stack.push_async_callback(drain_calls)
+        stack.callback(refuse)
+        if settings.is_dev and not settings.validate_signatures:
+            log.warning("!!! SIGNATURE VALIDATION IS OFF (dev mode only) !!!")
+        log.info(
+            "switchboard up: env=%s flows=%s realtime=%s",
+            settings.env,
+            sorted(services.flows.flows),
+            "local engine" if settings.uses_local_engine else settings.realtime_dialect,
+        )
+        if dialer is not None:
+            dialer.start()
+
+            async def stop_dialing() -> None:  # no new calls while the live ones drain
+                if stopping:
+                    await asyncio.gather(*stopping, return_exceptions=True)
+                else:
+                    await dialer.stop()
+
+            stack.push_async_callback(stop_dialing)
+        if media is not None:  # `switchboard serve`: the process's signals are ours
+            drain.install()
+        stack.callback(drain.uninstall)
+        yield services
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def operation_id(route: APIRoute) -> str:

@@ -1,5 +1,5 @@
 """What one call needs from the service (``CallDeps``): narrow, built by the composition
-root (``app.deps.Services.call_deps``), so the call layer never imports it."""
+root (``app.services.Services.call_deps``), so the call layer never imports it."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ from app import metrics
 from app.call.bridge import CallBridge
 from app.call.links import READ_BUFFER_BYTES, WIRE_LOG, MediaStreamLink
 from app.carrier.twiml import valid_stream_upgrade
-from app.deps import Services
+from app.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from app.admin.keys import Scope
 from app.admin.service import storage_errors
 from app.api.auth import SESSION_COOKIE, Principal, api_keys
-from app.deps import Services
+from app.services import Services
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")

@@ -12,7 +12,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from app.call.media_server import MediaBind, MediaServer
-from app.deps import Services
+from app.services import Services
 from app.settings import Settings
 from tests.conftest import REDIS_URL
 

@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from app.api.main import create_app
 from app.call.media_server import MediaBind
 from app.demo import seed_demo
-from app.deps import Services
 from app.migrate import migrate
+from app.services import Services
 from app.settings import Settings
 from app.store.calls import CallStore
 from app.store.keys import Keys

@@ -35,8 +35,8 @@ from app.api.deps import ServicesDep
 from app.api.errors import ApiError
 from app.api.pagination import CursorParam, invalid_cursor
 from app.api.ranges import object_response
-from app.deps import Services
 from app.search.index import SearchIndex, snippets
+from app.services import Services
 from app.store.event_keys import EventKeys
 
 router = APIRouter(prefix="/admin/calls", tags=["admin: calls"])

@@ -19,7 +19,7 @@ from app.api.auth import (
 from app.api.deps import ServicesDep
 from app.api.errors import ApiError
 from app.api.pagination import CursorParam, invalid_cursor
-from app.deps import Services
+from app.services import Services
 
 router = APIRouter(prefix="/admin/dnc", tags=["admin: do-not-call"])
 

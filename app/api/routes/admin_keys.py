@@ -19,7 +19,7 @@ from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite
 from app.api.deps import ServicesDep
 from app.api.errors import ApiError
 from app.api.pagination import CursorParam, zset_page
-from app.deps import Services
+from app.services import Services
 
 router = APIRouter(prefix="/admin/keys", tags=["admin: keys"])
 

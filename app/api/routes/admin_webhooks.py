@@ -25,8 +25,8 @@ from app.api.auth import ADMIN_ERRORS, ADMIN_ERRORS_404, AdminRead, AdminWrite
 from app.api.deps import ServicesDep
 from app.api.errors import ApiError
 from app.api.pagination import CursorParam, invalid_cursor
-from app.deps import Services
 from app.events.bus import envelope
+from app.services import Services
 from app.store.event_keys import EventKeys
 from app.webhooks.dispatch import enqueue
 from app.webhooks.signing import new_secret

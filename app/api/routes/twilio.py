@@ -21,11 +21,11 @@ from app import metrics
 from app.api.deps import ServicesDep, get_services
 from app.call.bridge import POLICY_VIOLATION, CallBridge
 from app.carrier.twiml import connect_stream, hangup_twiml, valid_stream_upgrade
-from app.deps import Services
 from app.dialer.runtime import runtime_of
 from app.errors import DialerError, StoreError
 from app.events import call_event
 from app.phone import is_e164, mask, normalize
+from app.services import Services
 from app.store.tokens import IssuedToken, StreamContext
 from flows import RoutingDecision
 

@@ -1,4 +1,14 @@
-"""The service's long-lived parts, built once at start-up and closed in a fixed order."""
+"""The composition root: the service's long-lived parts, built once at start-up.
+
+``Services.build(settings)`` wires storage (Redis, the call store, stream tokens, the
+recordings object store), flows and tools, the carrier's REST client and signature
+checker, the transfer policy, the live-call registry and the campaign runtime
+(``app.dialer.runtime.DialerRuntime``); it does no I/O. The app's lifespan
+(``app.api.main``) starts the moving parts on top of it and shuts everything down in one
+``AsyncExitStack`` (stop dialling and accepting, ``drain``, close the media listener, the
+workers and the admin machinery, then ``close`` storage). Lower layers never import this
+module; a call's bridge sees only ``Services.call_deps``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ from app.call.registry import LiveCalls
 from app.carrier.rest import TransferGuard, TwilioCalls
 from app.carrier.transfers import TransferPolicy
 from app.carrier.twiml import SignatureChecker
+from app.dialer.runtime import DialerRuntime
 from app.errors import StoreError
 from app.settings import PROJECT_ROOT, Settings
 from app.store.backends import RedisCustomers, RedisOrders
@@ -60,6 +71,8 @@ class Services:
     backends: Backends
     calls_api: TwilioCalls
     signatures: SignatureChecker
+    #: The campaign runtime (store, campaign service, REST placer, outcomes backend).
+    dialer: DialerRuntime
     transfers: TransferPolicy = field(default_factory=TransferPolicy)
     live: LiveCalls = field(default_factory=LiveCalls)
     accepting: bool = True
@@ -103,7 +116,9 @@ class Services:
         live.idle.set()
         transfers = TransferPolicy.from_settings(settings)
         retention_s = settings.retention_days * 86400
-        return cls(
+        dialer = DialerRuntime.build(settings, redis, flows=lambda: services.flows)
+        backends = Backends(RedisCustomers(redis, keys), RedisOrders(redis, keys), dialer.outcomes)
+        services = cls(
             settings=settings,
             redis=redis,
             keys=keys,
@@ -111,7 +126,7 @@ class Services:
             tokens=StreamTokens(redis, keys, marker_ttl_s=retention_s),
             flows=flows,
             registry=registry,
-            backends=Backends(RedisCustomers(redis, keys), RedisOrders(redis, keys)),
+            backends=backends,
             calls_api=TwilioCalls(
                 settings.twilio_account_sid,
                 token,
@@ -120,15 +135,12 @@ class Services:
                 guard=transfer_guard(transfers, redis, keys),
             ),
             signatures=SignatureChecker(token),
+            dialer=dialer,
             transfers=transfers,
             live=live,
             recordings=object_store(settings.recordings_url, PROJECT_ROOT),
         )
-
-    async def shutdown(self) -> None:
-        """Stop accepting calls, drain live calls within ``shutdown_drain_s``, then close Redis."""
-        await self.drain()
-        await self.close()
+        return services
 
     async def drain(self, started_at: float | None = None) -> None:
         """Stop accepting calls; wait for live calls until ``shutdown_drain_s`` after
