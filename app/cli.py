@@ -71,7 +71,7 @@ def _freeze_after_startup(app: Any) -> Any:
 def _media_bind(settings: Any, host: str, reuse_port: bool) -> Any:
     from app.call.media_server import MediaBind
 
-    return MediaBind(settings.media_host or host, settings.media_port, reuse_port=reuse_port)
+    return MediaBind(settings.media.host or host, settings.media.port, reuse_port=reuse_port)
 
 
 def _worker_app() -> Any:

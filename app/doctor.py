@@ -283,11 +283,11 @@ async def check_realtime(settings: Settings) -> list[Finding]:
             _fail(
                 "realtime",
                 f"{shown} answered {detail!r} instead of session.created",
-                f"check SWITCHBOARD_REALTIME_DIALECT ({settings.realtime_dialect.value}) "
+                f"check SWITCHBOARD_REALTIME_DIALECT ({settings.realtime.dialect.value}) "
                 "matches the service",
             )
         ]
-    return [_ok("realtime", f"{shown}: session.created ({settings.realtime_dialect.value})")]
+    return [_ok("realtime", f"{shown}: session.created ({settings.realtime.dialect.value})")]
 
 
 # --- twilio ---------------------------------------------------------------------------------

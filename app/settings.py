@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Auth token used in dev so the simulator and the server agree without configuration.
@@ -121,9 +121,133 @@ class RealtimeDialect(StrEnum):
     azure_beta = "azure-beta"
 
 
+class _Group(BaseModel):
+    """A group of settings: ``Settings.<group>.<name>``, from ``SWITCHBOARD_<GROUP>_<NAME>``
+    (the same variable names as flat settings; unknown names are ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class RealtimeSettings(_Group):
+    """The Realtime leg: ``SWITCHBOARD_REALTIME_*`` (docs/protocols.md §1)."""
+
+    dialect: RealtimeDialect = RealtimeDialect.openai_ga
+    #: Full WebSocket URL. Default: OpenAI when a key is set, else the local engine.
+    url: str | None = None
+    api_key: SecretStr | None = None
+    model: str = "gpt-realtime"
+    connect_timeout_ms: int = Field(5000, ge=100)
+    #: Largest Realtime server event accepted (bytes; a ``response.output_audio.delta`` of
+    #: a long reply is base64 of up to seconds of audio); larger closes the socket (1009).
+    max_message_bytes: int = Field(1 << 24, ge=64 * 1024, le=1 << 28)
+    #: Messages queued to the Realtime socket before the leg is taken as stalled.
+    send_queue_max: int = Field(2000, ge=10)
+    #: Time allowed to reconnect after the Realtime socket dropped (from the drop).
+    reconnect_s: float = Field(4.0, ge=0, le=60)
+    #: Waits (ms) before the reconnect attempts after a drop, the last one repeating
+    #: (env: a JSON list). Short steps: a restarted peer is back in use soon after it listens.
+    reconnect_backoff_ms: list[int] = Field(
+        default_factory=lambda: [0, 100, 250, 500], min_length=1, max_length=20
+    )
+    #: A WebSocket ping to the Realtime peer every this many ms; with no frame at all
+    #: from it for ``liveness_ms`` the session is taken as lost and replaced (well under
+    #: the websockets keepalive's 40 s).
+    ping_interval_ms: int = Field(1000, ge=100, le=60_000)
+    liveness_ms: int = Field(3000, ge=300, le=120_000)
+    #: Realtime session length cap (minutes) per dialect family: the service closes a
+    #: GA session at 60 min, a beta or Azure preview one at 30 (docs/protocols.md §1
+    #: "Session"). A call rolls over to a new session ``rollover_margin_s`` before it, at
+    #: a quiet moment, and at the latest ``rollover_grace_ms`` after that, quiet or not.
+    session_cap_ga_min: float = Field(60.0, gt=0)
+    session_cap_beta_min: float = Field(30.0, gt=0)
+    rollover_margin_s: float = Field(120.0, ge=0)
+    rollover_grace_ms: int = Field(60_000, ge=0, le=3_600_000)
+    #: ``response.create`` requests a call queues while one response is active (the
+    #: session runs one at a time); past it a request is refused (``QueueFull``).
+    max_pending_responses: int = Field(8, ge=1, le=100)
+    #: Conversation items a call keeps to replay into a new session (reconnect, rollover,
+    #: a transfer's return); the oldest go first.
+    replay_max_items: int = Field(200, ge=10, le=10_000)
+
+
+class MediaSettings(_Group):
+    """The media-plane listener: ``SWITCHBOARD_MEDIA_*`` (``app.call.media_server``)."""
+
+    #: The listener (Twilio Media Streams WebSockets, ``switchboard serve``): its bind
+    #: address (default: ``host``) and port. Behind a reverse proxy, route
+    #: ``/twilio/media`` of the public host to it (``deploy/nginx.conf``).
+    host: str | None = None
+    port: int = Field(8001, ge=0, le=65535)
+    #: The ``<Stream url>`` Twilio connects to (and signs). Default: the public base URL's
+    #: host + ``/twilio/media`` (``wss://`` for https), through the reverse proxy; when the
+    #: public base URL is a loopback address (no proxy: dev, tests), that host on
+    #: ``port`` (``ws://127.0.0.1:8001/twilio/media``).
+    public_url: str | None = None
+    #: Time a media connection has to complete its WebSocket upgrade request.
+    handshake_timeout_ms: int = Field(5000, ge=100)
+    #: Largest WebSocket frame the listener parses at all (bytes); a bigger frame closes
+    #: the connection (1009). Messages between this and ``carrier_max_message_bytes`` are
+    #: dropped as malformed and the call goes on.
+    max_frame_bytes: int = Field(1 << 20, ge=1024, le=1 << 26)
+
+
+class AdminSettings(_Group):
+    """Admin API and operator-page logins: ``SWITCHBOARD_ADMIN_*``."""
+
+    #: Failed admin auth attempts allowed per client IP per window; beyond it: 429.
+    auth_fail_max: int = Field(20, ge=1)
+    auth_fail_window_s: int = Field(300, ge=1)
+    #: Lifetime of an operator-page login (its HttpOnly cookie and Redis session).
+    session_ttl_s: int = Field(12 * 3600, ge=60)
+
+
+class DialerSettings(_Group):
+    """Outbound campaigns (``app.dialer``): ``SWITCHBOARD_DIALER_*``; times in ms unless
+    named otherwise."""
+
+    #: Run a dialer inside `switchboard serve`; `switchboard dialer` processes may run too
+    #: (any number, sharing Redis).
+    enabled: bool = True
+    #: How long a claimed attempt is reserved for its dialer before others may take it back.
+    lease_ms: int = Field(30_000, ge=100)
+    #: After a dial, how long without any word from the carrier before it counts as lost.
+    dial_grace_ms: int = Field(60_000, ge=100)
+    #: Time past ring timeout + time limit before a silent call is looked up at the carrier.
+    call_grace_ms: int = Field(120_000, ge=100)
+    #: Longest pause between dialer passes (new retries and freed slots are seen within it).
+    poll_ms: int = Field(1000, ge=10)
+    #: Calls per second for the whole account, all campaigns and dialers (Twilio default: 1).
+    account_cps: float = Field(1.0, gt=0, le=1000)
+    #: `calls.create` requests one dialer process may have outstanding.
+    max_pending_dials: int = Field(16, ge=1, le=1000)
+    #: Timeout of one Twilio REST request made for campaigns (s).
+    rest_timeout_s: float = Field(10.0, gt=0)
+    #: Heartbeat period of a dialer in ``dialer:instances`` (listing only).
+    heartbeat_ms: int = Field(5000, ge=100)
+    #: Rows accepted in one contact import, and the largest import body (bytes).
+    max_import_rows: int = Field(100_000, ge=1)
+    max_import_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+
+
+#: The groups of ``Settings`` (field name → model); ``Settings(media_port=0)`` and
+#: ``SWITCHBOARD_MEDIA_PORT=0`` both set ``Settings.media.port``.
+GROUPS: dict[str, type[_Group]] = {
+    "realtime": RealtimeSettings,
+    "media": MediaSettings,
+    "admin": AdminSettings,
+    "dialer": DialerSettings,
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="SWITCHBOARD_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        # SWITCHBOARD_MEDIA_PUBLIC_URL → media.public_url: one split, after the group.
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
     )
 
     env: Environment = Environment.dev
@@ -156,15 +280,7 @@ class Settings(BaseSettings):
     carrier_rest_timeout_s: float = Field(10.0, gt=0, le=120)
 
     # --- Realtime --------------------------------------------------------------------
-    realtime_dialect: RealtimeDialect = RealtimeDialect.openai_ga
-    #: Full WebSocket URL. Default: OpenAI when a key is set, else the local engine.
-    realtime_url: str | None = None
-    realtime_api_key: SecretStr | None = None
-    realtime_model: str = "gpt-realtime"
-    realtime_connect_timeout_ms: int = Field(5000, ge=100)
-    #: Largest Realtime server event accepted (bytes; a ``response.output_audio.delta`` of
-    #: a long reply is base64 of up to seconds of audio); larger closes the socket (1009).
-    realtime_max_message_bytes: int = Field(1 << 24, ge=64 * 1024, le=1 << 28)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     #: Seconds a call may run before it is ended (Realtime sessions are capped by the service).
     max_call_duration_s: int = Field(3600, ge=10)
 
@@ -205,26 +321,11 @@ class Settings(BaseSettings):
     store_journal_max: int = Field(5000, ge=0, le=1_000_000)
 
     # --- Media stream ----------------------------------------------------------------
-    #: The media-plane listener (Twilio Media Streams WebSockets, ``switchboard serve``):
-    #: its bind address (default: ``host``) and port. Behind a reverse proxy, route
-    #: ``/twilio/media`` of the public host to it (``deploy/nginx.conf``).
-    media_host: str | None = None
-    media_port: int = Field(8001, ge=0, le=65535)
-    #: The ``<Stream url>`` Twilio connects to (and signs). Default: the public base URL's
-    #: host + ``/twilio/media`` (``wss://`` for https), through the reverse proxy; when the
-    #: public base URL is a loopback address (no proxy: dev, tests), that host on
-    #: ``media_port`` (``ws://127.0.0.1:8001/twilio/media``).
-    media_public_url: str | None = None
-    #: Time a media connection has to complete its WebSocket upgrade request.
-    media_handshake_timeout_ms: int = Field(5000, ge=100)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     #: Lifetime of the one-time stream token handed out in TwiML.
     stream_token_ttl_s: int = Field(30, ge=1)
     #: Largest carrier WebSocket message accepted (bytes); larger frames are dropped.
     carrier_max_message_bytes: int = Field(64 * 1024, ge=1024)
-    #: Largest WebSocket frame the media listener parses at all (bytes); a bigger frame
-    #: closes the connection (1009). Messages between this and ``carrier_max_message_bytes``
-    #: are dropped as malformed and the call goes on.
-    media_max_frame_bytes: int = Field(1 << 20, ge=1024, le=1 << 26)
     #: How long (ms) a closing WebSocket (either leg) waits for the peer's close frame
     #: before the TCP connection is dropped (RFC 6455 §7.1.1).
     ws_close_timeout_ms: int = Field(2000, ge=10, le=60_000)
@@ -234,7 +335,6 @@ class Settings(BaseSettings):
     inbound_buffer_ms: int = Field(2000, ge=100)
     #: Outbound messages queued to the carrier before the call is considered stalled.
     carrier_send_queue_max: int = Field(2000, ge=10)
-    realtime_send_queue_max: int = Field(2000, ge=10)
     #: How far (ms) a mark echo may lag the playhead estimate before it is taken as a
     #: playback stall and the playhead re-anchored on it (echoes lag by network latency).
     playback_stall_tolerance_ms: int = Field(60, ge=0, le=2000)
@@ -264,25 +364,6 @@ class Settings(BaseSettings):
     #: failing, ``session.update`` refused, reconnect budget spent) before the flow's
     #: fallback runs (an apology through the carrier, then a transfer or hang-up).
     dead_air_max_ms: int = Field(5000, ge=500, le=60_000)
-    #: Time allowed to reconnect after the Realtime socket dropped (from the drop).
-    realtime_reconnect_s: float = Field(4.0, ge=0, le=60)
-    #: Waits (ms) before the reconnect attempts after a drop, the last one repeating
-    #: (env: a JSON list). Short steps: a restarted peer is back in use soon after it listens.
-    realtime_reconnect_backoff_ms: list[int] = Field(
-        default_factory=lambda: [0, 100, 250, 500], min_length=1, max_length=20
-    )
-    #: A WebSocket ping to the Realtime peer every this many ms; with no frame at all
-    #: from it for ``realtime_liveness_ms`` the session is taken as lost and replaced
-    #: (well under the websockets keepalive's 40 s).
-    realtime_ping_interval_ms: int = Field(1000, ge=100, le=60_000)
-    realtime_liveness_ms: int = Field(3000, ge=300, le=120_000)
-    #: Realtime session length cap (minutes) per dialect family: the service closes a
-    #: GA session at 60 min, a beta or Azure preview one at 30 (docs/protocols.md §1
-    #: "Session"). A call rolls over to a new session ``realtime_rollover_margin_s``
-    #: before it, at a quiet moment.
-    realtime_session_cap_ga_min: float = Field(60.0, gt=0)
-    realtime_session_cap_beta_min: float = Field(30.0, gt=0)
-    realtime_rollover_margin_s: float = Field(120.0, ge=0)
     #: A carrier that stops playing (no mark echo for this long past when the audio
     #: before it should have played) ends the call; other calls are unaffected.
     carrier_stall_ms: int = Field(10_000, ge=1000, le=300_000)
@@ -307,11 +388,7 @@ class Settings(BaseSettings):
     flows_dir: Path = PROJECT_ROOT / "flows"
 
     # --- Admin API and operator page ---------------------------------------------------
-    #: Failed admin auth attempts allowed per client IP per window; beyond it: 429.
-    admin_auth_fail_max: int = Field(20, ge=1)
-    admin_auth_fail_window_s: int = Field(300, ge=1)
-    #: Lifetime of an operator-page login (its HttpOnly cookie and Redis session).
-    admin_session_ttl_s: int = Field(12 * 3600, ge=60)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
     #: Seconds between live-call registry heartbeats; entries expire after 3 missed beats.
     live_heartbeat_s: float = Field(2.0, gt=0, le=60)
     #: Seconds between runs of the orphan reaper: calls whose registry entry expired (their
@@ -330,32 +407,11 @@ class Settings(BaseSettings):
     price_audio_output_per_1m: float = Field(64.0, ge=0)
 
     # --- Outbound dialer (app/dialer) ---------------------------------------------------
-    #: Run a dialer inside `switchboard serve`; `switchboard dialer` processes may run too
-    #: (any number, sharing Redis).
-    dialer_enabled: bool = True
-    #: How long a claimed attempt is reserved for its dialer before others may take it back.
-    dialer_lease_ms: int = Field(30_000, ge=100)
-    #: After a dial, how long without any word from the carrier before it counts as lost.
-    dialer_dial_grace_ms: int = Field(60_000, ge=100)
-    #: Time past ring timeout + time limit before a silent call is looked up at the carrier.
-    dialer_call_grace_ms: int = Field(120_000, ge=100)
-    #: Longest pause between dialer passes (new retries and freed slots are seen within it).
-    dialer_poll_ms: int = Field(1000, ge=10)
-    #: Calls per second for the whole account, all campaigns and dialers (Twilio default: 1).
-    dialer_account_cps: float = Field(1.0, gt=0, le=1000)
-    #: `calls.create` requests one dialer process may have outstanding.
-    dialer_max_pending_dials: int = Field(16, ge=1, le=1000)
-    #: Timeout of one Twilio REST request made for campaigns (s).
-    dialer_rest_timeout_s: float = Field(10.0, gt=0)
-    #: Heartbeat period of a dialer in ``dialer:instances`` (listing only).
-    dialer_heartbeat_ms: int = Field(5000, ge=100)
-    #: Rows accepted in one contact import, and the largest import body (bytes).
-    dialer_max_import_rows: int = Field(100_000, ge=1)
-    dialer_max_import_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    dialer: DialerSettings = Field(default_factory=DialerSettings)
 
     # --- Request limits and exposure ---------------------------------------------------
     #: Largest request body (bytes) anywhere unless a route allows more (contact imports:
-    #: ``dialer_max_import_bytes``); checked before parsing, 413 beyond it.
+    #: ``dialer.max_import_bytes``); checked before parsing, 413 beyond it.
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     #: Largest Twilio webhook body (bytes; Twilio's are a few KB).
     max_webhook_body_bytes: int = Field(64 * 1024, ge=1024)
@@ -427,6 +483,23 @@ class Settings(BaseSettings):
     search_max_terms_per_call: int = Field(400, ge=10, le=10_000)
     #: Calls a search examines per page (like ``calls_scan_budget``).
     search_scan_budget: int = Field(20_000, ge=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_flat_names(cls, data: Any) -> Any:
+        """Keywords named like the variables (``media_port=0``) set the group's field;
+        they win over the environment, as keywords do."""
+        if not isinstance(data, dict):
+            return data
+        for group in GROUPS:
+            prefix = f"{group}_"
+            flat = {k[len(prefix) :]: data.pop(k) for k in list(data) if k.startswith(prefix)}
+            if flat:
+                given = data.get(group) or {}
+                if isinstance(given, BaseModel):
+                    given = given.model_dump()
+                data[group] = {**given, **flat}
+        return data
 
     @field_validator(
         "transfer_allowed_numbers",
@@ -511,7 +584,7 @@ class Settings(BaseSettings):
                 problems.append("SWITCHBOARD_PUBLIC_BASE_URL must be a public https URL")
             for name, value in (
                 ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
-                ("REALTIME_API_KEY", self.realtime_api_key),
+                ("REALTIME_API_KEY", self.realtime.api_key),
             ):
                 problem = _secret_problem(name, value)
                 if problem:
@@ -527,15 +600,15 @@ class Settings(BaseSettings):
     @property
     def media_stream_url(self) -> str:
         """The media stream's public URL (``<Stream url>``, no query string): see
-        ``media_public_url``."""
-        if self.media_public_url:
-            return self.media_public_url
+        ``media.public_url``."""
+        if self.media.public_url:
+            return self.media.public_url
         parts = urlsplit(self.public_base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         host = parts.hostname or ""
         if host in ("localhost", "::1") or host.startswith("127."):
             host = f"[{host}]" if ":" in host else host
-            return f"{scheme}://{host}:{self.media_port}/twilio/media"
+            return f"{scheme}://{host}:{self.media.port}/twilio/media"
         return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/twilio/media"
 
     def public_url(self, path: str) -> str:
@@ -553,7 +626,18 @@ class Settings(BaseSettings):
 
     @property
     def uses_local_engine(self) -> bool:
-        return self.realtime_url is None and self.realtime_api_key is None
+        return self.realtime.url is None and self.realtime.api_key is None
+
+
+def variable_names() -> list[str]:
+    """Every environment variable the settings read (``SWITCHBOARD_RETENTION_DAYS``, a
+    group's ``SWITCHBOARD_MEDIA_PORT``, ...), in the order of the class."""
+    names: list[str] = []
+    for name in Settings.model_fields:
+        group = GROUPS.get(name)
+        subs = [f"{name}_{sub}" for sub in group.model_fields] if group else [name]
+        names += [f"SWITCHBOARD_{sub.upper()}" for sub in subs]
+    return names
 
 
 @lru_cache(maxsize=1)

@@ -91,59 +91,88 @@ def _render(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def _default(name: str) -> str:
+def _settings() -> tuple[Any, dict[str, Any]]:
     sys.path.insert(0, str(ROOT))
-    from app.settings import Settings
+    from app.settings import GROUPS, Settings
 
-    field = Settings.model_fields[name]
+    return Settings, GROUPS
+
+
+def _default(name: str) -> str:
+    """The default of setting ``name`` (a variable name without the prefix, lower case:
+    ``retention_days``, or a group's ``media_port``)."""
+    settings, groups = _settings()
+    model, key = settings, name
+    group, _, rest = name.partition("_")
+    if group in groups and rest in groups[group].model_fields:
+        model, key = groups[group], rest
+    field = model.model_fields[key]
     if field.default_factory is not None:
-        return _render(field.default_factory())  # type: ignore[call-arg]
+        return _render(field.default_factory())
     return _render(field.default)
 
 
-def build() -> str:
-    """The text of .env.example."""
-    sys.path.insert(0, str(ROOT))
-    from app.settings import Settings
-
-    names = set(Settings.model_fields)
-    lines = [*HEADER.rstrip("\n").split("\n"), "", "# --- Going live " + "-" * 70]
-    for name, (value, note) in REQUIRED.items():
-        lines += [f"# {note}", f"SWITCHBOARD_{name.upper()}={value}"]
-    seen = set(REQUIRED)
-    in_class = False
-    doc: list[str] = []
+def _documented(cls: str) -> list[tuple[str, list[str], str | None]]:
+    """The body of ``class <cls>`` in app/settings.py up to its first method: (field name,
+    its ``#:`` lines, the section heading it opens, if any) per field."""
+    out: list[tuple[str, list[str], str | None]] = []
+    inside, doc, section = False, [], None
     for raw in SETTINGS.read_text(encoding="utf-8").splitlines():
-        if raw.startswith("class Settings("):
-            in_class = True
+        if raw.startswith(f"class {cls}("):
+            inside = True
             continue
-        if not in_class:
+        if not inside:
             continue
-        if raw.startswith("    @") or raw.startswith("    def "):
+        if raw.startswith("    @") or raw.startswith("    def ") or raw.startswith("class "):
             break
-        section = _SECTION.match(raw)
-        if section:
-            lines += ["", f"# --- {section.group(1)} ".ljust(87, "-")]
-            doc = []
+        heading = _SECTION.match(raw)
+        if heading:
+            section, doc = heading.group(1), []
             continue
         stripped = raw.strip()
         if stripped.startswith("#:"):
             doc.append(stripped[2:].strip())
             continue
         field = _FIELD.match(raw)
-        if field and field.group(1) in names and field.group(1) not in seen:
-            name = field.group(1)
-            seen.add(name)
-            lines += [f"# {d}" if d else "#" for d in doc]
-            if not doc and name in NOTES:
-                lines.append(f"# {NOTES[name]}")
-            lines.append(f"#SWITCHBOARD_{name.upper()}={_default(name)}")
+        if field:
+            out.append((field.group(1), doc, section))
+            section = None
         if not stripped.startswith("#"):
             doc = []
-    missing = sorted(names - seen)
-    if missing:
-        lines += ["", "# --- Other " + "-" * 76]
-        lines += [f"#SWITCHBOARD_{n.upper()}={_default(n)}" for n in missing]
+    return out
+
+
+def _variables() -> list[tuple[str, list[str], str | None]]:
+    """Every setting's variable name (lower case, no prefix) with its explanation and the
+    section it opens, in the order of the Settings class; a group field is replaced by
+    its model's fields (``media`` → ``media_host``, ``media_port``, ...)."""
+    settings, groups = _settings()
+    out: list[tuple[str, list[str], str | None]] = []
+    for name, doc, section in _documented("Settings"):
+        if name in groups:
+            for i, (sub, sub_doc, _) in enumerate(_documented(groups[name].__name__)):
+                out.append((f"{name}_{sub}", sub_doc, section if i == 0 else None))
+        elif name in settings.model_fields:
+            out.append((name, doc, section))
+    return out
+
+
+def build() -> str:
+    """The text of .env.example."""
+    lines = [*HEADER.rstrip("\n").split("\n"), "", "# --- Going live " + "-" * 70]
+    for name, (value, note) in REQUIRED.items():
+        lines += [f"# {note}", f"SWITCHBOARD_{name.upper()}={value}"]
+    seen = set(REQUIRED)
+    for name, doc, section in _variables():
+        if section is not None:
+            lines += ["", f"# --- {section} ".ljust(87, "-")]
+        if name in seen:
+            continue
+        seen.add(name)
+        lines += [f"# {d}" if d else "#" for d in doc]
+        if not doc and name in NOTES:
+            lines.append(f"# {NOTES[name]}")
+        lines.append(f"#SWITCHBOARD_{name.upper()}={_default(name)}")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -23,6 +23,20 @@ def test_dev_runs_offline_on_the_local_engine() -> None:
     assert s.twilio_rest_base_url == f"http://127.0.0.1:{s.simulator_port}"
 
 
+def test_groups_read_the_flat_variable_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_MEDIA_PUBLIC_URL", "wss://media.example.com/twilio/media")
+    monkeypatch.setenv("SWITCHBOARD_REALTIME_RECONNECT_BACKOFF_MS", "[0, 50]")
+    monkeypatch.setenv("SWITCHBOARD_DIALER_ENABLED", "false")
+    monkeypatch.setenv("SWITCHBOARD_MEDIA_PORT", "9001")
+    settings = Settings(_env_file=None, media_port=9002)  # type: ignore[call-arg]
+    assert settings.media.public_url == "wss://media.example.com/twilio/media"
+    assert settings.media.port == 9002
+    assert settings.realtime.reconnect_backoff_ms == [0, 50]
+    assert settings.dialer.enabled is False
+    with pytest.raises(ValueError, match="dialer.account_cps"):
+        Settings(_env_file=None, dialer_account_cps=0)  # type: ignore[call-arg]
+
+
 def test_production_refuses_default_secrets() -> None:
     with pytest.raises(ValueError) as err:
         Settings(_env_file=None, env="production")  # type: ignore[call-arg]

@@ -62,12 +62,12 @@ def choose_analyzer(settings: Settings) -> Analyzer:
     """The Realtime model for an OpenAI or Azure endpoint; the local analysis for the
     local engine (no key, or a Realtime URL on loopback)."""
     if settings.uses_local_engine or (
-        settings.realtime_url is not None and _is_loopback(settings.realtime_url)
+        settings.realtime.url is not None and _is_loopback(settings.realtime.url)
     ):
         return LocalAnalyzer()
     target = endpoint(settings)
-    model = settings.analysis_model or settings.realtime_model
-    azure = settings.realtime_dialect in (RealtimeDialect.azure_ga, RealtimeDialect.azure_beta)
+    model = settings.analysis_model or settings.realtime.model
+    azure = settings.realtime.dialect in (RealtimeDialect.azure_ga, RealtimeDialect.azure_beta)
     if settings.analysis_model and not azure:
         parts = urlsplit(target.url)
         query = dict(parse_qsl(parts.query))

@@ -9,8 +9,8 @@ A request authenticates with one of
   ``X-CSRF-Token`` (the page embeds it); header-authenticated requests need none.
 
 Answers: no credentials or a wrong/revoked key → 401 (``WWW-Authenticate: Bearer``); a
-key without the scope → 403; a client IP with ``admin_auth_fail_max`` failed attempts in
-the current ``admin_auth_fail_window_s`` window → 429 with ``Retry-After`` (even with a
+key without the scope → 403; a client IP with ``admin.auth_fail_max`` failed attempts in
+the current ``admin.auth_fail_window_s`` window → 429 with ``Retry-After`` (even with a
 good key, until the window ends). Failures are logged with the reason, client IP and
 (for a real key) its public id, never the key itself.
 
@@ -112,15 +112,15 @@ def failure_limiter(services: Services) -> FailureLimiter:
     return FailureLimiter(
         services.redis,
         services.keys,
-        max_failures=settings.admin_auth_fail_max,
-        window_s=settings.admin_auth_fail_window_s,
+        max_failures=settings.admin.auth_fail_max,
+        window_s=settings.admin.auth_fail_window_s,
     )
 
 
 def api_keys(services: Services) -> ApiKeys:
     """The key store for this app's Redis and prefix."""
     return ApiKeys(
-        services.redis, services.keys, session_ttl_s=services.settings.admin_session_ttl_s
+        services.redis, services.keys, session_ttl_s=services.settings.admin.session_ttl_s
     )
 
 

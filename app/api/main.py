@@ -3,7 +3,7 @@
 Start-up builds the services (Redis, flows, tools) and refuses to start with invalid
 flows, then starts the admin machinery (live-call registry, control listener), the
 media-plane listener when asked (``media``: ``switchboard serve`` does; see
-``app.call.media_server``) and, with ``dialer_enabled``, an in-process campaign dialer.
+``app.call.media_server``) and, with ``dialer.enabled``, an in-process campaign dialer.
 Shutdown runs in a fixed order, one ``AsyncExitStack`` (``run_services``): stop dialling,
 stop accepting calls (and media streams), drain live calls within ``shutdown_drain_s``,
 close the media listener, stop the workers and the admin machinery, then close storage.
@@ -134,7 +134,7 @@ async def run_services(
             await media_server.start(media)
             stack.push_async_callback(media_server.close)
         app.state.media = media_server
-        dialer = services.dialer.dialer() if settings.dialer_enabled else None
+        dialer = services.dialer.dialer() if settings.dialer.enabled else None
         stopping: list[asyncio.Task[None]] = []
 
         def begin_drain() -> None:
@@ -161,7 +161,7 @@ async def run_services(
             "switchboard up: env=%s flows=%s realtime=%s",
             settings.env,
             sorted(services.flows.flows),
-            "local engine" if settings.uses_local_engine else settings.realtime_dialect,
+            "local engine" if settings.uses_local_engine else settings.realtime.dialect,
         )
         if dialer is not None:
             dialer.start()
@@ -192,7 +192,7 @@ def operation_id(route: APIRoute) -> str:
 
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory app.api.main:app_factory``: with the media
-    listener on ``media_host``:``media_port`` (SO_REUSEPORT, so ``--workers`` share it)."""
+    listener on ``media.host``:``media.port`` (SO_REUSEPORT, so ``--workers`` share it)."""
     settings = get_settings()
-    bind = MediaBind(settings.media_host or settings.host, settings.media_port, reuse_port=True)
+    bind = MediaBind(settings.media.host or settings.host, settings.media.port, reuse_port=True)
     return create_app(settings, bind)

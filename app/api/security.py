@@ -6,7 +6,7 @@ Pure ASGI middleware (no per-request tasks, no body buffering), installed by
 - ``BodyLimit``: a request body larger than its route's limit is refused with 413 before
   anything parses it: at once from ``Content-Length``, or as soon as a chunked body
   passes the limit. Limits (``Settings``): ``max_webhook_body_bytes`` for ``/twilio/*``,
-  ``dialer_max_import_bytes`` (plus 64 KiB of multipart framing) for contact imports,
+  ``dialer.max_import_bytes`` (plus 64 KiB of multipart framing) for contact imports,
   ``max_body_bytes`` for everything else.
 - ``SecurityHeaders``: ``X-Content-Type-Options: nosniff`` on every response (text
   exports included), so no browser guesses a type for stored caller text.
@@ -111,7 +111,7 @@ def body_limit(settings: Settings, method: str, path: str) -> int:
     if path.startswith("/twilio/"):
         return settings.max_webhook_body_bytes
     if method == "POST" and _IMPORT_PATH.match(path):
-        return max(settings.max_body_bytes, settings.dialer_max_import_bytes + MULTIPART_SLACK)
+        return max(settings.max_body_bytes, settings.dialer.max_import_bytes + MULTIPART_SLACK)
     return settings.max_body_bytes
 
 

@@ -12,8 +12,8 @@ stored ``end_reason`` and the ``switchboard_calls_total{outcome}`` metric tell t
 
 The Realtime leg is replaceable: the session asks for a socket (``ConnectRealtime``), the
 bridge opens one and reports ``on_realtime_open`` or ``on_realtime_connect_failed``; a
-watchdog pings it every ``realtime_ping_interval_ms`` and reports ``on_realtime_lost``
-when it closes, errors or stays silent for ``realtime_liveness_ms``. Reconnect back-off,
+watchdog pings it every ``realtime.ping_interval_ms`` and reports ``on_realtime_lost``
+when it closes, errors or stays silent for ``realtime.liveness_ms``. Reconnect back-off,
 replay of the conversation, rollover and the fallback are the session's decisions
 (README "Reliability").
 
@@ -467,8 +467,8 @@ class CallBridge:
             rt = await connect_realtime(
                 self.endpoint.url,
                 dict(self.endpoint.headers),
-                open_timeout_s=self.settings.realtime_connect_timeout_ms / 1000,
-                max_message_bytes=self.settings.realtime_max_message_bytes,
+                open_timeout_s=self.settings.realtime.connect_timeout_ms / 1000,
+                max_message_bytes=self.settings.realtime.max_message_bytes,
                 close_timeout_s=self.settings.ws_close_timeout_ms / 1000,
             )
         except (OSError, TimeoutError, RealtimeConnectFailed) as exc:
@@ -481,18 +481,18 @@ class CallBridge:
             return
         self.rt = rt
         self._dispatch_now(session.on_realtime_open(self._tools))
-        rt.attach(self._on_realtime_message, self.settings.realtime_send_queue_max)
+        rt.attach(self._on_realtime_message, self.settings.realtime.send_queue_max)
         self._spawn(self._watch_realtime(rt), "realtime-watch")
 
     async def _watch_realtime(self, rt: RealtimeConnection) -> None:
         """Ping ``rt``; report it lost when it closes or nothing comes back for
-        ``realtime_liveness_ms`` (a frozen peer answers no ping)."""
-        interval = self.settings.realtime_ping_interval_ms / 1000
-        liveness = self.settings.realtime_liveness_ms / 1000
+        ``realtime.liveness_ms`` (a frozen peer answers no ping)."""
+        interval = self.settings.realtime.ping_interval_ms / 1000
+        liveness = self.settings.realtime.liveness_ms / 1000
         loop = asyncio.get_running_loop()
         closed = asyncio.ensure_future(rt.wait_closed())
         heard_at, pongs = loop.time(), rt.pongs
-        reason = ""
+        reason, silent_ms = "", 0
         try:
             while self.rt is rt:
                 rt.ping()
@@ -503,12 +503,12 @@ class CallBridge:
                 if self._rt_heard or rt.pongs != pongs:
                     self._rt_heard, pongs, heard_at = False, rt.pongs, loop.time()
                 elif loop.time() - heard_at > liveness:
+                    silent_ms = int((loop.time() - heard_at) * 1000)
                     reason = f"no answer for {int(liveness * 1000)} ms (liveness)"
                     metrics.REALTIME_LIVENESS_TIMEOUTS.inc()
                     break
         finally:
             closed.cancel()
-        silent_ms = int((loop.time() - heard_at) * 1000) if reason.endswith("(liveness)") else 0
         self._realtime_lost(rt, reason, silent_ms)
 
     def _realtime_lost(self, rt: RealtimeConnection, reason: str, silent_ms: int = 0) -> None:
@@ -759,18 +759,21 @@ def carrier_records(settings: Any) -> bool:
 def session_limits(settings: Settings, beta: bool) -> SessionLimits:
     """The session's limits from ``Settings`` (``beta``: the 30-minute session cap)."""
     cap_min = (
-        settings.realtime_session_cap_beta_min if beta else settings.realtime_session_cap_ga_min
+        settings.realtime.session_cap_beta_min if beta else settings.realtime.session_cap_ga_min
     )
-    rollover_ms = max(0, int((cap_min * 60 - settings.realtime_rollover_margin_s) * 1000))
+    rollover_ms = max(0, int((cap_min * 60 - settings.realtime.rollover_margin_s) * 1000))
     return SessionLimits(
         call_action_grace_ms=settings.call_action_grace_ms,
         playback_stall_tolerance_ms=settings.playback_stall_tolerance_ms,
         dtmf_gap_ms=settings.dtmf_gap_ms,
         inbound_buffer_frames=max(1, settings.inbound_buffer_ms // 20),
         dead_air_max_ms=settings.dead_air_max_ms,
-        reconnect_budget_ms=int(settings.realtime_reconnect_s * 1000),
-        reconnect_backoff_ms=tuple(settings.realtime_reconnect_backoff_ms),
+        reconnect_budget_ms=int(settings.realtime.reconnect_s * 1000),
+        reconnect_backoff_ms=tuple(settings.realtime.reconnect_backoff_ms),
         rollover_after_ms=rollover_ms,
+        rollover_grace_ms=settings.realtime.rollover_grace_ms,
+        max_pending_responses=settings.realtime.max_pending_responses,
+        conversation_max_entries=settings.realtime.replay_max_items,
     )
 
 

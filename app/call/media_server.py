@@ -9,7 +9,7 @@ then each frame reaches the call's bridge through one callback.
 
 Checks before the upgrade (RFC 6455 §4.2.2 allows refusing with any HTTP status):
 
-- the path is the stream's (``/twilio/media``, or the path of ``media_public_url``), else 404;
+- the path is the stream's (``/twilio/media``, or the path of ``media.public_url``), else 404;
 - the service accepts calls (not draining), else 503;
 - with ``validate_signatures`` and ``validate_ws_signature``, ``X-Twilio-Signature`` is
   Twilio's over the ``<Stream>`` URL (``app.carrier.twiml.valid_stream_upgrade``), else 403.
@@ -94,8 +94,8 @@ class MediaServer:
         )
         self._server = await ws_create_server(
             self._on_upgrade,
-            websocket_handshake_timeout=settings.media_handshake_timeout_ms / 1000,
-            max_frame_size=settings.media_max_frame_bytes,
+            websocket_handshake_timeout=settings.media.handshake_timeout_ms / 1000,
+            max_frame_size=settings.media.max_frame_bytes,
             logger_name=WIRE_LOG,
             read_buffer_init_size=READ_BUFFER_BYTES,
             **where,

@@ -95,7 +95,7 @@ def _print_import(report: dict[str, Any], err: bool = False) -> None:
 
 async def _live_dialers(runtime: DialerRuntime) -> int:
     """Dialers whose heartbeat was seen within three heartbeat periods."""
-    stale_ms = 3 * runtime.settings.dialer_heartbeat_ms
+    stale_ms = 3 * runtime.settings.dialer.heartbeat_ms
     return len(await runtime.store.dialers(runtime.clock.now_ms(), stale_ms))
 
 

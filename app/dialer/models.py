@@ -179,7 +179,7 @@ class CampaignSpec(BaseModel):
     """What ``POST /admin/campaigns`` takes.
 
     ``cps``: calls per second this campaign may start (all dialers together; the
-    account-wide ``Settings.dialer_account_cps`` applies too). ``ring_timeout_s``: Twilio
+    account-wide ``Settings.dialer.account_cps`` applies too). ``ring_timeout_s``: Twilio
     ``Timeout`` (ring time before no-answer). ``time_limit_s``: Twilio ``TimeLimit``.
     ``voicemail_message`` is a template like the flow's (``{{first_name}}``).
     ``default_timezone`` is used for contacts imported without one.

@@ -16,12 +16,12 @@ processes) share Redis; everything that must hold across them is a Lua script in
    is due and a call slot is free (CPS), lease the next contact; then, right before
    dialling, check the calling window in the contact's zone, the global do-not-call list
    and the campaign's opt-outs; then take the call slot (``dial``: campaign CPS and the
-   account-wide ``dialer_account_cps``) and place the call with ``calls.create`` in a
-   background task (at most ``dialer_max_pending_dials`` per process).
+   account-wide ``dialer.account_cps``) and place the call with ``calls.create`` in a
+   background task (at most ``dialer.max_pending_dials`` per process).
 4. **Complete** the campaign once nothing waits or is in flight.
 
 ``step`` returns when the next thing becomes possible (ms) so ``run`` sleeps until then
-or ``dialer_poll_ms`` (work created by other processes is seen within it). Time comes
+or ``dialer.poll_ms`` (work created by other processes is seen within it). Time comes
 from an injected ``Clock``; tests drive ``step`` on a ``FakeClock``.
 """
 
@@ -37,7 +37,6 @@ import secrets
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from app import metrics
 from app.dialer.clock import Clock
@@ -48,6 +47,7 @@ from app.dialer.store import CampaignStore, Claim, StoredCampaign
 from app.dialer.window import allows, next_open
 from app.errors import CampaignNotFound, DialerError, DialFailed, StoreError
 from app.phone import mask
+from app.settings import DialerSettings
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +62,6 @@ def new_dialer_id() -> str:
     """``dialer-<host>-<pid>-<hex>``: unique per dialer instance."""
     host = "".join(c for c in socket.gethostname() if c.isalnum() or c in "-.")[:40] or "host"
     return f"dialer-{host}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-@dataclass(frozen=True, slots=True)
-class DialerConfig:
-    """Timing and limits (ms unless named otherwise); ``Settings.dialer_*``."""
-
-    lease_ms: int = 30_000
-    dial_grace_ms: int = 60_000
-    call_grace_ms: int = 120_000
-    poll_ms: int = 1000
-    account_cps: float = 1.0
-    max_pending_dials: int = 16
-    heartbeat_ms: int = 5000
 
 
 def mask_numbers(text: str) -> str:
@@ -98,7 +85,7 @@ class Dialer:
         placer: CallPlacer,
         dnc: DncCheck,
         clock: Clock,
-        config: DialerConfig,
+        config: DialerSettings,
         owner: str | None = None,
     ) -> None:
         self.campaigns = campaigns

@@ -11,7 +11,7 @@ from app.admin.dnc import is_blocked
 from app.dialer.clock import Clock, SystemClock
 from app.dialer.outcomes import CampaignOutcomes
 from app.dialer.placer import CallPlacer
-from app.dialer.runner import Dialer, DialerConfig
+from app.dialer.runner import Dialer
 from app.dialer.service import Campaigns, DialerUrls
 from app.dialer.store import CampaignStore
 from app.events import EventBus
@@ -24,19 +24,6 @@ def runtime_of(state: object) -> DialerRuntime | None:
     """The ``DialerRuntime`` an app keeps in ``app.state.dialer`` (None when absent)."""
     runtime = getattr(state, "dialer", None)
     return runtime if isinstance(runtime, DialerRuntime) else None
-
-
-def dialer_config(settings: Settings) -> DialerConfig:
-    """``DialerConfig`` from ``Settings.dialer_*``."""
-    return DialerConfig(
-        lease_ms=settings.dialer_lease_ms,
-        dial_grace_ms=settings.dialer_dial_grace_ms,
-        call_grace_ms=settings.dialer_call_grace_ms,
-        poll_ms=settings.dialer_poll_ms,
-        account_cps=settings.dialer_account_cps,
-        max_pending_dials=settings.dialer_max_pending_dials,
-        heartbeat_ms=settings.dialer_heartbeat_ms,
-    )
 
 
 @dataclass
@@ -68,7 +55,7 @@ class DialerRuntime:
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
             settings.twilio_rest_base_url,
-            timeout_s=settings.dialer_rest_timeout_s,
+            timeout_s=settings.dialer.rest_timeout_s,
         )
         urls = DialerUrls(
             voice=settings.public_url("/twilio/voice"),
@@ -81,7 +68,7 @@ class DialerRuntime:
             placer=placer,
             urls=urls,
             flows=flows,
-            max_import_rows=settings.dialer_max_import_rows,
+            max_import_rows=settings.dialer.max_import_rows,
             events=EventBus.from_settings(redis, settings),
         )
         return cls(settings, redis, keys, store, campaigns, placer, CampaignOutcomes(store, clock))
@@ -102,7 +89,7 @@ class DialerRuntime:
             placer=self.placer,
             dnc=dnc,
             clock=self.clock,
-            config=dialer_config(self.settings),
+            config=self.settings.dialer,
             owner=owner,
         )
 

@@ -55,26 +55,26 @@ class Endpoint:
 def endpoint(settings: Settings) -> Endpoint:
     """The Realtime endpoint for ``settings``. Raises ``ConfigError`` when an Azure dialect
     has no URL, or one without the query parameters the dialect needs (``AZURE_QUERY``)."""
-    dialect = settings.realtime_dialect
+    dialect = settings.realtime.dialect
     beta = dialect in (RealtimeDialect.openai_beta, RealtimeDialect.azure_beta)
-    key = settings.realtime_api_key.get_secret_value() if settings.realtime_api_key else "local"
-    model = settings.realtime_model
+    key = settings.realtime.api_key.get_secret_value() if settings.realtime.api_key else "local"
+    model = settings.realtime.model
     if dialect in AZURE_QUERY:
         example = AZURE_EXAMPLE[dialect]
-        if not settings.realtime_url:
+        if not settings.realtime.url:
             raise ConfigError(
                 f"SWITCHBOARD_REALTIME_URL must name the Azure resource, e.g. {example}"
             )
-        query = parse_qs(urlsplit(settings.realtime_url).query)
+        query = parse_qs(urlsplit(settings.realtime.url).query)
         missing = [name for name in AZURE_QUERY[dialect] if not query.get(name)]
         if missing:
             raise ConfigError(
                 f"SWITCHBOARD_REALTIME_URL lacks {', '.join(missing)} for {dialect.value}, "
                 f"e.g. {example}"
             )
-        return Endpoint(url=settings.realtime_url, headers={"api-key": key}, beta=beta)
-    if settings.realtime_url:
-        url = settings.realtime_url
+        return Endpoint(url=settings.realtime.url, headers={"api-key": key}, beta=beta)
+    if settings.realtime.url:
+        url = settings.realtime.url
     elif settings.uses_local_engine:
         url = f"ws://{settings.engine_host}:{settings.engine_port}/v1/realtime"
         url += "?" + urlencode({"model": model})

@@ -3,8 +3,8 @@
 Every page but the login form needs a session; without one the browser is sent to
 ``/admin/ui/login`` (303). The session cookie (``sb_admin``) is HttpOnly,
 SameSite=Strict, ``Secure`` when ``public_base_url`` is https, scoped to ``/admin``, and
-lives ``admin_session_ttl_s``. Logging in counts failures like API requests do (429
-after ``admin_auth_fail_max`` in a window).
+lives ``admin.session_ttl_s``. Logging in counts failures like API requests do (429
+after ``admin.auth_fail_max`` in a window).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ async def login(
     redirect.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=settings.admin_session_ttl_s,
+        max_age=settings.admin.session_ttl_s,
         path="/admin",
         httponly=True,
         samesite="strict",

@@ -15,7 +15,7 @@ from app.dialer.clock import FakeClock
 from app.dialer.models import CallingWindow, CampaignSpec
 from app.dialer.placer import CarrierCallState, OutboundCall
 from app.dialer.runner import Dialer
-from app.dialer.runtime import DialerRuntime, dialer_config
+from app.dialer.runtime import DialerRuntime
 from app.errors import DialFailed
 from app.settings import Settings
 from tests.conftest import REDIS_URL
@@ -91,11 +91,7 @@ class Rig:
         return self.runtime.store
 
     def dialer(self, name: str, **config: Any) -> Dialer:
-        cfg = dialer_config(self.runtime.settings)
-        if config:
-            from dataclasses import replace
-
-            cfg = replace(cfg, **config)
+        cfg = self.runtime.settings.dialer.model_copy(update=config)
         blocked = self.blocked
 
         async def dnc(e164: str) -> bool:

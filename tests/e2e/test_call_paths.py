@@ -165,7 +165,8 @@ async def test_keypad_digits_before_the_realtime_leg_is_open_are_not_lost(
     proxy = await _slow_proxy(stack.engine.port, delay_s=0.5)
     port = proxy.sockets[0].getsockname()[1]
     url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-    stack.services.settings = stack.settings.model_copy(update={"realtime_url": url})
+    realtime = stack.settings.realtime.model_copy(update={"url": url})
+    stack.services.settings = stack.settings.model_copy(update={"realtime": realtime})
     script = CallScript(
         from_number=CALLER,
         to_number=SUPPORT,

@@ -55,7 +55,7 @@ def _victim_env(stack: Stack, base: str) -> dict[str, str]:
         SWITCHBOARD_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         SWITCHBOARD_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         SWITCHBOARD_TWILIO_API_BASE_URL=stack.rest.base_url,
-        SWITCHBOARD_REALTIME_URL=stack.settings.realtime_url or "",
+        SWITCHBOARD_REALTIME_URL=stack.settings.realtime.url or "",
         SWITCHBOARD_REALTIME_API_KEY="test-key",
         SWITCHBOARD_REDIS_URL=REDIS_URL,
         SWITCHBOARD_REDIS_PREFIX=stack.settings.redis_prefix,

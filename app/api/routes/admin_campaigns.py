@@ -270,7 +270,7 @@ async def import_contacts(
     format: Annotated[Literal["csv", "json"] | None, Query()] = None,
 ) -> ImportOut:
     runtime = _runtime(request)
-    campaigns, limit = runtime.campaigns, runtime.settings.dialer_max_import_bytes
+    campaigns, limit = runtime.campaigns, runtime.settings.dialer.max_import_bytes
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fmt = format
     if content_type == "multipart/form-data":

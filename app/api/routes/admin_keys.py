@@ -38,7 +38,7 @@ def _keys(services: Services) -> ApiKeys:
     return ApiKeys(
         services.redis,
         services.keys,
-        session_ttl_s=services.settings.admin_session_ttl_s,
+        session_ttl_s=services.settings.admin.session_ttl_s,
         audit=_RecordedByMiddleware(services.redis, services.keys),
     )
 
