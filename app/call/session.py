@@ -137,11 +137,11 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
         self.tones_pending: tuple[str, str, str, int] | None = None  # send_dtmf playing
         self._tones_call = act.FunctionCall("", SEND_DTMF, "")
         self.inbound: deque[str] = deque(maxlen=max(1, self.limits.inbound_buffer_frames))
+        #: Caller frames dropped from the full buffer while no session took them.
         self.inbound_dropped = 0
 
         # The Realtime leg's history: opens, drops, the reconnect in progress.
         self.opens = 0
-        self.opened_at: float | None = None
         self.lost_at: float | None = None
         self.lost_reason = ""
         self.reconnect_attempts = 0
@@ -199,6 +199,7 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
             "reconnects": self.reconnects,
             "rollovers": self.rollovers,
             "tools_running": self.tools_running,
+            "inbound_dropped": self.inbound_dropped,
             "keypad": str(self.capture.state) if self.capture else "",
         }
 
