@@ -33,7 +33,7 @@ def test_groups_read_the_flat_variable_names(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.media.port == 9002
     assert settings.realtime.reconnect_backoff_ms == [0, 50]
     assert settings.dialer.enabled is False
-    with pytest.raises(ValueError, match="dialer.account_cps"):
+    with pytest.raises(ValueError, match=r"dialer\.account_cps"):
         Settings(_env_file=None, dialer_account_cps=0)  # type: ignore[call-arg]
 
 
