@@ -109,6 +109,9 @@ class StreamConsumer:
         backoff = 0.1
         ready = False
         while True:
+            # A cancellation redis-py swallowed (seen while it connects) still ends the
+            # loop, at the next turn, instead of leaving a task that never stops.
+            raise_if_cancelling()
             try:
                 if not ready:
                     await ensure_group(self.redis, self.stream, self.group)

@@ -4,6 +4,7 @@ X-Twilio-Signature over the <Stream> URL), on a real socket with real services, 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -77,3 +78,35 @@ async def test_the_upgrade_is_checked_before_it_is_accepted(
     assert await _status(url, signed) == 101
     server.services.accepting = False  # draining: new streams go elsewhere
     assert await _status(url, signed) == 503
+
+
+async def test_a_media_port_in_use_fails_start_up_and_unwinds_what_started(
+    redis_prefix: str,
+) -> None:
+    """The lifespan's exit stack: the media bind fails after the admin machinery, the
+    reaper and the event consumers started; every task they started is gone after."""
+    from app.api.main import create_app
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    settings = Settings(
+        env="test",
+        twilio_auth_token=AUTH_TOKEN,
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+        dialer_enabled=True,
+        log_json=False,
+    )
+    app = create_app(settings, MediaBind("127.0.0.1", port))
+    before = asyncio.all_tasks()
+    try:
+        with pytest.raises(OSError):
+            async with app.router.lifespan_context(app):
+                pass
+    finally:
+        taken.close()
+    assert app.state.admin is not None and app.state.background is not None  # they ran
+    left = [t.get_name() for t in asyncio.all_tasks() - before if not t.done()]
+    assert left == []
