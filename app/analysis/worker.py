@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.exceptions import RedisError
-
 from app.analysis.service import AnalysisService
 from app.errors import StoreError
-from app.events.bus import Event
+from app.events.call_ended import ended_call_sid, until_ended
 from app.events.consumer import StreamConsumer
 from app.store.event_keys import GROUP_ANALYSIS, EventKeys
 from app.store.keys import Keys
@@ -71,18 +69,8 @@ class AnalysisWorker:
         return self.concurrency - len(self._tasks)
 
     async def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
-        if fields.get("type") != "call.ended":
-            await self.consumer.ack(entry_id)
-            return
-        try:
-            event = Event.from_fields(entry_id, fields)
-        except ValueError as exc:
-            log.error("analysis: skipping %s", exc)
-            await self.consumer.ack(entry_id)
-            return
-        call_sid = str(event.data.get("call_sid", ""))
-        if event.data.get("outcome") == "no_stream":  # no media stream: nothing was said
-            await self.consumer.ack(entry_id)
+        call_sid = await ended_call_sid(self.consumer, entry_id, fields, "analysis")
+        if call_sid is None:
             return
         task = asyncio.create_task(self._analyse(entry_id, call_sid), name=f"analysis:{call_sid}")
         self._tasks.add(task)
@@ -90,27 +78,16 @@ class AnalysisWorker:
 
     async def _analyse(self, entry_id: str, call_sid: str) -> None:
         try:
-            await self._until_ended(call_sid)
+            await until_ended(
+                self.service.store,
+                Keys(self.service.settings.redis_prefix),
+                call_sid,
+                max_wait_s=self.max_wait_s,
+                poll_s=self.wait_s,
+            )
             result = await self.service.run(call_sid)
             if result is not None:
                 log.info("call %s analysed: %s", call_sid, result.status)
             await self.consumer.ack(entry_id)
         except StoreError as exc:  # left pending: taken over after events_claim_idle_ms
             log.warning("analysis of %s postponed: %s", call_sid, exc)
-
-    async def _until_ended(self, call_sid: str) -> None:
-        """Until the record says ``ended`` or the call is live nowhere (its bridge's last
-        writes are in), at most ``analysis_timeout_ms``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait_s
-        live_key = Keys(self.service.settings.redis_prefix).live_call(call_sid)
-        while loop.time() < deadline:
-            record = await self.service.store.get_call(call_sid)
-            if record is None or record.get("status") == "ended":
-                return
-            try:
-                if not await self.service.redis.exists(live_key):
-                    return
-            except RedisError as exc:
-                raise StoreError(f"live-call check failed: {exc}") from exc
-            await asyncio.sleep(self.wait_s)

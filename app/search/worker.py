@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.exceptions import RedisError
-
-from app.errors import StoreError
-from app.events.bus import Event
+from app.events.call_ended import ended_call_sid, until_ended
 from app.events.consumer import StreamConsumer
 from app.search.index import SearchIndex
 from app.settings import Settings
@@ -49,32 +46,12 @@ class SearchWorker:
             self._runner = None
 
     async def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
-        if fields.get("type") != "call.ended":
-            await self.consumer.ack(entry_id)
+        call_sid = await ended_call_sid(self.consumer, entry_id, fields, "search")
+        if call_sid is None:
             return
-        try:
-            event = Event.from_fields(entry_id, fields)
-        except ValueError as exc:
-            log.error("search: skipping %s", exc)
-            await self.consumer.ack(entry_id)
-            return
-        call_sid = str(event.data.get("call_sid", ""))
-        if event.data.get("outcome") != "no_stream":
-            await self._until_ended(call_sid)
-            words = await self.index.index_call(call_sid)
-            log.info("call %s indexed for search: %d word(s)", call_sid, words)
+        await until_ended(
+            self.index.store, self.keys, call_sid, max_wait_s=self.max_wait_s, poll_s=self.wait_s
+        )
+        words = await self.index.index_call(call_sid)
+        log.info("call %s indexed for search: %d word(s)", call_sid, words)
         await self.consumer.ack(entry_id)
-
-    async def _until_ended(self, call_sid: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait_s
-        while loop.time() < deadline:
-            record = await self.index.store.get_call(call_sid)
-            if record is None or record.get("status") == "ended":
-                return
-            try:
-                if not await self.index.redis.exists(self.keys.live_call(call_sid)):
-                    return
-            except RedisError as exc:
-                raise StoreError(f"live-call check failed: {exc}") from exc
-            await asyncio.sleep(self.wait_s)
