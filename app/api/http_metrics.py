@@ -22,6 +22,22 @@ def _route(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+class StatusWatch:
+    """An ASGI ``send`` that passes messages on and notes the response's status code
+    (``status``: 500 until ``http.response.start`` went out, as a crash answers)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self.send(message)
+
+
 class HttpMetrics:
     """Counts and times every HTTP request of ``app`` (see the module doc)."""
 
@@ -33,18 +49,11 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        watch = StatusWatch(send)
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, watch)
         finally:
             method = str(scope.get("method", ""))
             route = _route(scope)
-            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            metrics.HTTP_REQUESTS.labels(method, route, str(watch.status)).inc()
             metrics.HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)

@@ -36,6 +36,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import metrics
 from app.admin.audit import AuditLog
 from app.api.auth import AdminRead
+from app.api.http_metrics import StatusWatch
 from app.errors import StoreError
 
 if TYPE_CHECKING:
@@ -216,18 +217,11 @@ class Audit:
         ):
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        watch = StatusWatch(send)
         try:
             await self.app(scope, receive, watch)
         finally:
-            await self._record(scope, status)
+            await self._record(scope, watch.status)
 
     async def _record(self, scope: Scope, status: int) -> None:
         state = scope.get("state") or {}
