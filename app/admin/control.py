@@ -43,6 +43,7 @@ from app import metrics
 from app.call.state import CallState
 from app.errors import StoreError, ToolRefused
 from app.logs import call_sid_var
+from app.loops import BackgroundLoop
 from app.phone import mask, normalize
 from app.store.keys import Keys
 from app.store.redis import is_cluster
@@ -250,12 +251,14 @@ async def _transfer_refused(
     return Reply(422, f"transfer to {mask(number)} refused: {why}")
 
 
-class ControlListener:
+class ControlListener(BackgroundLoop):
     """Subscribes to this instance's command channel and to broadcasts; runs what arrives.
 
     ``on_reload`` is awaited for a ``reload_flows`` broadcast from another instance.
     Reconnects after Redis failures (1 s pause).
     """
+
+    task_name = "control-listener"
 
     def __init__(
         self,
@@ -267,17 +270,6 @@ class ControlListener:
         self.instance = instance
         self.on_reload = on_reload
         self.ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="control-listener")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         keys = self.services.keys

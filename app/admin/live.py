@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from app import metrics
 from app.errors import StoreError
+from app.loops import BackgroundLoop
 from app.store.keys import CALL_SHARD_TAGS, Keys
 
 if TYPE_CHECKING:
@@ -147,8 +148,10 @@ async def live_sids(redis: aioredis.Redis, keys: Keys, call_sids: list[str]) -> 
     return {sid for sid, s in zip(call_sids, scores, strict=True) if s is not None and s >= now}
 
 
-class LiveRegistry:
+class LiveRegistry(BackgroundLoop):
     """Publishes this instance's ``services.live`` calls to Redis (see module docstring)."""
+
+    task_name = "live-registry"
 
     def __init__(self, services: Services, instance: str) -> None:
         self.services = services
@@ -159,18 +162,10 @@ class LiveRegistry:
         self._latencies_seen: dict[str, int] = {}
         #: SIDs of calls that ended whose registry entries are not removed yet.
         self._unlisted: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="live-registry")
 
     async def stop(self) -> None:
         """Stop beating and remove this instance's remaining entries (best effort)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         with contextlib.suppress(Exception):
             await self.beat(final=True)
 

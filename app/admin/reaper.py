@@ -23,7 +23,6 @@ Numbers of calls closed: ``switchboard_calls_reaped_total``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from redis.exceptions import RedisError
 from app import metrics
 from app.admin.live import BEATS_TO_EXPIRE, live_sids
 from app.errors import StoreError
+from app.loops import BackgroundLoop
 from app.store.orphans import INSTANCE_LOST, claim_expired, close_if_open, stale_in_progress
 
 if TYPE_CHECKING:
@@ -49,11 +49,13 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class OrphanReaper:
+class OrphanReaper(BackgroundLoop):
     """Closes the records of calls whose instance died (module docstring).
 
     ``instance`` names this instance in logs; ``clock_ms`` (epoch ms) is injectable.
     """
+
+    task_name = "orphan-reaper"
 
     def __init__(
         self, services: Services, instance: str, *, clock_ms: Callable[[], int] = _now_ms
@@ -72,17 +74,6 @@ class OrphanReaper:
         self.closed = 0
         #: Epoch ms since Redis has answered this reaper without a break (None: it failed).
         self._healthy_since: int | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="orphan-reaper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:

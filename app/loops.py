@@ -1,0 +1,34 @@
+"""``BackgroundLoop``: a long-lived coroutine of the service with one owner and a name
+(the live-call registry's heartbeat, the control listener, the orphan reaper)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import ClassVar
+
+
+class BackgroundLoop:
+    """Runs ``_run()`` as one named task between ``start()`` and ``stop()``.
+
+    A subclass sets ``task_name`` and implements ``_run`` (a loop that runs until
+    cancelled); ``stop`` cancels it and waits for it to finish."""
+
+    task_name: ClassVar[str]
+    _task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the loop (once; a running loop is left as it is)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.task_name)
+
+    async def stop(self) -> None:
+        """Cancel the loop and wait until it has finished."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
