@@ -396,6 +396,12 @@ class Settings(BaseSettings):
     live_reap_interval_s: float = Field(2.0, gt=0, le=300)
     #: How long a live-call command waits for the instance holding the call to answer.
     control_timeout_ms: int = Field(3000, ge=100)
+    #: Start-up: how long (ms) to wait for the control channel's subscription before
+    #: serving anyway (it keeps retrying on its own when Redis is slow or down).
+    control_ready_timeout_ms: int = Field(2000, ge=0, le=60_000)
+    #: ``/readyz``: how long (ms) each dependency check (Redis ping, a TCP connect to the
+    #: Realtime endpoint) may take before it counts as unreachable.
+    readyz_timeout_ms: int = Field(1000, ge=50, le=30_000)
     #: Candidate calls one ``GET /admin/calls`` page may examine before it returns early
     #: with a cursor (bounds the work of a filter combination that matches few calls).
     calls_scan_budget: int = Field(5000, ge=100)
@@ -452,6 +458,10 @@ class Settings(BaseSettings):
     events_poll_ms: int = Field(1000, ge=10, le=60_000)
     #: Run the webhook, analysis and search consumers in this process.
     events_workers_enabled: bool = True
+    #: Shutdown: how long (ms) a stopping consumer waits for its read loop and for work in
+    #: flight (analyses; webhook deliveries get their own timeout on top); the rest is
+    #: cancelled and stays pending for another instance to take over.
+    events_stop_grace_ms: int = Field(5000, ge=0, le=120_000)
     #: One webhook request's deadline (connect to last byte).
     webhook_timeout_ms: int = Field(5000, ge=100, le=60_000)
     #: Deliveries in flight at once per instance.

@@ -43,6 +43,8 @@ class Admin:
     listener: ControlListener
     #: Flow parsing off the event loop (validation and reloads).
     flow_work: FlowWork
+    #: How long ``start`` waits for the control subscription (s).
+    ready_timeout_s: float = 2.0
 
     @classmethod
     def build(cls, services: Services) -> Admin:
@@ -60,14 +62,16 @@ class Admin:
             registry=LiveRegistry(services, instance),
             listener=ControlListener(services, instance, reload),
             flow_work=work,
+            ready_timeout_s=services.settings.control_ready_timeout_ms / 1000,
         )
 
     async def start(self) -> None:
-        """Start the heartbeat and the listener; waits (≤ 2 s) for the subscription."""
+        """Start the heartbeat and the listener; waits (≤ ``ready_timeout_s``) for the
+        subscription."""
         self.registry.start()
         self.listener.start()
         try:
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(self.ready_timeout_s):
                 await self.listener.ready.wait()
         except TimeoutError:
             pass  # Redis is slow or down: the listener keeps retrying on its own

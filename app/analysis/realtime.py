@@ -124,8 +124,11 @@ class RealtimeAnalyzer:
 
     engine = "realtime"
 
-    def __init__(self, endpoint: Endpoint, model: str, max_chars: int = 24_000) -> None:
+    def __init__(
+        self, endpoint: Endpoint, model: str, max_chars: int = 24_000, open_timeout_s: float = 5.0
+    ) -> None:
         self.endpoint = endpoint
+        self.open_timeout_s = open_timeout_s
         self.model: str | None = model
         self.max_chars = max_chars
 
@@ -138,7 +141,7 @@ class RealtimeAnalyzer:
                 self.endpoint.url,
                 additional_headers=self.endpoint.headers,
                 max_size=MAX_MESSAGE,
-                open_timeout=10,
+                open_timeout=self.open_timeout_s,
             ) as ws:
                 await ws.send(orjson.dumps(event).decode())
                 async for raw in ws:

@@ -77,7 +77,12 @@ def choose_analyzer(settings: Settings) -> Analyzer:
             headers=target.headers,
             beta=target.beta,
         )
-    return RealtimeAnalyzer(target, model, settings.analysis_max_transcript_chars)
+    return RealtimeAnalyzer(
+        target,
+        model,
+        settings.analysis_max_transcript_chars,
+        open_timeout_s=settings.realtime.connect_timeout_ms / 1000,
+    )
 
 
 def validation_errors(spec: AnalysisSettings, fields: dict[str, Any]) -> list[str]:

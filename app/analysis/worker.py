@@ -22,9 +22,6 @@ from app.store.keys import Keys
 
 log = logging.getLogger(__name__)
 
-#: How long a stopping worker lets analyses in flight finish (s).
-STOP_GRACE_S = 5.0
-
 
 class AnalysisWorker:
     def __init__(self, service: AnalysisService, consumer: str) -> None:
@@ -33,6 +30,7 @@ class AnalysisWorker:
         self.concurrency = settings.analysis_concurrency
         self.wait_s = settings.analysis_wait_ms / 1000
         self.max_wait_s = settings.analysis_timeout_ms / 1000
+        self.stop_grace_s = settings.events_stop_grace_ms / 1000
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self.consumer = StreamConsumer(
@@ -52,15 +50,15 @@ class AnalysisWorker:
             self._runner = asyncio.create_task(self.consumer.run(), name="analysis:consumer")
 
     async def stop(self) -> None:
-        """Stop taking events; analyses in flight get ``STOP_GRACE_S`` to finish, the rest
+        """Stop taking events; analyses in flight get ``events_stop_grace_ms`` to finish, the rest
         are cancelled (their events stay pending: another instance, or this one after a
         restart, takes them over after ``events_claim_idle_ms``)."""
         if self._runner is not None:
             self._runner.cancel()
-            await asyncio.wait([self._runner], timeout=5)
+            await asyncio.wait([self._runner], timeout=self.stop_grace_s)
             self._runner = None
         if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
+            _, pending = await asyncio.wait(self._tasks, timeout=self.stop_grace_s)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -23,6 +23,7 @@ class SearchWorker:
         self.index = index
         self.wait_s = settings.analysis_wait_ms / 1000
         self.max_wait_s = settings.analysis_timeout_ms / 1000
+        self.stop_grace_s = settings.events_stop_grace_ms / 1000
         self.keys = Keys(settings.redis_prefix)
         self._runner: asyncio.Task[None] | None = None
         self.consumer = StreamConsumer(
@@ -42,7 +43,7 @@ class SearchWorker:
     async def stop(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
-            await asyncio.wait([self._runner], timeout=5)
+            await asyncio.wait([self._runner], timeout=self.stop_grace_s)
             self._runner = None
 
     async def _handle(self, entry_id: str, fields: dict[str, str]) -> None:

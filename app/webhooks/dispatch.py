@@ -125,6 +125,7 @@ class WebhookConfig:
     policy: Policy = "public"
     poll_ms: int = 1000
     claim_idle_ms: int = 120_000
+    stop_grace_s: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> WebhookConfig:
@@ -141,6 +142,7 @@ class WebhookConfig:
             policy=settings.webhook_policy,
             poll_ms=settings.events_poll_ms,
             claim_idle_ms=settings.events_claim_idle_ms,
+            stop_grace_s=settings.events_stop_grace_ms / 1000,
         )
 
 
@@ -232,7 +234,7 @@ class WebhookWorkers:
         are taken over by another instance later)."""
         for task in self._tasks:
             task.cancel()
-        _, stuck = await asyncio.wait(self._tasks, timeout=5)
+        _, stuck = await asyncio.wait(self._tasks, timeout=self.config.stop_grace_s)
         for task in stuck:
             log.error("webhook task %s did not stop", task.get_name())
         self._tasks = []

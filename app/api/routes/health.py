@@ -52,12 +52,13 @@ async def _reachable(url: str, timeout_s: float = 1.0) -> bool:
     responses={503: {"model": Readiness, "description": "A dependency is unreachable"}},
 )
 async def readyz(services: ServicesDep, response: Response) -> Readiness:
+    timeout_s = services.settings.readyz_timeout_ms / 1000
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(timeout_s):
             redis_ok = bool(await services.redis.ping())
     except Exception:
         redis_ok = False
-    realtime_ok = await _reachable(endpoint(services.settings).url)
+    realtime_ok = await _reachable(endpoint(services.settings).url, timeout_s)
     ok = redis_ok and realtime_ok and services.accepting and services.ready
     if not ok:
         response.status_code = 503
