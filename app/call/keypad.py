@@ -196,6 +196,67 @@ _MESSAGES = {
 }
 
 
+_UNITS = {
+    "zero": 0, "oh": 0, "o": 0, "nought": 0, "nil": 0,
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9,
+}  # fmt: skip
+_TEENS = {
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+_TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_REPEAT = {"double": 2, "triple": 3}
+_KEYS = {"pound": "#", "hash": "#", "star": "*", "asterisk": "*"}
+_TOKEN = re.compile(r"[a-z]+|[0-9]+|[#*]")
+
+
+def spoken_digits(text: str) -> str:
+    """The keypad symbols a caller said (``"four two, double seven"`` → ``"4277"``):
+    digit words (``oh``/``zero`` for 0), numerals as a recogniser writes them (``4,242``,
+    ``42-42``), ``double``/``triple`` before a digit, tens and teens (``forty-two`` →
+    ``42``), ``hundred`` (``four hundred and five`` → ``405``), and ``pound``/``hash``,
+    ``star``. Other words are skipped; "" when nothing digit-like was said."""
+    words = _TOKEN.findall(text.lower())
+    out: list[str] = []
+    repeat = 1
+    i = 0
+    while i < len(words):
+        w = words[i]
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        group = ""
+        if w.isdigit() or w in ("#", "*"):
+            group = w
+        elif w in _UNITS:
+            group = str(_UNITS[w])
+        elif w in _TEENS:
+            group = str(_TEENS[w])
+        elif w in _TENS:
+            if _UNITS.get(nxt, 0) > 0:
+                group, i = str(_TENS[w] + _UNITS[nxt]), i + 1
+            else:
+                group = str(_TENS[w])
+        elif w in _KEYS:
+            group = _KEYS[w]
+        elif w in _REPEAT:
+            repeat = _REPEAT[w]
+        elif w == "hundred" and out and len(out[-1]) == 1 and out[-1].isdigit():
+            rest = [x for x in words[i + 1 : i + 3] if x != "and"]
+            head = rest[0] if rest else ""
+            if head in _UNITS:
+                out.append("0")  # "four hundred (and) five" → 405
+            elif head not in _TEENS and head not in _TENS:
+                out.append("00")  # "four hundred" → 400; "four hundred twelve" → 4, 12
+        if group:
+            out.append(group * repeat if len(group) == 1 else group)
+            repeat = 1
+        i += 1
+    return "".join(out)
+
+
 class DigitSink(Protocol):
     """Where collected digits go (a payment processor, a PIN check): called once per
     successful capture with the call's SID, the capture's ``purpose`` and the digits."""

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from app.call import actions as act
-from app.call.keypad import KeypadCapture, KeypadSpec, luhn_ok
+from app.call.keypad import KeypadCapture, KeypadSpec, luhn_ok, spoken_digits
 from app.call.limits import KEYPAD_TIMER
 from app.call.session import CallSession
 from app.realtime import events as ev
@@ -199,3 +199,25 @@ def test_dtmf_outside_a_capture_still_reaches_the_model() -> None:
 def test_flow_settings_are_checked(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         CollectDigitsSettings(**bad)
+
+
+@pytest.mark.parametrize(
+    ("said", "digits"),
+    [
+        ("four two, double seven", "4277"),
+        ("one oh four two", "1042"),
+        ("4,242.", "4242"),  # a recogniser's numerals
+        ("My PIN is 42-42", "4242"),
+        ("Five, six, seven, eight.", "5678"),
+        ("triple five one", "5551"),
+        ("ten forty-two", "1042"),
+        ("four hundred and five", "405"),
+        ("four hundred twelve", "412"),
+        ("two hundred", "200"),
+        ("nine nine nine pound", "999#"),
+        ("the number for my card is four one", "41"),  # "for" is not a four
+        ("I don't know it", ""),
+    ],
+)
+def test_spoken_digits_as_callers_say_them(said: str, digits: str) -> None:
+    assert spoken_digits(said) == digits
