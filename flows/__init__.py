@@ -93,6 +93,10 @@ class CollectDigitsSettings(BaseModel):
     retries: int = Field(2, ge=0, le=5)
     check: Literal["luhn"] | None = None
     pattern: str | None = Field(None, max_length=200)
+    #: Also take digits the caller says ("four two oh seven"): while the capture runs, a
+    #: listen-only Realtime session transcribes the caller (``app.call.listener``); the
+    #: agent's model never hears them. A spoken entry ends the attempt like the finish key.
+    spoken: bool = False
 
     @field_validator("pattern")
     @classmethod

@@ -101,6 +101,18 @@ class SecureDigits:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenListener:
+    """A ``collect_digits`` capture takes spoken digits: open a listen-only Realtime
+    session (``app.call.listener``) and send it the caller's audio until ``CloseListener``;
+    its transcripts come back to the session as ``on_spoken``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseListener:
+    """The capture ended: close the listen-only session."""
+
+
+@dataclass(frozen=True, slots=True)
 class StartRecording:
     """The flow records the call: start the carrier's recording when it is the one that
     records (``Settings.recording_source``); the bridge's own recorder runs from the start."""
@@ -187,6 +199,8 @@ Action = (
     | CloseRealtime
     | Fallback
     | SecureDigits
+    | OpenListener
+    | CloseListener
     | StartRecording
     | Store
     | Log

@@ -5,10 +5,13 @@
 ``collect_digits`` function call from the model never reaches the tool registry: the
 session starts a ``app.call.keypad.KeypadCapture``, has the prompt spoken, routes every
 keypad digit to it (never to the transcript, the logs or the model) and withholds the
-caller's audio from the Realtime session until it ends; then it answers the function
-call with the capture's outcome (no digits but the last four) and hands the digits to
-the digit sink in a ``SecureDigits`` action. Each step is a call event
-(``keypad_capture``: ``started``, ``retry``, ``collected``, ``failed``).
+caller's audio from the Realtime session until it ends. With the flow's ``spoken``, a
+listen-only session hears the caller instead (``OpenListener`` … ``CloseListener``,
+``app.call.listener``) and its transcripts come back through ``on_spoken``, to the
+capture only. Then the session answers the function call with the capture's outcome (no
+digits but the last four) and hands the digits to the digit sink in a ``SecureDigits``
+action. Each step is a call event (``keypad_capture``: ``started``, ``retry``,
+``collected``, ``failed``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class KeypadCapturing:
             retries=rules.retries,
             check=rules.check,
             pattern=rules.pattern,
+            spoken=rules.spoken,
         )
         self.capture = KeypadCapture(call.call_id, spec)
         self._capture_arguments = call.arguments
@@ -76,6 +80,8 @@ class KeypadCapturing:
         self._event("keypad_capture", state="started", purpose=spec.purpose)
         self._response_create(say_exactly(spec.prompt), "collect")
         self._out.append(act.StartTimer(KEYPAD_TIMER, spec.first_digit_timeout_ms))
+        if spec.spoken:
+            self._out.append(act.OpenListener())
 
     def _capture_digit(self, digit: str) -> None:
         capture = self.capture
@@ -84,6 +90,12 @@ class KeypadCapturing:
             self._attempt_over(capture)
         else:
             self._out.append(act.StartTimer(KEYPAD_TIMER, capture.timeout_ms()))
+
+    def _capture_spoken(self, text: str) -> None:
+        """A transcript from the listen-only session (never stored, logged or relayed)."""
+        capture = self.capture
+        if capture is not None and capture.on_spoken(text):
+            self._attempt_over(capture)
 
     def _capture_timeout(self) -> None:
         capture = self.capture
@@ -97,6 +109,8 @@ class KeypadCapturing:
             self._out.append(act.StartTimer(KEYPAD_TIMER, capture.timeout_ms()))
             return
         self._out.append(act.CancelTimer(KEYPAD_TIMER))
+        if capture.spec.spoken:
+            self._out.append(act.CloseListener())
         output = capture.output()
         self.capture = None
         if capture.state is CaptureState.collected:
@@ -121,6 +135,8 @@ class KeypadCapturing:
         if capture is not None:
             capture.cancel(reason)
             self._out.append(act.CancelTimer(KEYPAD_TIMER))
+            if capture.spec.spoken:
+                self._out.append(act.CloseListener())
             self._event("keypad_capture", state="failed", reason=reason)
 
     def _answer(

@@ -76,6 +76,8 @@ class KeypadSpec:
     check: str | None = None
     #: A regular expression the whole entry must match (``re.fullmatch``), or None.
     pattern: str | None = None
+    #: Spoken digits are taken too (``on_spoken``), through a listen-only session.
+    spoken: bool = False
 
 
 @dataclass(slots=True)
@@ -116,6 +118,18 @@ class KeypadCapture:
         if len(self._digits) >= self.spec.max_digits:
             return self._finish()
         return False
+
+    def on_spoken(self, text: str) -> bool:
+        """What the caller said while the capture listens (a transcript): its digits
+        (``spoken_digits``) are entered and end the attempt, as the finish key would; True
+        when the attempt is over. Speech without a digit changes nothing."""
+        digits = spoken_digits(text)
+        if self.done or not self.spec.spoken or not digits:
+            return False
+        for digit in digits:
+            if self.on_digit(digit):
+                return True
+        return self._finish()
 
     def on_timeout(self) -> bool:
         """No digit within ``timeout_ms``: an entry in progress ends (as ``<Gather>``'s

@@ -354,6 +354,12 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
         self._out.append(act.StartTimer(DTMF_TIMER, self.limits.dtmf_gap_ms))
         return self._flush()
 
+    def on_spoken(self, text: str) -> list[act.Action]:
+        """A transcript of the listen-only session (``app.call.listener``, open while a
+        spoken-input ``collect_digits`` runs): to the capture only, never stored or logged."""
+        self._capture_spoken(text)
+        return self._flush()
+
     def _record_dtmf(self) -> str:
         digits = "".join(self.dtmf_digits).rstrip("#")
         self.dtmf_digits.clear()

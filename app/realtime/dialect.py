@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from app.errors import ConfigError
 from app.settings import RealtimeDialect, Settings
-from flows import Flow
+from flows import Flow, TranscriptionSettings
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 #: Query parameters an Azure Realtime URL must carry, by dialect (Azure OpenAI "Realtime
@@ -142,3 +142,25 @@ def session_config(
         "tool_choice": "auto" if tools else "none",
         "max_output_tokens": flow.max_output_tokens,
     }
+
+
+#: The transcription prompt of a listen-only session: digits, said one by one.
+DIGITS_PROMPT = "Digits said one by one, e.g. 4 2 0 7, oh for zero."
+#: A listen-only session never answers; its instructions say so in case one is asked for.
+LISTENER_INSTRUCTIONS = "Transcribe only. Never answer, never speak."
+
+
+def listener_config(flow: Flow, *, beta: bool) -> dict[str, Any]:
+    """The ``session`` of a listen-only session (spoken keypad input, ``app.call.listener``):
+    the flow's ``server_vad`` with ``create_response`` and ``interrupt_response`` off, input
+    transcription with ``DIGITS_PROMPT``, no tools. It hears the caller only while a
+    ``collect_digits`` capture runs; no response is ever asked of it, so what the caller
+    says there reaches no model's conversation but this one's."""
+    vad = flow.vad.model_copy(update={"create_response": False, "interrupt_response": False})
+    heard = (flow.transcription or TranscriptionSettings()).model_copy(
+        update={"prompt": DIGITS_PROMPT}
+    )
+    quiet = flow.model_copy(
+        update={"vad": vad, "transcription": heard, "instructions": LISTENER_INSTRUCTIONS}
+    )
+    return session_config(quiet, [], beta=beta)

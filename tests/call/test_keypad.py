@@ -221,3 +221,32 @@ def test_flow_settings_are_checked(bad: dict[str, Any]) -> None:
 )
 def test_spoken_digits_as_callers_say_them(said: str, digits: str) -> None:
     assert spoken_digits(said) == digits
+
+
+def test_spoken_digits_go_to_a_listener_and_the_capture_only() -> None:
+    s, log = make_session(spoken=True, min_digits=4, max_digits=8)
+    start = call_tool(s, {"purpose": "pin"})
+    log += start
+    assert [a for a in start if isinstance(a, act.OpenListener)]  # a listen-only session
+    assert s.on_carrier_media("AAAA") is None  # the agent's session hears none of it
+    log += s.on_spoken("um, let me see")  # no digit: nothing happens
+    assert s.capture is not None and s.capture.entered == 0
+    out = s.on_spoken("four two, oh seven nine one three five")
+    log += out
+    (secure,) = [a for a in out if isinstance(a, act.SecureDigits)]
+    assert secure.digits == "42079135"
+    assert [a for a in out if isinstance(a, act.CloseListener)]
+    (result,) = outputs(out)
+    assert result["collected"] is True and result["last4"] == "9135"
+    log += s.end("carrier stop")
+    assert leaks(log, "42079135") == []
+    assert not [a for a in log if "four two" in repr(a)]  # what was said goes nowhere
+
+
+def test_spoken_input_only_where_the_flow_allows_it() -> None:
+    s, _ = make_session(min_digits=4)
+    start = call_tool(s, {"purpose": "pin"})
+    assert not [a for a in start if isinstance(a, act.OpenListener)]
+    assert s.on_spoken("four two oh seven") == [] and s.capture is not None
+    out = s.end("carrier stop")
+    assert not [a for a in out if isinstance(a, act.CloseListener)]
