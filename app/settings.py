@@ -385,6 +385,15 @@ class Settings(BaseSettings):
     #: Country prefixes counted as domestic; a number outside them is international and
     #: refused unless an allowed pattern lists it.
     transfer_home_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["+1"])
+    #: A warm transfer's ``<Dial timeout>``: seconds the target rings before it counts as
+    #: no answer (a flow's ``transfer.ring_timeout_s`` overrides it).
+    transfer_ring_timeout_s: int = Field(20, ge=1, le=600)
+    #: Seconds the target has to press the decline key after the briefing
+    #: (``<Gather timeout>``); no key press connects the call.
+    transfer_decline_wait_s: int = Field(3, ge=1, le=60)
+    #: How long a warm transfer's hand-off (the conversation so far, the briefing) is kept
+    #: in Redis for the whisper and ``<Dial action>`` callbacks (s).
+    transfer_handoff_ttl_s: int = Field(3600, ge=60, le=86_400)
     flows_dir: Path = PROJECT_ROOT / "flows"
 
     # --- Admin API and operator page ---------------------------------------------------

@@ -140,6 +140,54 @@ class RecordingSettings(BaseModel):
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
+class WarmTransferLines(BaseModel):
+    """What the agent says when a warm transfer comes back to it, by what happened."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    no_answer: str = Field(
+        "They didn't answer. I'm back with you; how else can I help?", min_length=1, max_length=300
+    )
+    busy: str = Field(
+        "That line is busy right now. I'm back with you; how else can I help?",
+        min_length=1,
+        max_length=300,
+    )
+    declined: str = Field(
+        "They can't take the call right now. I'm back with you; how else can I help?",
+        min_length=1,
+        max_length=300,
+    )
+    failed: str = Field(
+        "I couldn't get through. I'm back with you; how else can I help?",
+        min_length=1,
+        max_length=300,
+    )
+
+
+class TransferSettings(BaseModel):
+    """How ``transfer_call`` and the operator's transfer move a call (README "Warm
+    transfer"): ``mode`` is the default, ``cold`` (a plain ``<Dial>``) or ``warm`` (ring
+    the target, brief whoever answers, come back to the agent when nobody takes it).
+    ``decline_key``: the key the target presses during the briefing to refuse the call;
+    ``ring_timeout_s``: the ``<Dial timeout>`` (None: ``Settings.transfer_ring_timeout_s``);
+    ``hold_line``: what the agent says before dialling on an operator's warm transfer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["cold", "warm"] = "cold"
+    decline_key: str = Field("9", pattern=r"^[0-9*#]$")
+    ring_timeout_s: int | None = Field(None, ge=1, le=600)
+    hold_line: str = Field("Please hold while I connect you.", min_length=1, max_length=300)
+    lines: WarmTransferLines = Field(default_factory=WarmTransferLines)
+
+    @field_validator("decline_key", mode="before")
+    @classmethod
+    def _digit(cls, v: object) -> object:
+        """YAML reads a bare ``9`` as an integer."""
+        return str(v) if isinstance(v, int) else v
+
+
 class ToolHints(BaseModel):
     """What a flow can say about a tool to help the local engine (examples, synonyms)."""
 
@@ -171,8 +219,10 @@ class Flow(BaseModel):
     tool_hints: dict[str, ToolHints] = Field(default_factory=dict)
     #: Per-tool timeouts in ms; others use the service default.
     tool_timeouts_ms: dict[str, int] = Field(default_factory=dict)
-    #: Named transfer targets (E.164), e.g. ``{"sales": "+15550001111"}``.
+    #: Named transfer targets (E.164, or a ``sip:`` URI), e.g. ``{"sales": "+15550001111"}``.
     transfer_targets: dict[str, str] = Field(default_factory=dict)
+    #: Cold or warm by default, the decline key and ring timeout of a warm transfer.
+    transfer: TransferSettings = Field(default_factory=TransferSettings)
     filler: FillerSettings = Field(default_factory=FillerSettings)
     fallback: FallbackSettings = Field(default_factory=FallbackSettings)
     #: Secure keypad capture rules when ``collect_digits`` is in ``tools``.

@@ -29,8 +29,9 @@ class CallInfo:
 class CallControl(Protocol):
     """Effects a tool may request on its call; carried out by the call session."""
 
-    def request_transfer(self, to_number: str, reason: str) -> None:
-        """Move the call to ``to_number`` once the current audio has played.
+    def request_transfer(self, to_number: str, reason: str, mode: str | None = None) -> None:
+        """Move the call to ``to_number`` once the current audio has played; ``mode``
+        ``cold`` or ``warm`` (README "Warm transfer"), None for the flow's default.
 
         Raises ``app.errors.ToolRefused`` when a transfer was already requested.
         """

@@ -45,7 +45,8 @@ def make_transfer_call(*, allow_numbers: bool = True) -> Tool:
     an arbitrary number)."""
 
     async def transfer_call(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-        """``{target, reason?}`` → ``{ok, transferring_to: masked number}``.
+        """``{target, reason?, mode?}`` → ``{ok, transferring_to: masked number, mode}``
+        (``mode`` ``cold`` or ``warm``; absent: the flow's ``transfer.mode``).
 
         Raises ``UnknownTarget``; ``ctx.control.request_transfer`` may raise
         ``ToolRefused`` (a transfer was already requested).
@@ -54,10 +55,14 @@ def make_transfer_call(*, allow_numbers: bool = True) -> Tool:
             str(args["target"]), ctx.call.transfer_targets, allow_numbers=allow_numbers
         )
         reason = str(args.get("reason") or "caller asked for a transfer")
-        ctx.control.request_transfer(number, reason)
+        mode = str(args["mode"]) if args.get("mode") else None
+        ctx.control.request_transfer(number, reason, mode)
         # Recorded only once the transfer was accepted, so a refused one leaves no trace.
         ctx.control.record_routing(target=number, reason=reason)
-        return {"ok": True, "transferring_to": mask(number)}
+        out: dict[str, Any] = {"ok": True, "transferring_to": mask(number)}
+        if mode:
+            out["mode"] = mode
+        return out
 
     target_help = 'a target name from this line\'s list, such as "human" for a person' + (
         ", or a phone number in E.164 form (+15550109999)" if allow_numbers else ""
@@ -83,6 +88,15 @@ def make_transfer_call(*, allow_numbers: bool = True) -> Tool:
                     "type": "string",
                     "maxLength": 200,
                     "description": 'Short reason, e.g. "caller asked for a person".',
+                },
+                "mode": {
+                    "type": "string",
+                    "enum": ["cold", "warm"],
+                    "description": (
+                        "warm: ring the person first and brief them; if nobody takes the "
+                        "call you get the caller back. cold: hand the call straight over. "
+                        "Leave it out for this line's default."
+                    ),
                 },
             },
             "required": ["target"],

@@ -207,8 +207,16 @@ async def run_call_command(
             why = services.transfers.refusal(number, session.flow.transfer_targets.values())
             if why is not None:
                 return Reply(422, f"transfer to {mask(number)} refused: {why}")
-            bridge.transfer(number, reason)
-            return Reply(200, f"transferring to {mask(number)}", {"to_masked": mask(number)})
+            mode = str(args.get("mode") or "") or None
+            if mode not in (None, "cold", "warm"):
+                return Reply(422, f"transfer mode must be cold or warm, not {mode!r}")
+            bridge.transfer(number, reason, mode)
+            mode = mode or session.flow.transfer.mode
+            return Reply(
+                200,
+                f"transferring to {mask(number)} ({mode})",
+                {"to_masked": mask(number), "mode": mode},
+            )
         if op == "say":
             text = str(args.get("text") or "").strip()
             if not text or len(text) > MAX_SAY_CHARS:

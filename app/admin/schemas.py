@@ -195,6 +195,15 @@ class TransferRequest(BaseModel):
     to: str | None = Field(None, max_length=32, examples=["+15550109999"])
     target: str | None = Field(None, max_length=64, examples=["human"])
     reason: str = Field("operator", min_length=1, max_length=200)
+    mode: Literal["cold", "warm"] | None = Field(
+        None,
+        description=(
+            "cold: hand the call over now; warm: the agent says the flow's hold line, the"
+            " target is rung and briefed, and the caller comes back to the agent when"
+            ' nobody takes it (README "Warm transfer"). Absent: the flow\'s'
+            " transfer.mode."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_destination(self) -> TransferRequest:

@@ -37,6 +37,7 @@ from app.api.routes import (
     admin_webhooks,
     health,
     twilio,
+    twilio_dial,
 )
 from app.call.media_server import MediaBind, MediaServer
 from app.drain import GracefulDrain
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
         docs.install(app)
     # Carrier webhooks and the operator's HTML pages are not part of the public API.
     app.include_router(twilio.router, include_in_schema=False)
+    app.include_router(twilio_dial.router, include_in_schema=False)
     app.include_router(health.router)
     for router in (
         admin_calls,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.call.conversation import Entry
+
 
 @dataclass(frozen=True, slots=True)
 class SendCarrier:
@@ -59,10 +61,20 @@ class Hangup:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """Move the call to ``to_number`` with ``<Dial>`` (audio already played)."""
+    """Move the call to ``to_number`` (E.164 or ``sip:``) with ``<Dial>`` (audio already
+    played). ``mode`` ``cold``: a plain ``<Dial>``; ``warm`` (``app.carrier.warm``): ring
+    the target with ``<Dial action><Number url>``, brief whoever answers with ``briefing``
+    (``decline_key`` refuses), ``ring_timeout_s`` the ``<Dial timeout>``; ``entries`` the
+    conversation so far, for the agent to resume with, ``offset_ms`` into the call."""
 
     to_number: str
     reason: str
+    mode: str = "cold"
+    briefing: str = ""
+    decline_key: str = ""
+    ring_timeout_s: int = 0
+    entries: tuple[Entry, ...] = ()
+    offset_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

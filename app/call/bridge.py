@@ -38,10 +38,10 @@ from starlette.websockets import WebSocket
 
 from app import metrics
 from app.call import actions as act
-from app.call import keypad
+from app.call import handoff, keypad
 from app.call.deps import CallDeps
 from app.call.links import AsgiCarrierLink, CarrierLink, RealtimeConnection, connect_realtime
-from app.call.recording import CallRecording
+from app.call.recording import CallRecording, carrier_records
 from app.call.session import CallSession, LegState, SessionLimits
 from app.carrier import twilio as tw
 from app.carrier.transfers import PolicedControl
@@ -116,6 +116,9 @@ class CallBridge:
         self.malformed = 0
         self.direction = "inbound"
         self.ended_reason = ""
+        self.context: StreamContext | None = None
+        self._started_wall_ms = 0  # epoch ms the call's first stream started
+        self._handed_off = False  # left for a warm transfer: the record stays open
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -139,6 +142,7 @@ class CallBridge:
         self.direction = context.direction
         variables = dict(context.variables)  # a campaign contact's
         flow = fill_flow(flow, variables)  # {{name}} placeholders; missing ones become ""
+        self.context = context
         self.session = CallSession(
             call_sid=self.call_sid,
             stream_sid=self.stream_sid,
@@ -146,7 +150,10 @@ class CallBridge:
             beta=self.endpoint.beta,
             now_ms=lambda: time.monotonic() * 1000,
             limits=session_limits(self.settings, self.endpoint.beta),
+            caller=context.from_number,
         )
+        resume = handoff.resume(self.deps, self.session) if context.handoff else None
+        self._started_wall_ms = await resume if resume is not None else _wall_ms()
         self.writer = StoreWriter.for_call(deps.store, self.call_sid, self.settings)
         self.info = info = CallInfo(
             call_sid=self.call_sid,
@@ -161,7 +168,8 @@ class CallBridge:
         self.tool_ctx = ToolContext(info, control, deps.backends)
         self._tools = deps.registry.definitions(flow.tools)
         self._remote_recording = flow.recording.mode == "on" and carrier_records(self.settings)
-        if flow.recording.mode == "on" and not self._remote_recording and deps.recordings:
+        record_here = deps.recordings and not context.handoff  # the first stream's
+        if flow.recording.mode == "on" and not self._remote_recording and record_here:
             self.recording = CallRecording(self.settings.recording_max_s * 1000)
         deps.live.add(self)
         metrics.ACTIVE_CALLS.inc()
@@ -205,13 +213,14 @@ class CallBridge:
         writer, rec = self.writer, self.writer.recorder
         assert rec is not None
         ended = int(time.time() * 1000)
-        writer.submit(rec.update_call(status="ended", ended_at_ms=ended))
-        # After the "ended" write: the analysis and search index see a finished call.
-        writer.submit(
-            lambda: call_event(
-                self.deps, "call.ended", self.call_sid, reason=reason, outcome=outcome
+        if not self._handed_off:  # else the <Dial action> callback ends the record
+            writer.submit(rec.update_call(status="ended", ended_at_ms=ended))
+            # After the "ended" write: the analysis and search index see a finished call.
+            writer.submit(
+                lambda: call_event(
+                    self.deps, "call.ended", self.call_sid, reason=reason, outcome=outcome
+                )
             )
-        )
         await writer.close(self.settings.store_flush_timeout_ms / 1000)
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer_task
@@ -295,10 +304,10 @@ class CallBridge:
         assert self.session is not None
         self._perform_all(self.session.operator_hangup(reason))
 
-    def transfer(self, to_number: str, reason: str = "operator") -> None:
-        """Transfer now. Raises ``ToolRefused`` when a transfer was already requested."""
+    def transfer(self, to_number: str, reason: str = "operator", mode: str | None = None) -> None:
+        """Transfer (cold: now, warm: after the hold line). Raises ``ToolRefused``."""
         assert self.session is not None
-        self._perform_all(self.session.operator_transfer(to_number, reason))
+        self._perform_all(self.session.operator_transfer(to_number, reason, mode))
 
     def say(self, text: str) -> None:
         """Make the agent say ``text`` now (after the current response, if one is active)."""
@@ -684,6 +693,11 @@ class CallBridge:
         try:
             if isinstance(action, act.Hangup):
                 await api.hangup(self.call_sid)
+            elif isinstance(action, act.Transfer) and action.mode == "warm":
+                await handoff.start(
+                    self.deps, self.info, self.context, action, self._started_wall_ms
+                )
+                self._handed_off = True
             elif isinstance(action, act.Transfer):
                 await api.transfer(self.call_sid, action.to_number)
                 writer, to, why = self.writer, action.to_number, action.reason
@@ -748,12 +762,6 @@ class CallBridge:
         if self.carrier.open:
             with contextlib.suppress(Exception):
                 await self.carrier.close(code, reason)
-
-
-def carrier_records(settings: Any) -> bool:
-    """Twilio, not the bridge, records a flow's calls (``Settings.recording_source``)."""
-    source = settings.recording_source
-    return bool(source == "twilio" or (source == "auto" and not settings.twilio_api_base_url))
 
 
 def session_limits(settings: Settings, beta: bool) -> SessionLimits:

@@ -16,6 +16,7 @@ import binascii
 import io
 import wave
 from base64 import b64decode
+from typing import Any
 
 import numpy as np
 
@@ -86,3 +87,9 @@ class CallRecording:
             w.setframerate(SAMPLE_RATE)
             w.writeframes(pcm.tobytes())
         return out.getvalue()
+
+
+def carrier_records(settings: Any) -> bool:
+    """Twilio, not the bridge, records a flow's calls (``Settings.recording_source``)."""
+    source = settings.recording_source
+    return bool(source == "twilio" or (source == "auto" and not settings.twilio_api_base_url))

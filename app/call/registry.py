@@ -37,8 +37,9 @@ class LiveCall(Protocol):
         """Hang up now through the carrier's REST API."""
         ...
 
-    def transfer(self, to_number: str, reason: str = "operator") -> None:
-        """Transfer now. Raises ``app.errors.ToolRefused`` for a second transfer."""
+    def transfer(self, to_number: str, reason: str = "operator", mode: str | None = None) -> None:
+        """Transfer (``mode`` cold: now; warm: ring and brief the target first; None: the
+        flow's default). Raises ``app.errors.ToolRefused`` for a second transfer."""
         ...
 
     def say(self, text: str) -> None:

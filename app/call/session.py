@@ -43,6 +43,7 @@ import orjson
 from app.audio import FRAME_MS
 from app.call import actions as act
 from app.call.capture import COLLECT_DIGITS, KeypadCapturing
+from app.call.control import TransferControl
 from app.call.conversation import Conversation
 from app.call.keypad import KeypadCapture
 from app.call.limits import (
@@ -62,7 +63,7 @@ from app.call.recovery import ActionPhase, LegState, RealtimeRecovery
 from app.call.responses import Request, ResponseQueue
 from app.call.state import CallState, StateMachine
 from app.call.tones import SEND_DTMF, DtmfSending
-from app.errors import QueueFull, ToolRefused
+from app.errors import QueueFull
 from app.realtime import events as ev
 from app.realtime.codec import ClientEvents, say_exactly
 from flows import Flow
@@ -90,7 +91,7 @@ BUSY_CODE = "conversation_already_has_active_response"
 _SESSION_TOOLS = frozenset({COLLECT_DIGITS, SEND_DTMF})
 
 
-class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
+class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending, TransferControl):
     """One call's logic. Not thread-safe; driven by one bridge.
 
     Also implements ``tools.base.CallControl`` for the tools it runs.
@@ -105,16 +106,24 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
         beta: bool,
         now_ms: Callable[[], float],
         limits: SessionLimits | None = None,
+        caller: str = "",
         **overrides: Any,
     ) -> None:
-        """``overrides``: single ``SessionLimits`` fields (e.g. ``call_action_grace_ms``)."""
+        """``overrides``: single ``SessionLimits`` fields (e.g. ``call_action_grace_ms``);
+        ``caller``: the caller's number (E.164 or ""), for a warm transfer's briefing."""
         self.call_sid = call_sid
         self.stream_sid = stream_sid
         self.flow = flow
+        self.caller = caller
         self.client = ClientEvents(beta=beta)
         self.now_ms = now_ms
         self.limits = replace(limits or SessionLimits(), **overrides)
         self.t0 = now_ms()
+        #: ms of the call before this stream (a caller back from a warm transfer): added
+        #: to every offset, so the transcript keeps one timeline.
+        self.offset_base_ms = 0
+        #: Said first instead of the greeting when the caller is back from a warm transfer.
+        self.resume_line: str | None = None
         self.machine = StateMachine()
         self.leg = LegState.down
         self.phase = ActionPhase.none
@@ -206,8 +215,8 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
     # --- helpers -----------------------------------------------------------------------
 
     def elapsed_ms(self) -> int:
-        """ms since the stream started (the call-relative offset used in the transcript)."""
-        return int(self.now_ms() - self.t0)
+        """ms since the call's first stream started (the offset used in the transcript)."""
+        return int(self.now_ms() - self.t0) + self.offset_base_ms
 
     def _flush(self) -> list[act.Action]:
         out, self._out = self._out, []
@@ -428,6 +437,10 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
             append = ClientEvents.input_audio_append
             frames, self.inbound = self.inbound, deque(maxlen=self.inbound.maxlen)
             self._out.extend(act.SendRealtime(append(p)) for p in frames)
+        if first and self.resume_line is not None:
+            self._response_create(say_exactly(self.resume_line), "resume")
+            self._next_response()
+            return
         if first:
             if self.flow.recording.mode == "on":
                 self._response_create(say_exactly(self.flow.recording.consent_line), "consent")
@@ -636,7 +649,11 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
         if not text and not interrupted:
             return
         self.conversation.assistant(text)
-        offset = item.offset_ms if item.play_start_ms is not None else self.elapsed_ms()
+        offset = (
+            item.offset_ms + self.offset_base_ms
+            if item.play_start_ms is not None
+            else self.elapsed_ms()
+        )
         self._store(act.StoreTranscript("assistant", text, item.item_id, offset, interrupted))
 
     # --- tools, timers, operator ----------------------------------------------------------
@@ -712,35 +729,6 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
         self._out.append(self.pending_action)
         return self._flush()
 
-    def operator_transfer(self, to_number: str, reason: str) -> list[act.Action]:
-        """Transfer now. Raises ``ToolRefused`` when a transfer was already requested."""
-        self.request_transfer(to_number, reason)
-        self.record_routing(to_number, reason)
-        self._execute_action("operator")
-        return self._flush()
-
-    # CallControl -------------------------------------------------------------------------
-
-    def request_transfer(self, to_number: str, reason: str) -> None:
-        """Transfer once the current audio has played. Raises ``ToolRefused`` on a second one."""
-        if isinstance(self.pending_action, act.Transfer):
-            raise ToolRefused("a transfer was already requested on this call")
-        if self.pending_action is not None:
-            raise ToolRefused("the call is already ending")
-        self.pending_action = act.Transfer(to_number, reason)
-        self.phase = ActionPhase.requested
-        self._out.append(act.StartTimer(ACTION_TIMER, self.limits.call_action_grace_ms))
-
-    def request_hangup(self, reason: str) -> None:
-        if self.pending_action is not None:
-            return
-        self.pending_action = act.Hangup(reason)
-        self.phase = ActionPhase.requested
-        self._out.append(act.StartTimer(ACTION_TIMER, self.limits.call_action_grace_ms))
-
-    def record_routing(self, target: str, reason: str) -> None:
-        self._store(act.StoreRouting(self.flow.name, reason, target, self.elapsed_ms()))
-
     def _check_action(self) -> None:
         if self.phase is not ActionPhase.speaking:
             return
@@ -756,7 +744,10 @@ class CallSession(RealtimeRecovery, KeypadCapturing, DtmfSending):
         self._log("info", f"{type(self.pending_action).__name__.lower()} now: {why}")
         if self.machine.can(CallState.ending):
             self.machine.to(CallState.ending)
-        self._out.append(self.pending_action)
+        pending = self.pending_action
+        if isinstance(pending, act.Transfer) and pending.mode == "warm":
+            self.pending_action = pending = self._warm(pending)
+        self._out.append(pending)
 
 
 @dataclass(slots=True)

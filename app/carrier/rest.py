@@ -77,8 +77,10 @@ class TwilioCalls:
         """``calls(sid).update(status="completed")``. Raises ``CarrierRestError``."""
         await self._update(call_sid, status="completed")
 
-    async def transfer(self, call_sid: str, to_number: str) -> None:
-        """``calls(sid).update(twiml="<Response><Dial>…</Dial></Response>")``.
+    async def transfer(self, call_sid: str, to_number: str, *, twiml: str | None = None) -> None:
+        """``calls(sid).update(twiml="<Response><Dial>…</Dial></Response>")``; ``twiml``:
+        another ``<Dial>`` document for ``to_number`` (a warm transfer's,
+        ``app.carrier.warm.warm_dial``).
 
         Raises ``TransferRefused`` when ``guard`` refuses the number (no request is
         made), ``CarrierRestError`` when the carrier fails."""
@@ -86,8 +88,8 @@ class TwilioCalls:
         if why is not None:
             log.error("transfer of %s to %s refused: %s", call_sid, mask(to_number), why)
             raise TransferRefused(f"transfer to {mask(to_number)} refused: {why}")
-        log.info("transferring call to %s", mask(to_number))
-        await self._update(call_sid, twiml=dial(to_number))
+        log.info("transferring call to %s%s", mask(to_number), " (warm)" if twiml else "")
+        await self._update(call_sid, twiml=twiml or dial(to_number))
 
     async def start_recording(self, call_sid: str, status_callback: str) -> str:
         """Record the live call in two channels (Twilio "Call Recordings":

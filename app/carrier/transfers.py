@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from app.carrier.warm import is_sip
 from app.errors import ToolRefused
 from app.phone import is_e164, mask
 
@@ -69,7 +70,10 @@ class TransferPolicy:
         return any(p.match(number) for p in self._allowed)
 
     def destination_refusal(self, number: str) -> str | None:
-        """Why ``number`` may not be dialled whatever the flow (rule 2), or None."""
+        """Why ``number`` may not be dialled whatever the flow (rule 2), or None. A ``sip:``
+        target is the flow's own (rule 1 admits it by name only) and has no prefix."""
+        if is_sip(number):
+            return None
         if not is_e164(number):
             return "not an E.164 number"
         if self.listed(number):
@@ -82,7 +86,12 @@ class TransferPolicy:
 
     def refusal(self, number: str, flow_targets: Iterable[str]) -> str | None:
         """Why a call whose flow names ``flow_targets`` (numbers) may not be transferred
-        to ``number`` (rules 1 and 2), or None when it may."""
+        to ``number`` (rules 1 and 2), or None when it may. A ``sip:`` URI is allowed only
+        as one of the flow's targets."""
+        if is_sip(number):
+            if number in set(flow_targets):
+                return None
+            return "a SIP target must be one of the call's flow's transfer targets"
         if not is_e164(number):
             return "not an E.164 number"
         if number not in set(flow_targets) and not self.listed(number):
@@ -101,12 +110,12 @@ class PolicedControl:
         self.policy = policy
         self.targets = dict(targets)
 
-    def request_transfer(self, to_number: str, reason: str) -> None:
+    def request_transfer(self, to_number: str, reason: str, mode: str | None = None) -> None:
         """Raises ``ToolRefused`` for a refused destination or a second transfer."""
         why = self.policy.refusal(to_number, self.targets.values())
         if why is not None:
             raise ToolRefused(f"transfer to {mask(to_number)} refused: {why}")
-        self.inner.request_transfer(to_number, reason)
+        self.inner.request_transfer(to_number, reason, mode)
 
     def request_hangup(self, reason: str) -> None:
         self.inner.request_hangup(reason)

@@ -47,6 +47,11 @@ Key                                    Type      Contents
                                                  replayed webhook gets no other). TTL: retention.
 ``{p}call:{s}:{sid}:cbseq``            hash      ``seq``/``at_ms`` of the last applied status
                                                  callback (ordering). TTL: retention.
+``{p}call:{s}:{sid}:handoff``          hash      a warm transfer in progress: record (JSON: the
+                                                 call context with raw numbers, target, reason,
+                                                 briefing, conversation so far), answered,
+                                                 declined, connected, outcome, return_token.
+                                                 TTL: ``transfer_handoff_ttl_s``.
 ``{p}audit``                           stream    admin writes: at_ms, actor, key_id, via, ip,
                                                  action, method, path, target, status, detail
                                                  (JSON). Trimmed to ``audit_retention_days``.
@@ -247,6 +252,11 @@ class Keys:
     def call_token(self, call_sid: str) -> str:
         """The one stream token issued for a call (marker against re-issue)."""
         return f"{self.call(call_sid)}:token"
+
+    def handoff(self, call_sid: str) -> str:
+        """Hash of a warm transfer in progress (``app.store.handoffs``): the conversation so
+        far, the briefing, and the steps the whisper and ``<Dial action>`` callbacks saw."""
+        return f"{self.call(call_sid)}:handoff"
 
     def callback_order(self, call_sid: str) -> str:
         """Hash with the sequence number and time of the last applied status callback."""

@@ -62,19 +62,23 @@ class StreamContext:
     to_number: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     campaign: str = ""
+    #: The stream brings the caller back from a warm transfer: its bridge resumes the
+    #: conversation from the call's hand-off (``app.store.handoffs``).
+    handoff: bool = False
 
     def dumps(self) -> str:
-        return orjson.dumps(
-            {
-                "call_sid": self.call_sid,
-                "flow": self.flow,
-                "direction": self.direction,
-                "from": self.from_number,
-                "to": self.to_number,
-                "variables": self.variables,
-                "campaign": self.campaign,
-            }
-        ).decode()
+        data: dict[str, Any] = {
+            "call_sid": self.call_sid,
+            "flow": self.flow,
+            "direction": self.direction,
+            "from": self.from_number,
+            "to": self.to_number,
+            "variables": self.variables,
+            "campaign": self.campaign,
+        }
+        if self.handoff:
+            data["handoff"] = True
+        return orjson.dumps(data).decode()
 
     @classmethod
     def loads(cls, raw: str | bytes) -> StreamContext:
@@ -90,6 +94,7 @@ class StreamContext:
                 to_number=str(data.get("to", "")),
                 variables={str(k): str(v) for k, v in dict(variables).items()},
                 campaign=str(data.get("campaign", "")),
+                handoff=bool(data.get("handoff", False)),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError("malformed stream token record") from exc
@@ -147,6 +152,22 @@ class StreamTokens:
                 if not got:
                     return None
                 return IssuedToken(str(got), StreamContext.loads(ctx), bool(int(fresh)))
+        except RedisError as exc:
+            raise StoreError(f"issuing a stream token failed: {exc}") from exc
+        raise StoreError("could not issue a unique stream token")  # pragma: no cover
+
+    async def issue_return(self, context: StreamContext, ttl_s: int) -> str:
+        """A new one-time token for a call coming back from a warm transfer (its second
+        or later stream). Not the call's one webhook token: only the signed ``<Dial
+        action>`` callback, which claims the transfer's outcome once, mints it."""
+        if ttl_s < 1:
+            raise ValueError("ttl_s must be at least 1 second")
+        shard = call_shard(context.call_sid)
+        try:
+            for _ in range(5):
+                token = f"{shard}.{secrets.token_urlsafe(24)}"
+                if await self.redis.set(self.keys.token(token), context.dumps(), nx=True, ex=ttl_s):
+                    return token
         except RedisError as exc:
             raise StoreError(f"issuing a stream token failed: {exc}") from exc
         raise StoreError("could not issue a unique stream token")  # pragma: no cover

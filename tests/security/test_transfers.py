@@ -42,7 +42,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.transfers: list[str] = []
 
-    def request_transfer(self, to_number: str, reason: str) -> None:
+    def request_transfer(self, to_number: str, reason: str, mode: str | None = None) -> None:
         self.transfers.append(to_number)
 
     def request_hangup(self, reason: str) -> None: ...

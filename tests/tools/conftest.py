@@ -27,7 +27,7 @@ class RecordingControl:
     hangups: list[str] = field(default_factory=list)
     routings: list[tuple[str, str]] = field(default_factory=list)
 
-    def request_transfer(self, to_number: str, reason: str) -> None:
+    def request_transfer(self, to_number: str, reason: str, mode: str | None = None) -> None:
         if self.transfers:
             raise ToolRefused("a transfer was already requested on this call")
         self.transfers.append((to_number, reason))

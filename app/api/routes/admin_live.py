@@ -124,8 +124,8 @@ async def transfer_call(
 ) -> CommandResult:
     """Only to a named target of the call's flow or a number on
     ``transfer_allowed_numbers``; premium-rate, unlisted international and do-not-call
-    numbers are refused (422)."""
-    args = {"to": body.to, "target": body.target, "reason": body.reason}
+    numbers are refused (422). ``mode`` ``warm`` rings and briefs the target first."""
+    args = {"to": body.to, "target": body.target, "reason": body.reason, "mode": body.mode}
     return await _command(services, principal, call_sid, "transfer", args, request)
 
 
