@@ -18,10 +18,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from app.audio import FRAME_MS
 from switchboard_sim.playback import ClearRecord, PlayedSpan, played_ms
+
+if TYPE_CHECKING:
+    from switchboard_sim.dial import DialRecord
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,9 @@ class CallScript:
     hangup_after_ms: int | None = None
     realtime_pace: bool = True
     frame_interval_ms: float = FRAME_MS
+    #: What the caller does once back with the agent after a warm transfer nobody took
+    #: (None: stay silent, hang up 3 s after the agent stops talking).
+    after_transfer: CallScript | None = None
 
     def __post_init__(self) -> None:
         """Raises ``ValueError`` when ``frame_interval_ms`` is not positive."""
@@ -186,6 +192,12 @@ class SimulatedCallResult:
     #: message) and when the first arrived (call timeline ms).
     said: list[str] = field(default_factory=list)
     said_at_ms: float | None = None
+    #: A warm transfer's ``<Dial>`` as the target's side played it
+    #: (:class:`switchboard_sim.dial.DialRecord`): what the target heard, the
+    #: ``DialCallStatus`` reported; None when the call had none.
+    dial: DialRecord | None = None
+    #: The stream that brought the caller back to the agent after the ``<Dial>``.
+    after_transfer: SimulatedCallResult | None = None
 
     @property
     def token(self) -> str | None:
@@ -235,6 +247,17 @@ class LiveCall:
     """``<Say>`` texts of TwiML the call was updated with (a voicemail message)."""
     said_at: float | None = None
     """``loop.time()`` when the first ``<Say>`` update arrived."""
+    dial_twiml: str | None = None
+    """The TwiML of the ``<Dial>`` the call was updated with (a transfer)."""
+
+    def rejoin(self) -> None:
+        """The call is back on a new ``<Connect><Stream>`` after its ``<Dial>`` (a warm
+        transfer's ``<Dial action>`` answer): live again, with no end requested."""
+        self.ended = asyncio.Event()
+        self.end_reason = None
+        self.transferred_to = None
+        self.redirect_url = None
+        self.dial_twiml = None
 
     @property
     def duration_s(self) -> int | None:

@@ -8,6 +8,7 @@ calls that the fake REST API (:mod:`switchboard_sim.rest`) acts on and that outb
 - :mod:`switchboard_sim.calls`: the call model (script, result, live call, SIDs);
 - :mod:`switchboard_sim.twiml`: TwiML as the simulator reads it;
 - :mod:`switchboard_sim.callbacks`: Twilio's webhook/callback parameters, signed and delivered;
+- :mod:`switchboard_sim.dial`: the far end of a ``<Dial action>`` (a transfer target's rule);
 - :mod:`switchboard_sim.stream`: the media stream (``connected``, ``start``, paced ``media``,
   ``mark`` echoes, ``clear``, ``stop``) over the real WebSocket;
 - :mod:`switchboard_sim.playback`: Twilio's outbound playback as a clock-driven model.
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 
 from switchboard_sim.callbacks import Webhooks
 from switchboard_sim.calls import CallScript, LiveCall, SimulatedCallResult, new_call_sid
+from switchboard_sim.dial import TargetRule
 from switchboard_sim.inbound import InboundCall
 
 #: Finished calls kept for the REST fake (GET / late updates).
@@ -59,6 +61,9 @@ class CarrierSimulator:
         """Calls in progress by CallSid (the fake REST API acts on these)."""
         self.finished_calls: OrderedDict[str, LiveCall] = OrderedDict()
         """The last ``MAX_FINISHED_CALLS`` ended calls by CallSid."""
+        self.targets: dict[str, TargetRule] = {}
+        """What each transfer target (number or SIP URI) does when a ``<Dial action>``
+        rings it (:mod:`switchboard_sim.dial`); unlisted targets answer."""
 
     def finish_call(self, call: LiveCall) -> None:
         """Move ``call`` from the live registry to the finished ones."""
@@ -86,7 +91,13 @@ class CarrierSimulator:
         )
         self.live_calls[call.sid] = call
         try:
-            run = InboundCall(self.webhooks, call, script, connect_url=self.stream_url_override)
+            run = InboundCall(
+                self.webhooks,
+                call,
+                script,
+                connect_url=self.stream_url_override,
+                targets=self.targets,
+            )
             return await run.run()
         finally:
             call.end_time = call.end_time or datetime.now(UTC)

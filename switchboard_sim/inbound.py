@@ -7,7 +7,10 @@
    ``<Dial>`` without a stream is a transfer).
 3. Run the media stream (:class:`~switchboard_sim.stream.MediaStream`).
 4. When the call was redirected through the REST API (``Url=``), fetch that TwiML; a
-   ``<Dial>`` there is a transfer.
+   ``<Dial>`` there is a transfer. A ``<Dial action=…>`` (a warm transfer) is played to
+   its end by the target's rule (:mod:`switchboard_sim.dial`); when its action answers
+   with a ``<Connect><Stream>`` the caller is back on a new stream
+   (``CallScript.after_transfer``; ``result.after_transfer``).
 5. POST the signed call-status callback ``{base_url}/twilio/status``.
 """
 
@@ -20,8 +23,9 @@ import httpx
 
 from switchboard_sim.callbacks import HTTP_TIMEOUT_S, Webhooks, call_params, final_status_params
 from switchboard_sim.calls import CallScript, LiveCall, SimulatedCallResult, new_stream_sid
+from switchboard_sim.dial import TargetRule, play_dial
 from switchboard_sim.stream import MediaStream
-from switchboard_sim.twiml import parse_answer, parse_dial
+from switchboard_sim.twiml import DialVerb, parse_answer, parse_dial, parse_dial_verb
 
 
 class InboundCall:
@@ -35,11 +39,14 @@ class InboundCall:
         script: CallScript,
         *,
         connect_url: str | None = None,
+        targets: dict[str, TargetRule] | None = None,
     ) -> None:
+        """``targets``: what each transfer target does when dialled (default: answers)."""
         self.webhooks = webhooks
         self.call = call
         self.script = script
         self.connect_url = connect_url
+        self.targets = targets or {}
         self.result = SimulatedCallResult(
             call_sid=call.sid,
             stream_sid=new_stream_sid(),
@@ -73,6 +80,9 @@ class InboundCall:
             r.redirect_url = self.call.redirect_url
             if r.ended_by == "redirect" and r.redirect_url:
                 await self._follow_redirect(r.redirect_url)
+            dial = parse_dial_verb(self.call.dial_twiml) if self.call.dial_twiml else None
+            if r.ended_by == "transfer" and dial is not None and dial.action:
+                await self._warm_transfer(dial)
             if r.http_status is not None and 200 <= r.http_status < 300:
                 await self._status_callback()
         r.turn_latencies_ms = [u.latency_ms for u in r.utterances]
@@ -125,6 +135,56 @@ class InboundCall:
             connect_url=self.connect_url,
             status_callback=answer.attributes.get("statusCallback"),
         )
+
+    async def _warm_transfer(self, dial: DialVerb) -> None:
+        """Play the ``<Dial>`` by the target's rule; a ``<Connect><Stream>`` answer to its
+        ``<Dial action>`` brings the caller back on a new stream of the same call."""
+        r, call = self.result, self.call
+        rec = await play_dial(
+            self.webhooks, self.http, call, dial, self.targets.get(dial.target, TargetRule())
+        )
+        r.dial = rec
+        r.errors.extend(rec.errors)
+        try:
+            answer = parse_answer(rec.action_twiml) if rec.action_twiml else None
+        except (ET.ParseError, ValueError) as exc:
+            r.add_error(f"<Dial action> TwiML unparseable: {exc}")
+            return
+        if answer is None or answer.stream_url is None:
+            return  # <Hangup/> (or nothing): the call is over
+        call.rejoin()
+        script = self.script.after_transfer or CallScript(
+            from_number=self.script.from_number,
+            to_number=self.script.to_number,
+            hangup_after_ms=3000,
+            max_duration_s=30,
+            frame_interval_ms=self.script.frame_interval_ms,
+        )
+        back = SimulatedCallResult(
+            call_sid=call.sid,
+            stream_sid=new_stream_sid(),
+            from_number=script.from_number,
+            to_number=script.to_number,
+            twiml=rec.action_twiml,
+            http_status=rec.http_statuses.get("dial-action"),
+            stream_url=answer.stream_url,
+            stream_parameters=dict(answer.parameters),
+        )
+        stream = MediaStream(
+            self.webhooks,
+            self.http,
+            call,
+            script,
+            back,
+            connect_url=self.connect_url,
+            status_callback=answer.attributes.get("statusCallback"),
+        )
+        await stream.run(answer.stream_url)
+        call.end_time = datetime.now(UTC)
+        back.ended_by = call.end_reason or "rejected"
+        back.transferred_to = call.transferred_to
+        back.turn_latencies_ms = [u.latency_ms for u in back.utterances]
+        r.after_transfer = back
 
     async def _status_callback(self) -> None:
         """POST the final call-status callback to ``{base_url}/twilio/status``."""

@@ -279,6 +279,7 @@ class TwilioRestFake:
             except ET.ParseError:
                 return twilio_error(400, 12100, "Document parse failure")
             if dial_to is not None:
+                call.dial_twiml = twiml
                 call.request_end("transfer", transferred_to=dial_to)
             else:
                 said = [text for text in parse_say(twiml) if text]

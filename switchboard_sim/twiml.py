@@ -66,3 +66,67 @@ def parse_say(twiml: str) -> list[str]:
     """The texts of a TwiML document's top-level ``<Say>`` verbs, in order."""
     root = ET.fromstring(twiml)
     return [(say.text or "").strip() for say in root.findall("./Say")]
+
+
+@dataclass(frozen=True, slots=True)
+class DialVerb:
+    """A ``<Dial>`` as the simulator plays it: ``target`` (the number or ``sip:`` URI),
+    ``noun`` (``Number``, ``Sip`` or "" for a bare number), its ``url`` (the whisper
+    TwiML fetched on the target's leg once it answers), the ``<Dial>``'s ``action`` and
+    ``timeout`` (seconds of ringing; Twilio's default 30)."""
+
+    target: str
+    noun: str = ""
+    url: str | None = None
+    action: str | None = None
+    timeout_s: int = 30
+
+
+def parse_dial_verb(twiml: str) -> DialVerb | None:
+    """The ``<Dial>`` of a TwiML document with its attributes, or None if it has none."""
+    root = ET.fromstring(twiml)
+    dial = root.find("./Dial")
+    if dial is None:
+        return None
+    noun = next((c for c in dial if c.tag in ("Number", "Sip", "Client")), None)
+    timeout = dial.get("timeout", "30")
+    return DialVerb(
+        target=_dial_target(dial),
+        noun=noun.tag if noun is not None else "",
+        url=noun.get("url") if noun is not None else None,
+        action=dial.get("action"),
+        timeout_s=int(timeout) if timeout.isdigit() else 30,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GatherVerb:
+    """A ``<Gather>``: where its result goes (``action``), ``num_digits``, ``timeout`` (s),
+    ``action_on_empty_result`` and the ``<Say>`` texts it plays."""
+
+    action: str | None
+    num_digits: int | None
+    timeout_s: int
+    action_on_empty_result: bool
+    says: list[str]
+
+
+def parse_gather(twiml: str) -> GatherVerb | None:
+    """The first top-level ``<Gather>`` of a TwiML document, or None."""
+    root = ET.fromstring(twiml)
+    gather = root.find("./Gather")
+    if gather is None:
+        return None
+    digits, timeout = gather.get("numDigits", ""), gather.get("timeout", "5")
+    return GatherVerb(
+        action=gather.get("action"),
+        num_digits=int(digits) if digits.isdigit() else None,
+        timeout_s=int(timeout) if timeout.isdigit() else 5,
+        action_on_empty_result=gather.get("actionOnEmptyResult", "false") == "true",
+        says=[(say.text or "").strip() for say in gather.findall("./Say")],
+    )
+
+
+def has_hangup(twiml: str) -> bool:
+    """Whether a TwiML document has a top-level ``<Hangup>``."""
+    return ET.fromstring(twiml).find("./Hangup") is not None
