@@ -245,6 +245,7 @@ async def call_page(request: Request, services: ServicesDep, call_sid: str) -> R
         **base(principal, "calls"),
         "d": detail,
         "targets": sorted(flow.transfer_targets) if flow else [],
+        "transfer_mode": flow.transfer.mode if flow else "cold",
         "turns": pages.turns_with_latency(detail),
         "recording_url": recording_url,
     }

@@ -120,6 +120,8 @@
     if (transfer) transfer.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const body = target.value ? { target: target.value } : { to: to.value };
+      const mode = document.getElementById("transfer-mode");
+      if (mode) body.mode = mode.value;
       const r = await api("POST", base + "/transfer", body);
       show(r);
     });
