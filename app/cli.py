@@ -386,10 +386,26 @@ def call(
         str | None, typer.Option(help="Server base URL (default: SWITCHBOARD_PUBLIC_BASE_URL).")
     ] = None,
     max_seconds: Annotated[int, typer.Option(help="Hang up after this many seconds.")] = 60,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="What a transfer target does when a warm transfer rings it: "
+            "NUMBER=answer|no-answer|busy|decline (repeatable; unlisted targets answer)."
+        ),
+    ] = None,
 ) -> None:
     """Place a simulated call exactly as Twilio would: signed webhook, Media Streams at
     real-time pace, mark echoes after playback, stop. Prints a summary from Redis."""
+    from switchboard_sim.dial import TargetRule
     from switchboard_sim.summary import place_call
+
+    rules: dict[str, TargetRule] = {}
+    for spec in target or []:
+        number, _, kind = spec.partition("=")
+        if kind not in ("answer", "no-answer", "busy", "decline"):
+            typer.echo(f"error: --target {spec!r}: NUMBER=answer|no-answer|busy|decline", err=True)
+            raise typer.Exit(2)
+        rules[number.strip()] = TargetRule(kind)  # type: ignore[arg-type]
 
     settings = settings_or_exit()
     wavs = wav or []
@@ -412,6 +428,7 @@ def call(
                 out=out,
                 max_seconds=max_seconds,
                 progress=None if as_json else lambda line: typer.echo(line, err=True),
+                targets=rules,
             )
         )
     except OSError as exc:  # the fake REST API's port (hang-up, transfer) is taken

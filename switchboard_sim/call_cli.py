@@ -13,6 +13,7 @@ from pathlib import Path
 from app.audio import read_wav_as_ulaw, write_wav_from_ulaw
 from switchboard_sim.calls import CallScript, SimulatedCallResult
 from switchboard_sim.carrier import CarrierSimulator
+from switchboard_sim.dial import TargetRule
 from switchboard_sim.rest import TwilioRestFake
 
 
@@ -30,15 +31,18 @@ async def run_call(
     out: Path | None = None,
     dtmf: list[tuple[int, str]] | None = None,
     max_duration_s: float = 60,
+    targets: dict[str, TargetRule] | None = None,
 ) -> SimulatedCallResult:
     """Place one call against the server at ``server_base_url`` and return what happened.
 
     ``wavs``: caller utterances (any PCM/μ-law WAV, converted to 8 kHz μ-law);
     ``dtmf``: ``(at_ms, digit)`` on the call timeline; ``out``: where to write the
     agent audio the caller heard (8 kHz 16-bit mono WAV, full call timeline);
-    ``rest_port=0`` picks a free port for the REST fake.
+    ``rest_port=0`` picks a free port for the REST fake; ``targets``: what each transfer
+    target does when a warm transfer rings it (:mod:`switchboard_sim.dial`).
     """
     sim = CarrierSimulator(server_base_url, public_base_url, account_sid, auth_token)
+    sim.targets.update(targets or {})
     rest = TwilioRestFake(sim, account_sid, auth_token, host=rest_host, port=rest_port)
     script = CallScript(
         from_number=from_,

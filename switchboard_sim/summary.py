@@ -22,6 +22,7 @@ from app.store.keys import Keys
 from app.store.redis import create_redis
 from switchboard_sim.call_cli import run_call
 from switchboard_sim.calls import SimulatedCallResult
+from switchboard_sim.dial import TargetRule
 
 #: How long to wait for the server to finish writing the call after the stream ends (s).
 RECORD_WAIT_S = 5.0
@@ -107,7 +108,24 @@ def build_summary(
         "agent_audio_ms": round(result.played_bytes_total / BYTES_PER_MS),
         "barge_ins": len(result.clears),
         "agent_wav": str(out) if out else None,
+        "warm_transfer": _dial_summary(result),
         "errors": errors,
+    }
+
+
+def _dial_summary(result: SimulatedCallResult) -> dict[str, Any] | None:
+    """What the transfer target's side saw of a warm transfer (``result.dial``), or None."""
+    dial = result.dial
+    if dial is None:
+        return None
+    return {
+        "target": dial.target,
+        "rule": dial.rule.kind,
+        "dial_call_status": dial.dial_call_status,
+        "target_heard": list(dial.heard),
+        "pressed": dial.pressed,
+        "connected": dial.connected,
+        "back_to_agent": result.after_transfer is not None,
     }
 
 
@@ -121,12 +139,14 @@ async def place_call(
     out: Path | None,
     max_seconds: int,
     progress: Callable[[str], None] | None = None,
+    targets: dict[str, TargetRule] | None = None,
 ) -> dict[str, Any]:
     """Place one simulated call against ``server`` and return its summary.
 
     The fake Twilio REST API listens on ``Settings.simulator_port`` so the server's
-    hang-up and transfer requests reach it. Raises nothing for call failures: they are
-    listed under ``errors``.
+    hang-up and transfer requests reach it; ``targets``: what each transfer target does
+    when a warm transfer rings it. Raises nothing for call failures: they are listed
+    under ``errors``.
     """
     say = progress or (lambda _line: None)
     say(f"calling {server}/twilio/voice as Twilio would (caller says {len(wavs)} thing(s))…")
@@ -142,6 +162,7 @@ async def place_call(
         wavs=wavs,
         out=out,
         max_duration_s=max_seconds,
+        targets=targets,
     )
     say(
         f"call {result.call_sid} ended ({result.ended_by}) after {time.monotonic() - started:.1f} s"
@@ -226,6 +247,14 @@ def render_text(summary: dict[str, Any]) -> str:
     lines += ["", f"turn latency (end of caller speech → first agent audio): {lat} ms"]
     if summary["transferred_to"]:
         lines.append(f"transferred to {summary['transferred_to']}")
+    warm = summary.get("warm_transfer")
+    if warm:
+        lines.append(
+            f"warm transfer ({warm['rule']}): DialCallStatus={warm['dial_call_status']}"
+            f" connected={warm['connected']} back to the agent={warm['back_to_agent']}"
+        )
+        for text in warm["target_heard"]:
+            lines.append(f'  the target heard: "{text}"')
     if summary["agent_wav"]:
         lines.append(f"agent audio saved to {summary['agent_wav']}")
     for err in summary["errors"]:

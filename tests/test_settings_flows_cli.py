@@ -162,3 +162,9 @@ def test_call_reports_a_missing_recording_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["call", "--wav", str(tmp_path / "nope.wav")])
     assert result.exit_code == 2
     assert "no such file" in result.output
+
+
+def test_call_refuses_an_unknown_target_rule() -> None:
+    result = CliRunner().invoke(cli, ["call", "--target", "+15550109999=maybe"])
+    assert result.exit_code == 2
+    assert "NUMBER=answer|no-answer|busy|decline" in result.output

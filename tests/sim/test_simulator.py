@@ -116,3 +116,29 @@ def test_tool_call_line_shows_arguments_result_and_the_spoken_reply() -> None:
     assert [line.split()[0] for line in timeline] == ["0.1s", "4.5s", "7.0s", "8.2s", "9.0s"]
     assert timeline[3] == '     8.2s    tool: get_order_status({"order_id": "1042"})'
     assert timeline[1] == "     4.5s  caller: Where is order 1042?"
+
+
+def test_the_summary_says_what_a_warm_transfer_target_heard() -> None:
+    from switchboard_sim.calls import SimulatedCallResult
+    from switchboard_sim.dial import DialRecord, TargetRule
+    from switchboard_sim.summary import build_summary
+
+    result = SimulatedCallResult(call_sid="CA1", stream_sid="MZ1", ended_by="transfer")
+    result.dial = DialRecord("+15550109999", "Number", TargetRule("decline"), 20)
+    result.dial.heard = ["Transferred call from Dana.", "Press 9 to decline."]
+    result.dial.pressed, result.dial.dial_call_status = "9", "completed"
+    result.after_transfer = SimulatedCallResult(call_sid="CA1", stream_sid="MZ2")
+    stored = {"record": {"flow": "support"}, "transcript": [], "tool_calls": [], "routing": []}
+    summary = build_summary(result, stored, None)
+    assert summary["warm_transfer"] == {
+        "target": "+15550109999",
+        "rule": "decline",
+        "dial_call_status": "completed",
+        "target_heard": ["Transferred call from Dana.", "Press 9 to decline."],
+        "pressed": "9",
+        "connected": False,
+        "back_to_agent": True,
+    }
+    text = render_text(summary).splitlines()
+    assert "warm transfer (decline): DialCallStatus=completed connected=False" in " ".join(text)
+    assert '  the target heard: "Transferred call from Dana."' in text
