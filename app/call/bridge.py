@@ -235,7 +235,7 @@ class CallBridge:
                 async with asyncio.timeout(self.settings.ws_close_timeout_ms / 1000):
                     await rt.close()
         await self._close_carrier(1000, "call ended")
-        self.deps.live.remove(self.call_sid)
+        self.deps.live.remove(self.call_sid, self)
         log.info("call ended: %s (%s)", reason, outcome)
 
     async def _start_carrier_recording(self) -> None:

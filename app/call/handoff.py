@@ -15,7 +15,8 @@ from app.call import actions as act
 from app.call.deps import CallDeps
 from app.call.session import CallSession
 from app.carrier.warm import warm_dial
-from app.errors import CarrierRestError, StoreError
+from app.errors import CarrierRestError, StoreError, TransferRefused
+from app.phone import mask
 from app.store.handoffs import Handoff, Handoffs
 from app.store.tokens import StreamContext
 from tools.base import CallInfo
@@ -58,6 +59,9 @@ async def start(
         offset_ms=action.offset_ms,
         started_wall_ms=started_wall_ms,
     )
+    why = await deps.calls_api.refusal(action.to_number)
+    if why is not None:  # refused before anything is written (the REST client checks again)
+        raise TransferRefused(f"warm transfer to {mask(action.to_number)} refused: {why}")
     try:
         await Handoffs.of(store, settings.transfer_handoff_ttl_s).put(record)
         await store.append_routing(

@@ -69,8 +69,11 @@ class LiveCalls:
         self.idle.clear()
         self.changed.set()
 
-    def remove(self, call_sid: str) -> None:
-        self.calls.pop(call_sid, None)
+    def remove(self, call_sid: str, call: LiveCall | None = None) -> None:
+        """Forget ``call_sid`` (only while it is ``call``, when given: a warm transfer's
+        next stream may already be bridged under the same CallSid)."""
+        if call is None or self.calls.get(call_sid) is call:
+            self.calls.pop(call_sid, None)
         if not self.calls:
             self.idle.set()
         self.changed.set()

@@ -248,3 +248,18 @@ def test_resumed_session_replays_and_says_what_happened(clock: Clock) -> None:
     assert flow.greeting and flow.greeting not in create["response"]["instructions"]
     clock.t = 500
     assert s.elapsed_ms() == 9500  # the call's one timeline
+
+
+def test_the_registry_keeps_a_calls_next_stream() -> None:
+    from app.call.registry import LiveCalls
+
+    class Bridged:
+        call_sid = "CA" + "2" * 32
+
+    first, second, calls = Bridged(), Bridged(), LiveCalls()
+    calls.add(first)  # type: ignore[arg-type]
+    calls.add(second)  # type: ignore[arg-type]  # back from a warm transfer
+    calls.remove(Bridged.call_sid, first)  # type: ignore[arg-type]  # the first stream ends late
+    assert calls.calls[Bridged.call_sid] is second
+    calls.remove(Bridged.call_sid, second)  # type: ignore[arg-type]
+    assert not calls.calls and calls.idle.is_set()
