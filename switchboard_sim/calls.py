@@ -18,13 +18,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from app.audio import FRAME_MS
 from switchboard_sim.playback import ClearRecord, PlayedSpan, played_ms
-
-if TYPE_CHECKING:
-    from switchboard_sim.dial import DialRecord
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +137,46 @@ class UtteranceRecord:
         if self.end_ms is None or self.first_agent_media_ms is None:
             return None
         return self.first_agent_media_ms - self.end_ms
+
+
+#: What a transfer target does when a ``<Dial>`` rings it (:mod:`switchboard_sim.dial`).
+RuleKind = Literal["answer", "no-answer", "busy", "decline"]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRule:
+    """What a transfer target does when dialled (:mod:`switchboard_sim.dial`): ``ring_ms``
+    before answering, ``talk_ms`` connected before hanging up, ``key`` pressed to decline."""
+
+    kind: RuleKind = "answer"
+    ring_ms: int = 300
+    talk_ms: int = 1000
+    key: str = "9"
+
+
+@dataclass
+class DialRecord:
+    """One ``<Dial>`` as the target's side played it.
+
+    ``heard``: the ``<Say>`` texts of the whisper TwiML (what the target heard, in order);
+    ``pressed``: the key the target pressed ("" none); ``dial_call_status`` /
+    ``dial_call_sid`` / ``dial_call_duration_s`` as posted to the ``<Dial action>``;
+    ``action_twiml`` its answer; ``http_statuses`` each request's status by path.
+    """
+
+    target: str
+    noun: str
+    rule: TargetRule
+    timeout_s: int
+    heard: list[str] = field(default_factory=list)
+    pressed: str = ""
+    connected: bool = False
+    dial_call_sid: str = ""
+    dial_call_status: str = ""
+    dial_call_duration_s: int = 0
+    action_twiml: str = ""
+    http_statuses: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -27,52 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from typing import Literal
 
 import httpx
 
 from switchboard_sim.callbacks import Webhooks, call_params
-from switchboard_sim.calls import LiveCall, new_call_sid
+from switchboard_sim.calls import DialRecord, LiveCall, TargetRule, new_call_sid
 from switchboard_sim.twiml import DialVerb, has_hangup, parse_gather
 
-RuleKind = Literal["answer", "no-answer", "busy", "decline"]
-
-
-@dataclass(frozen=True, slots=True)
-class TargetRule:
-    """What a transfer target does when dialled (see the module docstring): ``ring_ms``
-    before answering, ``talk_ms`` connected before hanging up, ``key`` pressed to decline."""
-
-    kind: RuleKind = "answer"
-    ring_ms: int = 300
-    talk_ms: int = 1000
-    key: str = "9"
-
-
-@dataclass
-class DialRecord:
-    """One ``<Dial>`` as the target's side played it.
-
-    ``heard``: the ``<Say>`` texts of the whisper TwiML (what the target heard, in order);
-    ``pressed``: the key the target pressed ("" none); ``dial_call_status`` /
-    ``dial_call_sid`` / ``dial_call_duration_s`` as posted to the ``<Dial action>``;
-    ``action_twiml`` its answer; ``http_statuses`` each request's status by path.
-    """
-
-    target: str
-    noun: str
-    rule: TargetRule
-    timeout_s: int
-    heard: list[str] = field(default_factory=list)
-    pressed: str = ""
-    connected: bool = False
-    dial_call_sid: str = ""
-    dial_call_status: str = ""
-    dial_call_duration_s: int = 0
-    action_twiml: str = ""
-    http_statuses: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
+__all__ = ["DialRecord", "TargetRule", "play_dial"]
 
 
 def _leg_params(call: LiveCall, leg_sid: str, target: str) -> dict[str, str]:
