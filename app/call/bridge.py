@@ -117,7 +117,7 @@ class CallBridge:
         self.direction = "inbound"
         self.ended_reason = ""
         self.context: StreamContext | None = None
-        self._started_wall_ms = 0  # epoch ms the call's first stream started
+        self._t0_wall = 0  # epoch ms the call's first stream started
         self._handed_off = False  # left for a warm transfer: the record stays open
 
     # --- entry point ----------------------------------------------------------------------
@@ -152,8 +152,7 @@ class CallBridge:
             limits=session_limits(self.settings, self.endpoint.beta),
             caller=context.from_number,
         )
-        resume = handoff.resume(self.deps, self.session) if context.handoff else None
-        self._started_wall_ms = await resume if resume is not None else _wall_ms()
+        self._t0_wall = await handoff.resume(self.deps, self.session, context)
         self.writer = StoreWriter.for_call(deps.store, self.call_sid, self.settings)
         self.info = info = CallInfo(
             call_sid=self.call_sid,
@@ -694,9 +693,7 @@ class CallBridge:
             if isinstance(action, act.Hangup):
                 await api.hangup(self.call_sid)
             elif isinstance(action, act.Transfer) and action.mode == "warm":
-                await handoff.start(
-                    self.deps, self.info, self.context, action, self._started_wall_ms
-                )
+                await handoff.start(self.deps, self.info, self.context, action, self._t0_wall)
                 self._handed_off = True
             elif isinstance(action, act.Transfer):
                 await api.transfer(self.call_sid, action.to_number)

@@ -77,11 +77,14 @@ async def start(
     await deps.calls_api.transfer(context.call_sid, action.to_number, twiml=twiml)
 
 
-async def resume(deps: CallDeps, session: CallSession) -> int:
-    """The caller is back from a warm transfer: seed ``session`` with the conversation so
-    far and the flow's line for what happened (``transfer.lines``). Returns the epoch ms
-    the call's first stream started (now when the hand-off is gone: then the call goes
-    on as a fresh conversation with the flow's greeting)."""
+async def resume(deps: CallDeps, session: CallSession, context: StreamContext) -> int:
+    """When ``context`` says the caller is back from a warm transfer: seed ``session``
+    with the conversation so far and the flow's line for what happened
+    (``transfer.lines``). Returns the epoch ms the call's first stream started (now for
+    a first stream, or when the hand-off is gone: then the call goes on as a fresh
+    conversation with the flow's greeting)."""
+    if not context.handoff:
+        return _wall_ms()
     handoffs = Handoffs.of(deps.store, deps.settings.transfer_handoff_ttl_s)
     try:
         state = await handoffs.get(session.call_sid)

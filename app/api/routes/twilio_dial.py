@@ -25,9 +25,9 @@ from app.api.deps import ServicesDep
 from app.api.routes.twilio import _ERRORS, TWIML, SignedForm, _call_sid
 from app.carrier import warm
 from app.carrier.twiml import connect_stream, say_then
-from app.deps import Services
 from app.errors import StoreError
 from app.events import call_event
+from app.services import Services
 from app.store.handoffs import Handoffs, HandoffState
 
 log = logging.getLogger(__name__)
