@@ -40,9 +40,11 @@ from app import metrics
 from app.call import actions as act
 from app.call import handoff, keypad
 from app.call.deps import CallDeps
+from app.call.limits import session_limits
 from app.call.links import AsgiCarrierLink, CarrierLink, RealtimeConnection, connect_realtime
+from app.call.listener import SpokenInput
 from app.call.recording import CallRecording, carrier_records
-from app.call.session import CallSession, LegState, SessionLimits
+from app.call.session import CallSession, LegState
 from app.carrier import twilio as tw
 from app.carrier.transfers import PolicedControl
 from app.errors import (
@@ -66,7 +68,6 @@ from app.phone import mask
 from app.realtime import codec as rtc
 from app.realtime import events as ev
 from app.realtime.dialect import Endpoint, endpoint
-from app.settings import Settings
 from app.store.objects import recording_key
 from app.store.tokens import StreamContext
 from app.store.writer import StoreWriter
@@ -95,6 +96,7 @@ class CallBridge:
         self.recording: CallRecording | None = None
         self._remote_recording = False  # Twilio records this call (recording_source)
         self.rt: RealtimeConnection | None = None
+        self.listener: SpokenInput | None = None  # a spoken-input capture's session
         self.carrier: CarrierLink = (
             carrier
             if isinstance(carrier, CarrierLink)
@@ -206,6 +208,9 @@ class CallBridge:
         rt, self.rt = self.rt, None
         if rt is not None:
             rt.detach()  # late Realtime events must not touch the finished session
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            await listener.close()
         self._dispatch_final(self.session.end(reason))
         if self.recording is not None:
             await self._save_recording(self.recording)
@@ -449,6 +454,8 @@ class CallBridge:
                 append = session.on_carrier_media(event.payload)
                 if append is not None:
                     self._send_realtime(append)
+                elif self.listener is not None:
+                    self.listener.feed(event.payload)
             elif type(event) is tw.Mark:
                 self._dispatch_now(session.on_mark(event.name))
             elif type(event) is tw.Dtmf:
@@ -642,9 +649,21 @@ class CallBridge:
         elif isinstance(a, act.StartRecording):
             if self._remote_recording:
                 self._spawn(self._start_carrier_recording(), "recording")
+        elif isinstance(a, act.OpenListener | act.CloseListener):
+            self._listen(isinstance(a, act.OpenListener))
         elif isinstance(a, act.SecureDigits):
             sink = self.deps.digit_sink
             self._spawn(keypad.deliver(sink, self.call_sid, a.purpose, a.digits), "digit-sink")
+
+    def _listen(self, on: bool) -> None:
+        """Open (``on``) or close the listen-only session of a spoken-input capture."""
+        old, self.listener, session = self.listener, None, self.session
+        if old is not None:
+            self._spawn(old.close(), "listener-close")
+        if on and session is not None:
+            heard = lambda text: self._dispatch_now(session.on_spoken(text))  # noqa: E731
+            self.listener = SpokenInput(self.endpoint, self.settings, session.flow, heard)
+            self._spawn(self.listener.run(), "listener")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         assert self._tg is not None
@@ -759,27 +778,6 @@ class CallBridge:
         if self.carrier.open:
             with contextlib.suppress(Exception):
                 await self.carrier.close(code, reason)
-
-
-def session_limits(settings: Settings, beta: bool) -> SessionLimits:
-    """The session's limits from ``Settings`` (``beta``: the 30-minute session cap)."""
-    cap_min = (
-        settings.realtime.session_cap_beta_min if beta else settings.realtime.session_cap_ga_min
-    )
-    rollover_ms = max(0, int((cap_min * 60 - settings.realtime.rollover_margin_s) * 1000))
-    return SessionLimits(
-        call_action_grace_ms=settings.call_action_grace_ms,
-        playback_stall_tolerance_ms=settings.playback_stall_tolerance_ms,
-        dtmf_gap_ms=settings.dtmf_gap_ms,
-        inbound_buffer_frames=max(1, settings.inbound_buffer_ms // 20),
-        dead_air_max_ms=settings.dead_air_max_ms,
-        reconnect_budget_ms=int(settings.realtime.reconnect_s * 1000),
-        reconnect_backoff_ms=tuple(settings.realtime.reconnect_backoff_ms),
-        rollover_after_ms=rollover_ms,
-        rollover_grace_ms=settings.realtime.rollover_grace_ms,
-        max_pending_responses=settings.realtime.max_pending_responses,
-        conversation_max_entries=settings.realtime.replay_max_items,
-    )
 
 
 _LOG_COUNTERS = {

@@ -1,9 +1,11 @@
 """The call session's timer names, constants and limits (``SessionLimits``, from
-``Settings`` via ``app.call.bridge.session_limits``)."""
+``Settings`` via ``session_limits``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from app.settings import Settings
 
 FILLER_TIMER = "filler"
 DTMF_TIMER = "dtmf"
@@ -40,3 +42,24 @@ class SessionLimits:
     rollover_grace_ms: int = 60_000
     max_pending_responses: int = 8
     conversation_max_entries: int = 200
+
+
+def session_limits(settings: Settings, beta: bool) -> SessionLimits:
+    """The session's limits from ``Settings`` (``beta``: the 30-minute session cap)."""
+    cap_min = (
+        settings.realtime.session_cap_beta_min if beta else settings.realtime.session_cap_ga_min
+    )
+    rollover_ms = max(0, int((cap_min * 60 - settings.realtime.rollover_margin_s) * 1000))
+    return SessionLimits(
+        call_action_grace_ms=settings.call_action_grace_ms,
+        playback_stall_tolerance_ms=settings.playback_stall_tolerance_ms,
+        dtmf_gap_ms=settings.dtmf_gap_ms,
+        inbound_buffer_frames=max(1, settings.inbound_buffer_ms // 20),
+        dead_air_max_ms=settings.dead_air_max_ms,
+        reconnect_budget_ms=int(settings.realtime.reconnect_s * 1000),
+        reconnect_backoff_ms=tuple(settings.realtime.reconnect_backoff_ms),
+        rollover_after_ms=rollover_ms,
+        rollover_grace_ms=settings.realtime.rollover_grace_ms,
+        max_pending_responses=settings.realtime.max_pending_responses,
+        conversation_max_entries=settings.realtime.replay_max_items,
+    )

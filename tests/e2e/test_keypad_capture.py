@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from switchboard_engine import Scenario
+from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript
 from switchboard_sim.summary import read_call
 from tests.e2e.conftest import Stack
@@ -117,3 +118,79 @@ async def test_bad_card_number_fails_the_luhn_check(
     states = [e.get("state") for e in stored["events"] if e.get("kind") == "keypad_capture"]
     assert states == ["started", "failed"]
     _assert_nowhere(BAD_CARD, stack, stored, caplog.text)
+
+
+PIN = "42079135"
+
+
+def _spoken_flows(tmp_path: Path) -> Path:
+    for path in FLOWS.glob("*.yaml"):
+        text = path.read_text()
+        if path.name == "support.yaml":
+            text = text.replace("end_call]", "end_call, collect_digits]", 1)
+            text += "collect_digits:\n  spoken: true\n  min_digits: 8\n  retries: 0\n"
+        (tmp_path / path.name).write_text(text)
+    return tmp_path
+
+
+def _spoken_scenario() -> Scenario:
+    # SCRIPTED engine: a connection's first committed caller turn is transcribed as turn 0.
+    # The agent's session never commits one (it hears no caller audio during the capture),
+    # so only the listen-only session's turn reads "four two oh seven ...".
+    return Scenario.model_validate(
+        {
+            "name": "spoken-keypad",
+            "greeting": "Hello.",
+            "turns": [
+                {"transcript": "Four two, oh seven, nine one three five."},
+                {
+                    "transcript": "The caller entered 9 on the keypad.",
+                    "function_call": {"name": "collect_digits", "arguments": {"purpose": "pin"}},
+                },
+            ],
+            "after_tool": {"collect_digits": "Thanks, the PIN ending {last4} is set."},
+        }
+    )
+
+
+async def test_spoken_digits_reach_the_capture_through_a_listen_only_session(
+    make_stack: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sunk: list[str] = []
+
+    async def sink(call_sid: str, purpose: str, digits: str) -> None:
+        sunk.append(digits)
+
+    stack: Stack = await make_stack(scenario=_spoken_scenario(), flows_dir=_spoken_flows(tmp_path))
+    stack.services.digit_sink = sink
+    script = CallScript(
+        from_number=CALLER,
+        to_number=SUPPORT,
+        dtmf=[(4000, "9"), (4400, "#")],  # asks for the capture (the scripted turn 1)
+        # A silent first "utterance"; the second (speech) follows the capture's prompt.
+        caller_audio=[b"\xff" * 2400, recording_ulaw("order_status")],
+        hangup_after_ms=4000,
+        # The call's timeline at 4x speed (times above are call time), with room for a
+        # loaded machine's slower turns.
+        frame_interval_ms=5,
+        first_wait_ms=12_000,
+        max_duration_s=120,
+    )
+    result = await stack.sim.place_inbound_call(script)
+    assert result.errors == []
+    stored = await read_call(stack.store, result.call_sid)
+    stored["events"] = await stack.store.events(result.call_sid)
+    assert sunk == [PIN]
+    agent, listener = stack.engine.sessions
+    # The listener heard the caller and was never asked for a response.
+    sent = [e.get("type") for e in listener.events_received]
+    assert "input_audio_buffer.append" in sent and "response.create" not in sent
+    (tool,) = [t for t in stored["tool_calls"] if t["name"] == "collect_digits"]
+    assert tool["result"]["collected"] is True and tool["result"]["last4"] == "9135"
+    said = [e["text"] for e in stored["transcript"] if e["role"] == "assistant"]
+    assert "Thanks, the PIN ending 9135 is set." in said
+    heard = orjson.dumps(agent.events_received).decode()
+    heard += orjson.dumps(stored, default=str).decode()
+    for secret in (PIN[:5], "four two", "Four two"):  # all but the last four, or the words
+        assert secret not in heard and secret not in caplog.text
