@@ -146,9 +146,9 @@ def briefing(
     first = next((e.text for e in items if e.kind == "user"), "")
     parts = [f"Transferred call from {who}."]
     if reason:
-        parts.append(f"Reason: {_clip(reason, 80)}.")
-    if first:
-        parts.append(f'They said: "{_clip(first, _QUOTE_CHARS)}".')
+        parts.append(_sentence(f"Reason: {_clip(reason, 80)}"))
+    if first and " ".join(first.split()) not in " ".join(reason.split()):  # not said twice
+        parts.append(f'They said: "{_clip(first, _QUOTE_CHARS)}"')
     if done:
         parts.append("Done so far: " + "; ".join(done[-3:]) + ".")
     text = " ".join(parts)
@@ -185,6 +185,11 @@ def _did(tool: str, args: dict[str, object], result: dict[str, object]) -> str:
 def _number(value: str) -> bool:
     """A phone number: never spoken in full (masked in logs, left out here)."""
     return value.startswith("+") and value[1:].isdigit() and mask(value) != value
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending in one full stop (none added after ``?``, ``!``, ``.``, ``…``)."""
+    return text if text.endswith((".", "?", "!", "…")) else text + "."
 
 
 def _clip(text: str, limit: int) -> str:

@@ -130,13 +130,24 @@ def test_briefing_says_who_what_and_what_was_done() -> None:
     text = warm.briefing(_entries(), caller="+15555550123", reason="caller asked for a person")
     assert text == (
         "Transferred call from Dana Reyes. Reason: caller asked for a person. They said: "
-        '"Hi, my order ten forty-two never came and I want a refund.". Done so far: lookup '
+        '"Hi, my order ten forty-two never came and I want a refund." Done so far: lookup '
         "customer; get order status 1042: shipped."
     )
     assert text == warm.briefing(
         _entries(), caller="+15555550123", reason="caller asked for a person"
     )
     assert "+1555" not in text  # numbers never spoken in full
+
+
+def test_briefing_says_the_callers_words_once() -> None:
+    said = [Entry("user", "Can I talk to a person, please?")]
+    text = warm.briefing(
+        said, caller="+15555550123", reason="caller said: Can I talk to a person, please?"
+    )
+    assert text == (
+        "Transferred call from a caller from a number ending 0123. "
+        "Reason: caller said: Can I talk to a person, please?"
+    )
 
 
 def test_briefing_without_a_name_or_tools_and_its_bound() -> None:
@@ -184,7 +195,7 @@ def test_warm_transfer_carries_the_briefing_and_the_conversation(clock: Clock) -
     (transfer,) = [a for a in s.on_timer(ACTION_TIMER) if isinstance(a, act.Transfer)]
     assert (transfer.mode, transfer.to_number, transfer.decline_key) == ("warm", HUMAN, "9")
     assert transfer.briefing.startswith("Transferred call from a caller from a number ending 0123.")
-    assert 'They said: "I want a person".' in transfer.briefing
+    assert 'They said: "I want a person"' in transfer.briefing
     kinds = [e.kind for e in transfer.entries]
     assert kinds == ["user", "function_call", "function_call_output"]
     assert transfer.offset_ms == 4000 and transfer.ring_timeout_s == 0  # the Settings default
