@@ -41,7 +41,7 @@ from app.call import actions as act
 from app.call import handoff, keypad
 from app.call.deps import CallDeps
 from app.call.limits import session_limits
-from app.call.links import AsgiCarrierLink, CarrierLink, RealtimeConnection, connect_realtime
+from app.call.links import AsgiCarrierLink, CarrierLink, RealtimeConnection, open_realtime
 from app.call.listener import SpokenInput
 from app.call.recording import CallRecording, carrier_records
 from app.call.session import CallSession, LegState
@@ -479,13 +479,7 @@ class CallBridge:
         if session.leg is not LegState.down or self.rt is not None:
             return
         try:
-            rt = await connect_realtime(
-                self.endpoint.url,
-                dict(self.endpoint.headers),
-                open_timeout_s=self.settings.realtime.connect_timeout_ms / 1000,
-                max_message_bytes=self.settings.realtime.max_message_bytes,
-                close_timeout_s=self.settings.ws_close_timeout_ms / 1000,
-            )
+            rt = await open_realtime(self.endpoint, self.settings)
         except (OSError, TimeoutError, RealtimeConnectFailed) as exc:
             metrics.REALTIME_CONNECT_FAILURES.inc()
             why = f"connect to {self.endpoint.redacted_url()} failed: {exc or type(exc).__name__}"

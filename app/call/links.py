@@ -56,6 +56,8 @@ from app.errors import LinkClosed as LinkClosed
 from app.errors import LinkStalled as LinkStalled
 from app.errors import RealtimeClosed as RealtimeClosed
 from app.errors import RealtimeConnectFailed as RealtimeConnectFailed
+from app.realtime.dialect import Endpoint
+from app.settings import Settings
 
 #: Rough size of one media-path message (bytes): buffer limits are set in messages.
 MESSAGE_BYTES = 400
@@ -519,3 +521,15 @@ __all__ = [
     "connect_realtime",
     "proxy_for",
 ]
+
+
+async def open_realtime(endpoint: Endpoint, settings: Settings) -> RealtimeConnection:
+    """``connect_realtime`` to ``endpoint`` within ``realtime.connect_timeout_ms``, with
+    ``realtime.max_message_bytes`` and ``ws_close_timeout_ms``. Raises as it does."""
+    return await connect_realtime(
+        endpoint.url,
+        dict(endpoint.headers),
+        open_timeout_s=settings.realtime.connect_timeout_ms / 1000,
+        max_message_bytes=settings.realtime.max_message_bytes,
+        close_timeout_s=settings.ws_close_timeout_ms / 1000,
+    )

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 
 from app import metrics
-from app.call.links import RealtimeConnection, connect_realtime
+from app.call.links import RealtimeConnection, open_realtime
 from app.errors import LinkStalled, RealtimeClosed, RealtimeCodecError, RealtimeConnectFailed
 from app.realtime import codec as rtc
 from app.realtime import events as ev
@@ -56,13 +56,7 @@ class SpokenInput:
         """Connect and configure; then the socket's parser calls ``_on_message``. Returns
         at once if ``close`` came first; never raises for a socket failure."""
         try:
-            rt = await connect_realtime(
-                self.endpoint.url,
-                dict(self.endpoint.headers),
-                open_timeout_s=self.settings.realtime.connect_timeout_ms / 1000,
-                max_message_bytes=self.settings.realtime.max_message_bytes,
-                close_timeout_s=self.settings.ws_close_timeout_ms / 1000,
-            )
+            rt = await open_realtime(self.endpoint, self.settings)
         except (OSError, TimeoutError, RealtimeConnectFailed) as exc:
             metrics.REALTIME_CONNECT_FAILURES.inc()
             log.warning("spoken input unavailable: %s", type(exc).__name__)

@@ -24,13 +24,14 @@ BAD_CARD = "4111111111111112"
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
 
 
-def _flows(tmp_path: Path, retries: int) -> Path:
-    """The shipped flows, with ``collect_digits`` (Luhn-checked) offered by support."""
+def _flows(tmp_path: Path, retries: int, rules: str = "  check: luhn\n") -> Path:
+    """The shipped flows, with ``collect_digits`` offered by support under ``rules``
+    (YAML lines; default: Luhn-checked)."""
     for path in FLOWS.glob("*.yaml"):
         text = path.read_text()
         if path.name == "support.yaml":
             text = text.replace("end_call]", "end_call, collect_digits]", 1)
-            text += f"collect_digits:\n  check: luhn\n  retries: {retries}\n"
+            text += f"collect_digits:\n{rules}  retries: {retries}\n"
         (tmp_path / path.name).write_text(text)
     return tmp_path
 
@@ -123,16 +124,6 @@ async def test_bad_card_number_fails_the_luhn_check(
 PIN = "42079135"
 
 
-def _spoken_flows(tmp_path: Path) -> Path:
-    for path in FLOWS.glob("*.yaml"):
-        text = path.read_text()
-        if path.name == "support.yaml":
-            text = text.replace("end_call]", "end_call, collect_digits]", 1)
-            text += "collect_digits:\n  spoken: true\n  min_digits: 8\n  retries: 0\n"
-        (tmp_path / path.name).write_text(text)
-    return tmp_path
-
-
 def _spoken_scenario() -> Scenario:
     # SCRIPTED engine: a connection's first committed caller turn is transcribed as turn 0.
     # The agent's session never commits one (it hears no caller audio during the capture),
@@ -162,7 +153,10 @@ async def test_spoken_digits_reach_the_capture_through_a_listen_only_session(
     async def sink(call_sid: str, purpose: str, digits: str) -> None:
         sunk.append(digits)
 
-    stack: Stack = await make_stack(scenario=_spoken_scenario(), flows_dir=_spoken_flows(tmp_path))
+    stack: Stack = await make_stack(
+        scenario=_spoken_scenario(),
+        flows_dir=_flows(tmp_path, 0, "  spoken: true\n  min_digits: 8\n"),
+    )
     stack.services.digit_sink = sink
     script = CallScript(
         from_number=CALLER,
