@@ -408,6 +408,7 @@ class EngineServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self.tts.drain()
 
     async def __aenter__(self) -> EngineServer:
         await self.start()

@@ -15,6 +15,7 @@ aliasing) and encoded as μ-law.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -28,6 +29,8 @@ from app.audio import pcm16_to_ulaw_8k
 
 #: Entries kept in the synthesis cache (one entry per distinct (voice, text)).
 CACHE_SIZE = 256
+#: Longest :meth:`Tts.drain` waits for running syntheses when the engine stops (s).
+DRAIN_S = 5.0
 #: Longest text synthesised in one call (characters); longer text is cut.
 MAX_TEXT_CHARS = 2000
 
@@ -83,7 +86,14 @@ async def _run(argv: list[str], stdin: bytes | None = None) -> bytes:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await proc.communicate(stdin)
+    try:
+        out, err = await proc.communicate(stdin)
+    except asyncio.CancelledError:
+        # Cancelled (a connection or the event loop closing): end the child now, or its
+        # pipes keep the cancelled task waiting and the loop never closes.
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({proc.returncode}): {err.decode(errors='replace')}")
     return out
@@ -178,6 +188,15 @@ class Tts:
         """Synthesise ``lines`` into the cache (one at a time, in the background)."""
         for line in lines:
             await self.synthesize(line, voice)
+
+    async def drain(self, timeout_s: float = DRAIN_S) -> None:
+        """Wait (up to ``timeout_s``) for the syntheses still running, which finish for the
+        cache after their callers went away: a subprocess cancelled while it starts can
+        keep the event loop from closing (CPython's ``_make_subprocess_transport`` then
+        waits for a child that is never reaped)."""
+        running = list(self._inflight.values())
+        if running:
+            await asyncio.wait(running, timeout=timeout_s)
 
     @property
     def backend(self) -> TtsBackend:
