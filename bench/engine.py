@@ -232,13 +232,21 @@ class EngineProcess:
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
     started_s: float = 0.0
+    #: Run the engine of another source tree (a checkout of an older commit) with this
+    #: Python, to measure old and new side by side; None: this checkout's.
+    source: Path | None = None
+    label: str = "this checkout"
 
     def start(self, timeout_s: float = 120.0) -> None:
         env = {**os.environ, "SWITCHBOARD_LOG_LEVEL": "WARNING", "SWITCHBOARD_LOG_JSON": "false"}
+        if self.source is not None:
+            env["PYTHONPATH"] = str(self.source)
         argv = [PY, "-m", "app.cli", "engine", "--host", "127.0.0.1"]
         argv += ["--port", str(self.port), "--tts", self.tts]
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.DEVNULL, cwd=self.source or None
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -376,20 +384,42 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def bench_latency(engine: EngineProcess, sessions: int) -> dict[str, Any]:
-    turns: list[Turn] = []
+async def bench_latency(
+    engine: EngineProcess, sessions: int, baseline: EngineProcess | None = None
+) -> dict[str, Any]:
+    """Section 3 for ``engine``; with a ``baseline`` engine too, their sessions alternate
+    (new, old, new, old, …) so both see the same machine load, and both are reported."""
+    if baseline is None:
+        return await _latency_of({engine.label: engine}, sessions, engine)
+    out = await _latency_of({engine.label: engine, baseline.label: baseline}, sessions, engine)
+    return out
+
+
+async def _latency_of(
+    engines: dict[str, EngineProcess], sessions: int, main: EngineProcess
+) -> dict[str, Any]:
+    turns: dict[str, list[Turn]] = {label: [] for label in engines}
     for _ in range(sessions):
-        ws = await _open(engine.port)
-        for name, expect in TURNS:
-            turns.append(await _play_turn(ws, name, expect))
-        await ws.close()
+        for label, eng in engines.items():
+            ws = await _open(eng.port)
+            for name, expect in TURNS:
+                turns[label].append(await _play_turn(ws, name, expect))
+            await ws.close()
+    out: dict[str, Any] = {}
+    for label, mine in turns.items():
+        out[label] = _report_latency(engines[label], mine, label if len(engines) > 1 else None)
+    return out if len(engines) > 1 else out[main.label]
+
+
+def _report_latency(engine: EngineProcess, turns: list[Turn], label: str | None) -> dict[str, Any]:
     voice = [t.voice_ms for t in turns if t.voice_ms is not None]
     tool = [t.tool_ms for t in turns if t.tool_ms is not None]
     right = sum(t.call == dict(TURNS)[t.recording] for t in turns)
     budget = 500 + 600
+    which = f", {label}" if label else ""
     print(
-        f"\n3. Voice-to-voice latency (engine process, tts {engine.tts}, {len(turns)} turns "
-        f"streamed at real time, load average {os.getloadavg()[0]:.2f})"
+        f"\n3. Voice-to-voice latency (engine process{which}, tts {engine.tts}, {len(turns)} "
+        f"turns streamed at real time, load average {os.getloadavg()[0]:.2f})"
     )
     print(f"   {'recording':<14} {'p50 ms':>7} {'max ms':>7}  call made; heard")
     for name, _ in TURNS:
@@ -484,6 +514,13 @@ def main(argv: list[str]) -> None:
     p.add_argument(
         "--skip", nargs="*", default=[], choices=["wer", "tools", "speech", "latency", "memory"]
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="source tree of another engine version (e.g. `git archive` of an older commit): "
+        "its latency sessions alternate with this checkout's, both reported",
+    )
     a = p.parse_args(argv)
     print(f"engine bench on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     if "wer" not in a.skip:
@@ -496,11 +533,20 @@ def main(argv: list[str]) -> None:
     if "latency" in a.skip and "memory" in a.skip:
         return
     engine = EngineProcess(tts=a.tts)
+    baseline = None
+    if a.baseline is not None and "latency" not in a.skip:
+        baseline = EngineProcess(tts=a.tts, source=a.baseline.resolve(), label=f"{a.baseline}")
     try:
         engine.start()
+        if baseline is not None:
+            baseline.start()
         if "latency" not in a.skip:
-            asyncio.run(bench_latency(engine, a.sessions))
+            asyncio.run(bench_latency(engine, a.sessions, baseline))
+        if baseline is not None:
+            baseline.stop()
         if "memory" not in a.skip:
             asyncio.run(bench_memory(engine, a.memory_sessions))
     finally:
         engine.stop()
+        if baseline is not None:
+            baseline.stop()

@@ -57,6 +57,8 @@ class Score:
     wrong_number_acted: int = 0
     read_backs: int = 0
     misses: list[str] = field(default_factory=list)
+    #: Each wrong order number acted on: what was said, heard, looked up, expected.
+    wrong_numbers: list[str] = field(default_factory=list)
 
     def line(self, label: str) -> str:
         return (
@@ -123,12 +125,18 @@ def judge(
     elif case["tool"]:
         score.expected_calls += 1
         score.calls_right += ok
+    want_id = (case.get("args") or {}).get("order_id")
     if (
         d.action == "call"
         and d.tool == "get_order_status"
-        and d.arguments.get("order_id") != (case.get("args") or {}).get("order_id")
+        and d.arguments.get("order_id") != want_id
     ):
         score.wrong_number_acted += 1
+        said = f" heard {heard!r}" if heard is not None else ""
+        score.wrong_numbers.append(
+            f"     WRONG ORDER NUMBER ACTED ON: {case['text']!r}{said}: looked up "
+            f"{d.arguments.get('order_id')!r}, expected {want_id!r} ({d.reason})"
+        )
     score.cases += 1
     score.right += ok
     score.tool_right += tool_ok
@@ -174,6 +182,7 @@ def run_speech(
 ) -> dict[str, Any]:
     """Each voice: the set's texts synthesised, transcribed by the engine (with the flow's
     recognition prompt unless ``bias`` is off), decided."""
+    from switchboard_engine.agent import heard_of
     from switchboard_engine.asr import shared_transcriber
     from switchboard_engine.hints import FlowHints, recognition_prompt
 
@@ -201,10 +210,12 @@ def run_speech(
             u = make()
             for turn in case.get("before", []):
                 u.decide(turn)
-            d = u.decide(result.text, confidence=result.confidence)
+            d = u.decide(result.text, heard=heard_of(result))
             judge(case, d, score, result.text, u)
         asr_ms.sort()
         out[name] = {"kind": kind, "score": score, "wer": errors / max(1, words), "asr_ms": asr_ms}
+        if score.wrong_numbers:
+            print("\n".join(score.wrong_numbers))
         print(
             score.line(f"{name} ({kind})")
             + f"   WER {errors / max(1, words):.1%}   ASR p50 {asr_ms[len(asr_ms) // 2]:.0f} ms"
@@ -223,6 +234,8 @@ def bench_phrasings(speech: bool = True, show_misses: bool = True) -> dict[str, 
         s = run_text(path)
         out[label] = s
         print(s.line(label))
+        if s.wrong_numbers:
+            print("\n".join(s.wrong_numbers))
         if show_misses and s.misses and label.startswith("frozen"):
             print("\n".join(s.misses))
     if not speech:
@@ -234,4 +247,12 @@ def bench_phrasings(speech: bool = True, show_misses: bool = True) -> dict[str, 
     out["speech"] = run_speech(FROZEN)
     print("   the same with the flow's vocabulary as Whisper's initial prompt (clear voice 1):")
     out["speech_biased"] = run_speech(FROZEN, VOICES[:1], bias=True)
+    channels = [(k, out[k]) for k in ("frozen, text", "tuning, text")]
+    channels += [(f"speech {n}", v["score"]) for n, v in out["speech"].items()]
+    channels += [(f"speech {n}, biased", v["score"]) for n, v in out["speech_biased"].items()]
+    total = sum(sc.wrong_number_acted for _, sc in channels)
+    print(
+        f"   wrong order numbers acted on without a read-back (target 0): {total} in all; "
+        + ", ".join(f"{label} {sc.wrong_number_acted}" for label, sc in channels)
+    )
     return out

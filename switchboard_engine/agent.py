@@ -19,17 +19,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flows import FLOWS_DIR
-from switchboard_engine.asr import AsrConfig, WhisperTranscriber, shared_transcriber
+from switchboard_engine.asr import AsrConfig, Transcript, WhisperTranscriber, shared_transcriber
 from switchboard_engine.hints import FlowHints, FlowMatch, tool_specs
+from switchboard_engine.numbers import find_numbers, tokens
 from switchboard_engine.responder import SAY_EXACTLY, FunctionCallReply, Reply, ReplyRequest
-from switchboard_engine.understanding import Context, Understanding, context_from_instructions
+from switchboard_engine.understanding import (
+    Context,
+    Heard,
+    Understanding,
+    context_from_instructions,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GREETING = "Hello! How can I help you today?"
 IDLE_PROMPT = "Are you still there?"
-#: Transcripts whose confidence an agent remembers until its decision.
+#: Transcriptions (confidence, token probabilities) an agent remembers until its decision.
 CONFIDENCE_MEMORY = 8
+
+
+def heard_of(transcript: Transcript) -> Heard:
+    """What the understanding needs of a transcription: its confidence, each number in it
+    with the lowest probability of its tokens, the other beam hypotheses."""
+    probs = transcript.token_confidence()
+    numbers = tuple(
+        (n.digits, min(probs[n.start : n.end], default=0.0))
+        for n in find_numbers(tokens(transcript.text))
+    )
+    return Heard(transcript.confidence, numbers, transcript.alternatives)
 
 
 @dataclass(slots=True)
@@ -65,8 +82,8 @@ class UnderstandingResponder:
         self._understanding: Understanding | None = None
         self._key: str | None = None
         self.flow: FlowMatch | None = None
-        #: Transcription confidence by transcript text (the last CONFIDENCE_MEMORY).
-        self._confidence: dict[str, float] = {}
+        #: Transcriptions by transcript text (the last CONFIDENCE_MEMORY).
+        self._heard: dict[str, Transcript] = {}
 
     async def transcribe(self, audio: bytes, turn_index: int, prompt: str | None = None) -> str:
         """The caller's words in ``audio`` (8 kHz μ-law), via the shared Whisper model."""
@@ -78,9 +95,9 @@ class UnderstandingResponder:
         result = await transcriber.transcribe(audio, prompt)
         if result.text:
             # Remembered for the decision on this transcript (bounded: the last few turns).
-            self._confidence[result.text] = result.confidence
-            while len(self._confidence) > CONFIDENCE_MEMORY:
-                self._confidence.pop(next(iter(self._confidence)))
+            self._heard[result.text] = result
+            while len(self._heard) > CONFIDENCE_MEMORY:
+                self._heard.pop(next(iter(self._heard)))
         log.info(
             "transcribed %.0f ms of audio in %.0f ms: %r",
             result.audio_ms,
@@ -101,7 +118,10 @@ class UnderstandingResponder:
         engine can synthesise it while the turn is still being committed."""
         if self._understanding is None or not transcript:
             return None
-        return self._understanding.preview(transcript, self._confidence.get(transcript)).say
+        heard = self._heard.get(transcript)
+        # An audio turn not remembered: its numbers are never trusted (confidence 0).
+        how = heard_of(heard) if heard is not None else Heard(0.0)
+        return self._understanding.preview(transcript, heard=how).say
 
     def understanding(self, request: ReplyRequest) -> Understanding:
         """The dialogue for the session's current tools + instructions (rebuilt, keeping
@@ -135,11 +155,17 @@ class UnderstandingResponder:
             return Reply(say=text, answers_input=False)
         inp = request.input
         if inp.kind in ("audio", "text"):
+            heard = self._heard.get(inp.text) if inp.kind == "audio" else None
             d = u.decide(
                 inp.text,
                 tool_choice=request.tool_choice,
                 forced_tool=request.forced_tool,
-                confidence=self._confidence.get(inp.text) if inp.kind == "audio" else None,
+                # An audio turn not remembered: nothing in it is trusted without a read-back.
+                heard=(
+                    heard_of(heard)
+                    if heard is not None
+                    else (Heard(0.0) if inp.kind == "audio" else None)
+                ),
             )
             call = None
             if d.action == "call" and d.tool in request.tool_names:

@@ -27,6 +27,7 @@ import hashlib
 import importlib.util
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from app.audio import ulaw_to_pcm16
+from switchboard_engine.numbers import token_spans
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,12 @@ AUDIBLE_LEVEL = 0.01
 #: Audio kept around the audible part (ms), and silence padded on each side (ms).
 KEEP_MS = 100
 PAD_MS = 300
+#: Whisper's full window in mel frames (30 s at 100 frames/s).
+N_FRAMES = 3000
+#: A fitted encoder window: the turn's frames plus this margin, rounded up to a multiple of
+#: FIT_STEP_FRAMES (so close lengths share one shape).
+FIT_MARGIN_FRAMES = 50
+FIT_STEP_FRAMES = 100
 
 
 class AsrUnavailableError(RuntimeError):
@@ -87,7 +95,10 @@ class AsrConfig:
     out stale never holds up the next), each on ``cpu_threads`` threads. ``beam_size``: 5
     (greedy decoding misheard the order number of harder, robotic voices; the bundled
     recordings are understood at beam 1 and 5, ``tests/engine/test_asr.py``).
-    ``max_pending``: turns allowed to wait, process-wide.
+    ``max_pending``: turns allowed to wait, process-wide. ``encoder_window_s``: the
+    encoder's input window (s); 0 fits it to the turn (its audio plus
+    :data:`FIT_MARGIN_FRAMES`, a few seconds instead of Whisper's 30: the encoder, most of
+    the cost, runs ~10x faster), 30 is Whisper's full window.
     """
 
     model_dir: Path | None = None
@@ -97,18 +108,64 @@ class AsrConfig:
     beam_size: int = 5
     language: str = "en"
     max_pending: int = 32
+    encoder_window_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
     """One transcription: ``text``, ``audio_ms`` transcribed, ``elapsed_ms`` of compute,
-    ``confidence`` (0..1: e to the mean token log-probability of the weakest kept
-    segment, Whisper's ``avg_logprob``; 1.0 when nothing was said)."""
+    ``confidence`` (0..1: e to Whisper's ``avg_logprob``, the mean token log-probability;
+    1.0 when nothing was said) and ``pieces``: the text's tokens as (text, probability)
+    pairs whose texts concatenate to ``text``."""
 
     text: str
     audio_ms: float
     elapsed_ms: float
     confidence: float = 1.0
+    pieces: tuple[tuple[str, float], ...] = ()
+    #: The other beam hypotheses' texts, best first.
+    alternatives: tuple[str, ...] = ()
+
+    def token_confidence(self) -> tuple[float, ...]:
+        """The probability of each token of ``text`` as :func:`switchboard_engine.numbers.tokens`
+        splits it (the lowest of the Whisper tokens it overlaps), for the understanding."""
+        return tuple(self.span_confidence(a, b) for a, b in token_spans(self.text))
+
+    def span_confidence(self, start: int, end: int) -> float:
+        """The lowest probability of the tokens overlapping characters ``[start, end)`` of
+        ``text`` (1.0 if none do)."""
+        low, pos = 1.0, 0
+        for piece, prob in self.pieces:
+            if pos < end and pos + len(piece) > start:
+                low = min(low, prob)
+            pos += len(piece)
+        return low
+
+
+def _pieces(tokenizer: Any, ids: list[int], probs: list[float]) -> list[tuple[str, float]]:
+    """Each token's share of the decoded text (decoding prefixes: byte-level BPE pieces
+    need not be text alone) with its probability."""
+    out: list[tuple[str, float]] = []
+    done = ""
+    for k, prob in enumerate(probs[: len(ids)]):
+        upto = tokenizer.decode(ids[: k + 1])
+        out.append((upto[len(done) :], float(prob)))
+        done = upto
+    return out
+
+
+def _strip_pieces(pieces: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+    """``pieces`` with the decoded text's leading and trailing whitespace cut (as
+    ``str.strip`` cuts the text)."""
+    out = list(pieces)
+    while out and not out[0][0].strip():
+        out.pop(0)
+    while out and not out[-1][0].strip():
+        out.pop()
+    if out:
+        out[0] = (out[0][0].lstrip(), out[0][1])
+        out[-1] = (out[-1][0].rstrip(), out[-1][1])
+    return tuple(out)
 
 
 def packaged_model_dir() -> Path:
@@ -209,6 +266,31 @@ def ulaw_to_whisper(ulaw: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
     return out
 
 
+_WORD_RE = re.compile(r"[\w']+")
+
+
+def looped(text: str) -> bool:
+    """True if Whisper looped: a word repeats three times in a row ("4483 4483 4483"; one
+    of two letters, "1 1 1" or "no no no", is speech), or a run of three or more words
+    twice ("It's 3 5 7 1 It's 3 5 7 1")."""
+    words = _WORD_RE.findall(text.lower())
+    for n in range(1, len(words) // 2 + 1):
+        times = 3 if n < 3 else 2
+        for i in range(len(words) - n * times + 1):
+            gram = words[i : i + n]
+            if n == 1 and len(gram[0]) <= 2:
+                continue
+            if all(words[i + k * n : i + (k + 1) * n] == gram for k in range(1, times)):
+                return True
+    return False
+
+
+def _pad_or_trim(features: Any, frames: int) -> Any:
+    from faster_whisper.audio import pad_or_trim
+
+    return pad_or_trim(features, frames)
+
+
 class WhisperTranscriber:
     """A loaded Whisper model plus its worker thread (see module doc)."""
 
@@ -228,6 +310,16 @@ class WhisperTranscriber:
             num_workers=self.config.workers,
             local_files_only=True,
         )
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        self._tokenizer = Tokenizer(
+            self._model.hf_tokenizer,
+            self._model.model.is_multilingual,
+            task="transcribe",
+            language=self.config.language,
+        )
+        self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
         self.load_ms = (time.perf_counter() - t0) * 1000
         self._executor = concurrent.futures.ThreadPoolExecutor(
             self.config.workers, thread_name_prefix="asr"
@@ -237,30 +329,72 @@ class WhisperTranscriber:
         log.info("speech model %s loaded in %.0f ms", self.model_dir, self.load_ms)
 
     def transcribe_sync(self, ulaw: bytes, prompt: str | None = None) -> Transcript:
-        """Blocking transcription of 8 kHz μ-law (call from a worker thread)."""
+        """Blocking transcription of 8 kHz μ-law (call from a worker thread).
+
+        The turn is encoded in a window fitted to it (:attr:`AsrConfig.encoder_window_s`;
+        CTranslate2's Whisper encoder takes fewer than 3000 mel frames) and decoded with
+        faster-whisper's own tokenizer, prompt layout and suppressed tokens; then one
+        forced pass (CTranslate2 ``Whisper.align``) gives each text token's probability.
+        """
         t0 = time.perf_counter()
         audio = ulaw_to_whisper(ulaw[: int(MAX_TURN_S * 8000)])
         if len(audio) < WHISPER_RATE // 10:  # under 100 ms: nothing to say
             return Transcript("", len(ulaw) / 8, (time.perf_counter() - t0) * 1000)
-        segments, _info = self._model.transcribe(
-            audio,
-            language=self.config.language,
-            task="transcribe",
+        features = self._model.feature_extractor(audio)[:, :N_FRAMES]
+        content = features.shape[-1]
+        window = self.config.encoder_window_s
+        if window <= 0:  # fitted: the turn's frames rounded up to FIT_STEP_FRAMES
+            steps = -(-(content + FIT_MARGIN_FRAMES) // FIT_STEP_FRAMES)
+            frames = min(N_FRAMES, steps * FIT_STEP_FRAMES)
+        else:
+            frames = max(content, min(N_FRAMES, int(window * 100)))
+        decoded = self._decode(features, frames, prompt)
+        if decoded is not None and frames < N_FRAMES and looped(decoded[0]):
+            # A short window sometimes loops ("4483, 483, 483, 483"): Whisper's full window.
+            decoded = self._decode(features, N_FRAMES, prompt)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if decoded is None:
+            return Transcript("", len(ulaw) / 8, elapsed)
+        text, avg_logprob, pieces, others = decoded
+        return Transcript(text, len(ulaw) / 8, elapsed, math.exp(avg_logprob), pieces, others)
+
+    def _decode(
+        self, features: Any, frames: int, prompt: str | None
+    ) -> tuple[str, float, tuple[tuple[str, float], ...], tuple[str, ...]] | None:
+        """(text, avg_logprob, pieces, alternatives) of ``features`` encoded in ``frames``
+        mel frames, or None when nothing (or only what Whisper takes for non-speech) was
+        heard."""
+        m = self._model
+        encoder_output = m.encode(_pad_or_trim(features, frames))
+        previous = self._tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
+        prompt_tokens = m.get_prompt(self._tokenizer, previous, without_timestamps=True)
+        result = m.model.generate(
+            encoder_output,
+            [prompt_tokens],
             beam_size=self.config.beam_size,
-            temperature=0.0,
-            condition_on_previous_text=False,
-            initial_prompt=prompt or None,
-            vad_filter=False,
-            without_timestamps=True,
+            num_hypotheses=self.config.beam_size,
+            max_length=m.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        ids = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        # faster-whisper's avg_logprob: the length-normalised score over len + 1 (the end).
+        avg_logprob = float(result.scores[0]) * len(ids) / (len(ids) + 1)
+        if not ids or (result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOGPROB_FLOOR):
+            return None
+        aligned = m.model.align(
+            encoder_output, self._tokenizer.sot_sequence, [ids], frames, median_filter_width=7
+        )[0]
+        pieces = _strip_pieces(_pieces(self._tokenizer, ids, list(aligned.text_token_probs)))
+        text = "".join(p for p, _ in pieces)
+        eot = self._tokenizer.eot
+        others = tuple(
+            self._tokenizer.decode([t for t in seq if t < eot]).strip()
+            for seq in result.sequences_ids[1:]
         )
-        kept = [
-            s
-            for s in segments
-            if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOGPROB_FLOOR)
-        ]
-        text = " ".join(t for t in (s.text.strip() for s in kept) if t)
-        confidence = math.exp(min(s.avg_logprob for s in kept)) if kept else 1.0
-        return Transcript(text, len(ulaw) / 8, (time.perf_counter() - t0) * 1000, confidence)
+        return (text, avg_logprob, pieces, others) if text else None
 
     async def transcribe(self, ulaw: bytes, prompt: str | None = None) -> Transcript:
         """Transcribe on the worker thread; :class:`AsrBusyError` if too many wait."""

@@ -59,6 +59,12 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def token_spans(text: str) -> list[tuple[int, int]]:
+    """The character span ``[start, end)`` in ``text`` of each token :func:`tokens` gives,
+    in the same order."""
+    return [m.span() for m in _TOKEN_RE.finditer(text.lower().replace("’", "'"))]
+
+
 def _is_number_word(tok: str) -> bool:
     return (
         tok in UNITS

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from switchboard_engine.numbers import parse_yes_no
+from switchboard_engine.numbers import NumberSpan, parse_yes_no
 from switchboard_engine.understanding.intents import CHAT, ChatIntent, IntentIndex, IntentScore
 from switchboard_engine.understanding.normalize import Analysis, analyse, concept
 from switchboard_engine.understanding.replies import (
@@ -45,6 +45,15 @@ MAX_ASKS = 2
 #: A transcript heard with less confidence than this (0..1, Whisper's mean token
 #: probability) has its numbers and names read back before a tool acts on them.
 CONFIRM_BELOW = 0.75
+#: A number heard through speech is acted on without a read-back only if every token of
+#: it was decoded with at least this probability (Whisper's per-token probability), every
+#: other beam hypothesis holds the same digits, and the transcript is heard with
+#: :data:`TRANSCRIPT_SURE`; tiny.en on phone audio is rarely that sure, so most spoken
+#: numbers are read back (bench/data/tuning_phrasings.yaml: no wrong number passes).
+NUMBER_SURE = 0.6
+#: ... and the whole transcript with at least this confidence (wrong numbers on the tuning
+#: set came with transcript confidence up to 0.80).
+TRANSCRIPT_SURE = 0.82
 #: Chat intents that never take over a pending question ("okay", "thanks").
 _SOFT = frozenset({"chat:ack", "chat:thanks", "chat:repeat", "chat:hold"})
 
@@ -84,6 +93,22 @@ class Decision:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """How a transcript was heard: ``confidence`` (0..1, Whisper's mean token
+    probability), ``numbers`` (each number in it as digits, with the lowest probability
+    of the tokens it was written with) and ``alternatives`` (the texts of the other beam
+    hypotheses)."""
+
+    confidence: float
+    numbers: tuple[tuple[str, float], ...] = ()
+    alternatives: tuple[str, ...] = ()
+
+    def number_confidence(self, digits: str) -> float:
+        """The probability ``digits`` was heard with (0.0 if it was not heard)."""
+        return min((p for d, p in self.numbers if d == digits), default=0.0)
+
+
 @dataclass(slots=True)
 class Pending:
     """A tool call waiting for the caller: a missing argument or a yes/no confirmation."""
@@ -118,6 +143,13 @@ class Understanding:
         #: The utterance being decided and its transcription confidence (None: typed).
         self._analysis: Analysis | None = None
         self._confidence: float | None = None
+        #: Heard through speech: numbers not sure enough are read back (None: typed).
+        self._heard: Heard | None = None
+
+    def _hear(self, a: Analysis, confidence: float | None, heard: Heard | None) -> None:
+        self._analysis = a
+        self._confidence = heard.confidence if heard is not None else confidence
+        self._heard = heard
 
     # --- phrases --------------------------------------------------------------------------
     def offer(self) -> str:
@@ -165,15 +197,19 @@ class Understanding:
         tool_choice: str = "auto",
         forced_tool: str | None = None,
         confidence: float | None = None,
+        heard: Heard | None = None,
     ) -> Decision:
         """Decide what to do with ``text`` (a transcript or typed user text).
 
         ``confidence``: how sure the transcriber was (0..1; None for typed text); below
         :data:`CONFIRM_BELOW` numbers and names are read back before any tool acts.
+        ``heard``: the transcription's details (it sets ``confidence``); a number in it
+        that is not sure (:data:`NUMBER_SURE`) is read back before any tool acts on it.
         """
         a = analyse(text)
         scores = tuple(self.index.score(a, self.context))
-        self._analysis, self._confidence, self._missed = a, confidence, False
+        self._hear(a, confidence, heard)
+        self._missed = False
         decision = self._decide(a, scores, tool_choice, forced_tool)
         if not self._missed:
             self.misses = 0
@@ -188,13 +224,18 @@ class Understanding:
         )
         return decision
 
-    def preview(self, text: str, confidence: float | None = None) -> Decision:
+    def preview(
+        self,
+        text: str,
+        confidence: float | None = None,
+        heard: Heard | None = None,
+    ) -> Decision:
         """What :meth:`decide` would do with ``text`` now, without changing the dialogue
         state or logging (the engine uses it to synthesise a reply speculatively)."""
         saved = (copy.deepcopy(self.pending), self.last_said, self.misses, self._missed)
         try:
             a = analyse(text)
-            self._analysis, self._confidence = a, confidence
+            self._hear(a, confidence, heard)
             return self._decide(a, tuple(self.index.score(a, self.context)), "auto", None)
         finally:
             self.pending, self.last_said, self.misses, self._missed = saved
@@ -375,7 +416,8 @@ class Understanding:
     ) -> str | None:
         """The first argument of ``args`` taken from this utterance that must be read
         back: from a number run that mixes single digits and groups ("1, 2, 3, 10, 6"),
-        or heard with transcription confidence below :data:`CONFIRM_BELOW`."""
+        a number with a token heard below :data:`NUMBER_SURE`, or anything heard with
+        transcription confidence below :data:`CONFIRM_BELOW`."""
         a = self._analysis
         if a is None or tool.kind in ("hangup", "transfer"):
             return None
@@ -387,9 +429,23 @@ class Understanding:
             spans = [n for n in a.numbers if n.digits == text or text.endswith(n.digits)]
             if any(n.ambiguous for n in spans):
                 return name
+            if self._heard is not None and spans and not self._sure(a, spans):
+                return name
             if low and (spans or (isinstance(value, str) and value.lower() in a.text.lower())):
                 return name
         return None
+
+    def _sure(self, a: Analysis, spans: Sequence[NumberSpan]) -> bool:
+        """True if the numbers ``spans`` of the transcript ``a`` were heard surely enough
+        to act on (see :data:`NUMBER_SURE`)."""
+        h = self._heard
+        assert h is not None
+        if h.confidence < TRANSCRIPT_SURE:
+            return False
+        if any(h.number_confidence(n.digits) < NUMBER_SURE for n in spans):
+            return False
+        others = [{n.digits for n in analyse(alt).numbers} for alt in h.alternatives]
+        return all(n.digits in o for n in spans for o in others)
 
     def _follow_up(self, a: Analysis, scores: tuple[IntentScore, ...]) -> Decision | None:
         p = self.pending

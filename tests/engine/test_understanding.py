@@ -13,7 +13,15 @@ import yaml
 
 from flows import FlowCatalog
 from switchboard_engine.hints import FlowHints, tool_specs
-from switchboard_engine.understanding import Context, ToolSpec, Understanding, analyse
+from switchboard_engine.understanding import (
+    NUMBER_SURE,
+    TRANSCRIPT_SURE,
+    Context,
+    Heard,
+    ToolSpec,
+    Understanding,
+    analyse,
+)
 from tools.registry import default_registry
 
 DATA = Path(__file__).resolve().parents[2] / "switchboard_engine" / "data" / "tool_choice.yaml"
@@ -402,6 +410,31 @@ def test_low_transcription_confidence_reads_the_number_back() -> None:
     assert (d.action, d.arguments) == ("call", {"order_id": "1042"})
     # Heard clearly: acted on at once.
     d = support().decide("What's the status of order 1042?", confidence=0.9)
+    assert (d.action, d.arguments) == ("call", {"order_id": "1042"})
+
+
+@pytest.mark.parametrize(
+    ("heard", "why"),
+    [
+        (Heard(0.95, (("1042", NUMBER_SURE - 0.01),)), "a token of the number below NUMBER_SURE"),
+        (Heard(TRANSCRIPT_SURE - 0.01, (("1042", 0.99),)), "the transcript below TRANSCRIPT_SURE"),
+        (Heard(0.95, (("1042", 0.99),), ("What's the status of order 1043?",)), "a beam disagrees"),
+        (Heard(0.95, (("1043", 0.99),)), "the number was not among those heard"),
+        (Heard(0.0), "an audio turn the agent does not remember"),
+    ],
+)
+def test_a_spoken_number_not_heard_surely_is_read_back(heard: Heard, why: str) -> None:
+    u = support()
+    d = u.decide("What's the status of order 1042?", heard=heard)
+    assert (d.action, d.confirming) == ("ask", "order_id"), why
+    assert d.say == "I heard order 1 0 4 2. Is that right?"
+    d = u.decide("No.")  # a wrong read-back is never used: the question is asked again
+    assert (d.action, d.missing, d.arguments) == ("ask", "order_id", {})
+
+
+def test_a_spoken_number_heard_surely_is_looked_up_at_once() -> None:
+    heard = Heard(0.95, (("1042", 0.9),), ("What is the status of order 1042?",))
+    d = support().decide("What's the status of order 1042?", heard=heard)
     assert (d.action, d.arguments) == ("call", {"order_id": "1042"})
 
 
