@@ -145,6 +145,11 @@ def _units(run: list[str]) -> list[str] | None:
             continue
         if tok in REPEATS:
             return None
+        if _round_ten(tok) and i + 1 < len(run) and _single_digit(run[i + 1]):
+            # "20 2" (Whisper's "20" then a spoken "two"): twenty-two.
+            groups.append(str(int(tok) + _digit_value(run[i + 1])))
+            i += 2
+            continue
         if _DIGITS_RE.match(tok):
             groups.append(tok)
         elif tok in TENS:
@@ -161,6 +166,17 @@ def _units(run: list[str]) -> list[str] | None:
             return None
         i += 1
     return groups
+
+
+def _single_digit(tok: str) -> bool:
+    """One digit 1-9, as a digit or a word."""
+    return (tok.isdigit() and len(tok) == 1 and tok != "0") or (
+        tok in UNITS and 0 < UNITS[tok] < 10
+    )
+
+
+def _digit_value(tok: str) -> int:
+    return int(tok) if tok.isdigit() else UNITS[tok]
 
 
 def _join(groups: list[str]) -> str:
@@ -216,16 +232,37 @@ def _digit_word(tok: str) -> bool:
     return (tok in UNITS and UNITS[tok] < 10) or (tok.isdigit() and len(tok) == 1)
 
 
+#: Whisper's spellings of a spoken "two" among digits ("5, do 0, 8"; "20 to 68").
+_TWO_AS = {"to", "too", "do"}
+
+
 def _oh_heard_as_of(toks: list[str]) -> list[str]:
     """Whisper often writes a spoken "oh" between digits as "of" ("one of five one" for
-    "one oh five one"): "of" between two single digits is read as "oh"."""
-    if "of" not in toks:
+    "one oh five one"): "of" between two single digits is read as "oh". Likewise "to",
+    "too" or "do" inside a run of digits ("5, do 0, 8") or between a round ten and a
+    two-digit number ("20 to 68" for "twenty two sixty eight") is read as "two"."""
+    if "of" not in toks and not _TWO_AS.intersection(toks):
         return toks
     out = list(toks)
     for k in range(1, len(toks) - 1):
-        if toks[k] == "of" and _digit_word(toks[k - 1]) and _digit_word(toks[k + 1]):
+        before, after = toks[k - 1], toks[k + 1]
+        if toks[k] == "of" and _digit_word(before) and _digit_word(after):
             out[k] = "oh"
+        elif toks[k] in _TWO_AS and before.isdigit() and after.isdigit():
+            # Inside a digit run ("5 do 0 8": another number beside it), or a round ten then
+            # a two-digit number ("20 to 68"); "3 to 5 days", "20 to 30" stay ranges.
+            beside = (k >= 2 and _is_number_word(toks[k - 2])) or (
+                k + 2 < len(toks) and _is_number_word(toks[k + 2])
+            )
+            in_run = beside and (len(before) == 1 or len(after) == 1)
+            if in_run or (_round_ten(before) and len(after) == 2 and not _round_ten(after)):
+                out[k] = "two"
     return out
+
+
+def _round_ten(tok: str) -> bool:
+    """ "20" … "90": Whisper's digits for a spoken "twenty" … "ninety"."""
+    return len(tok) == 2 and tok[0] in "23456789" and tok[1] == "0"
 
 
 def find_numbers(toks: list[str]) -> list[NumberSpan]:

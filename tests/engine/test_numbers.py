@@ -136,6 +136,13 @@ def test_yes_no(said: str, want: bool | None) -> None:
         ("double 719", ["7719"]),
         ("order one of five one", ["1051"]),  # Whisper's "of" for a spoken "oh"
         ("two of them", ["2"]),  # Whisper writes the digits after "double" as one group
+        # Whisper's "to"/"do" for a spoken "two" among digits, "20 2" for "twenty two".
+        ("order 5, do 0, 8", ["5208"]),
+        ("order 20 to 68", ["2268"]),
+        ("order 7 to 1 9", ["7219"]),
+        ("3 to 5 days", ["3", "5"]),  # ranges stay ranges
+        ("20 to 30 minutes", ["20", "30"]),
+        ("order 20 two 68", ["2268"]),
         ("20,000 and five", ["20005"]),
         ("1, 0, 4, 2", ["1042"]),
         ("twenty three seventeen", ["2317"]),
