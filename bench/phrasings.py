@@ -182,7 +182,7 @@ def run_speech(
 ) -> dict[str, Any]:
     """Each voice: the set's texts synthesised, transcribed by the engine (with the flow's
     recognition prompt unless ``bias`` is off), decided."""
-    from switchboard_engine.agent import heard_of
+    from switchboard_engine.agent import decide_heard
     from switchboard_engine.asr import shared_transcriber
     from switchboard_engine.hints import FlowHints, recognition_prompt
 
@@ -210,7 +210,7 @@ def run_speech(
             u = make()
             for turn in case.get("before", []):
                 u.decide(turn)
-            d = u.decide(result.text, heard=heard_of(result))
+            d = decide_heard(u, result)
             judge(case, d, score, result.text, u)
         asr_ms.sort()
         out[name] = {"kind": kind, "score": score, "wer": errors / max(1, words), "asr_ms": asr_ms}

@@ -25,6 +25,7 @@ from switchboard_engine.numbers import find_numbers, tokens
 from switchboard_engine.responder import SAY_EXACTLY, FunctionCallReply, Reply, ReplyRequest
 from switchboard_engine.understanding import (
     Context,
+    Decision,
     Heard,
     Understanding,
     context_from_instructions,
@@ -47,6 +48,27 @@ def heard_of(transcript: Transcript) -> Heard:
         for n in find_numbers(tokens(transcript.text))
     )
     return Heard(transcript.confidence, numbers, transcript.alternatives)
+
+
+def decide_heard(
+    u: Understanding,
+    transcript: Transcript,
+    *,
+    tool_choice: str = "auto",
+    forced_tool: str | None = None,
+) -> Decision:
+    """Decide a transcription: its text, or, when that is not understood at all (an
+    answer with no intent), the first other beam hypothesis that asks or calls (its
+    numbers carry no token probabilities, so they are always read back first)."""
+    heard = heard_of(transcript)
+    first = u.preview(transcript.text, heard=heard)
+    if first.action == "answer" and first.intent is None:
+        other = Heard(transcript.confidence, (), transcript.alternatives)
+        for alt in transcript.alternatives:
+            if alt and u.preview(alt, heard=other).action in ("call", "ask"):
+                log.info("decided on beam hypothesis %r instead of %r", alt, transcript.text)
+                return u.decide(alt, tool_choice=tool_choice, forced_tool=forced_tool, heard=other)
+    return u.decide(transcript.text, tool_choice=tool_choice, forced_tool=forced_tool, heard=heard)
 
 
 @dataclass(slots=True)
@@ -156,17 +178,19 @@ class UnderstandingResponder:
         inp = request.input
         if inp.kind in ("audio", "text"):
             heard = self._heard.get(inp.text) if inp.kind == "audio" else None
-            d = u.decide(
-                inp.text,
-                tool_choice=request.tool_choice,
-                forced_tool=request.forced_tool,
-                # An audio turn not remembered: nothing in it is trusted without a read-back.
-                heard=(
-                    heard_of(heard)
-                    if heard is not None
-                    else (Heard(0.0) if inp.kind == "audio" else None)
-                ),
-            )
+            if heard is not None:
+                d = decide_heard(
+                    u, heard, tool_choice=request.tool_choice, forced_tool=request.forced_tool
+                )
+            else:
+                d = u.decide(
+                    inp.text,
+                    tool_choice=request.tool_choice,
+                    forced_tool=request.forced_tool,
+                    # An audio turn not remembered: nothing in it is trusted without a
+                    # read-back.
+                    heard=Heard(0.0) if inp.kind == "audio" else None,
+                )
             call = None
             if d.action == "call" and d.tool in request.tool_names:
                 call = FunctionCallReply(d.tool, dict(d.arguments))
