@@ -22,8 +22,12 @@ redis: setup
 demo: redis
 	@bash scripts/demo.sh
 
+# The suite on parallel workers (pytest-xdist): most tests wait on real sockets and real-time
+# calls, so 4 workers keep a 2-core machine busy. Tests marked xdist_group share a worker.
+# PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= 4
 test: redis
-	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 check: setup
 	.venv/bin/ruff format --check app switchboard_engine switchboard_sim bench flows tools migrations tests scripts

@@ -152,3 +152,12 @@ async def redis_client(redis_cluster: Cluster, redis_prefix: str) -> AsyncIterat
             pipe.delete(key)
         await pipe.execute()
     await client.aclose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this package on one xdist worker (``--dist loadgroup``): one Redis
+    Cluster for them all, not one per worker."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in item.path.resolve().parents:
+            item.add_marker(pytest.mark.xdist_group("redis-cluster"))
