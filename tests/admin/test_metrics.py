@@ -29,7 +29,9 @@ async def test_metrics_after_a_call(admin: AdminStack) -> None:
         from_number=CALLER,
         to_number=SUPPORT,
         caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        max_duration_s=40,
+        # Call time: at 4x speed 120 s is 30 s of wall time, room for a loaded machine's
+        # slower turns (the call hangs up long before).
+        max_duration_s=120,
         frame_interval_ms=5,  # the call's timeline at 4x speed
     )
     result = await admin.stack.sim.place_inbound_call(script)

@@ -114,6 +114,7 @@ async def test_an_unsatisfiable_schema_is_a_stored_failure(
         from_number=CALLER,
         to_number=SUPPORT,
         caller_audio=[recording_ulaw("goodbye")],
+        hangup_after_ms=1500,  # a finished call is all the analysis needs
         max_duration_s=30,
     )
     result = await admin.stack.sim.place_inbound_call(script)
