@@ -29,10 +29,11 @@ async def test_metrics_after_a_call(admin: AdminStack) -> None:
         from_number=CALLER,
         to_number=SUPPORT,
         caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        # Call time: at 4x speed 120 s is 30 s of wall time, room for a loaded machine's
-        # slower turns (the call hangs up long before).
+        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
+        # room for a loaded machine's slower turns.
+        frame_interval_ms=5,
+        first_wait_ms=12_000,
         max_duration_s=120,
-        frame_interval_ms=5,  # the call's timeline at 4x speed
     )
     result = await admin.stack.sim.place_inbound_call(script)
     assert result.ended_by == "hangup"

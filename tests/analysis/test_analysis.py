@@ -34,7 +34,11 @@ async def order_call(admin: AdminStack) -> str:
         from_number=CALLER,
         to_number=SUPPORT,
         caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        max_duration_s=40,
+        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
+        # room for a loaded machine's slower turns.
+        frame_interval_ms=5,
+        first_wait_ms=12_000,
+        max_duration_s=120,
     )
     result = await admin.stack.sim.place_inbound_call(script)
     assert result.errors == []
@@ -115,7 +119,9 @@ async def test_an_unsatisfiable_schema_is_a_stored_failure(
         to_number=SUPPORT,
         caller_audio=[recording_ulaw("goodbye")],
         hangup_after_ms=1500,  # a finished call is all the analysis needs
-        max_duration_s=30,
+        frame_interval_ms=5,  # at 4x speed
+        first_wait_ms=12_000,
+        max_duration_s=120,
     )
     result = await admin.stack.sim.place_inbound_call(script)
     r = await admin.http.post(f"/admin/calls/{result.call_sid}/analysis", headers=admin.write)

@@ -127,7 +127,11 @@ async def test_beta_dialect_full_call(make_stack: Any) -> None:
         from_number=CALLER,
         to_number=SUPPORT,
         caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        max_duration_s=40,
+        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
+        # room for a loaded machine's slower turns.
+        frame_interval_ms=5,
+        first_wait_ms=12_000,
+        max_duration_s=120,
     )
     result = await stack.sim.place_inbound_call(script)
     assert result.ended_by == "hangup" and result.errors == []

@@ -123,7 +123,11 @@ async def test_malformed_frames_are_counted_and_the_call_goes_on(stack: Stack) -
         to_number=SUPPORT,
         caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
         extra_raw_messages=garbage,
-        max_duration_s=40,
+        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
+        # room for a loaded machine's slower turns.
+        frame_interval_ms=5,
+        first_wait_ms=12_000,
+        max_duration_s=120,
     )
     result = await stack.sim.place_inbound_call(script)
     assert result.ended_by == "hangup"
@@ -147,7 +151,11 @@ async def test_realtime_error_event_is_logged_and_the_call_goes_on(stack: Stack)
         from_number=CALLER,
         to_number=SUPPORT,
         caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        max_duration_s=40,
+        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
+        # room for a loaded machine's slower turns.
+        frame_interval_ms=5,
+        first_wait_ms=12_000,
+        max_duration_s=120,
     )
     task, bridge = await _live_call(stack, script)
     await bridge.rt.send('{"type":"no.such.event","event_id":"evt_test"}')  # engine answers `error`
