@@ -180,9 +180,12 @@ async def engine_process(tmp_path: Path) -> AsyncIterator[tuple[subprocess.Popen
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGCONT)
             proc.terminate()
+            # Waited for on the loop, never with a blocking proc.wait(): the engine closes
+            # its sockets with a close handshake that this loop's clients must answer (a
+            # blocked loop made every exit take the 10 s close timeout).
             try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:  # a stopped-then-woken engine may linger
+                await wait_until(lambda: proc.poll() is not None, 10, what="engine exited")
+            except AssertionError:  # a stopped-then-woken engine may linger
                 proc.kill()
                 proc.wait(10)
         log.close()

@@ -63,6 +63,7 @@ async def two_workers(tmp_path: Path, redis_prefix: str) -> AsyncIterator[tuple[
         "SWITCHBOARD_LOG_LEVEL": "WARNING",
         "SWITCHBOARD_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "PROMETHEUS_MULTIPROC_DIR": str(shared),
+        "SWITCHBOARD_DRAIN_GRACE_MS": "0",  # no calls to drain: SIGTERM stops it at once
     }
     log = (tmp_path / "serve.log").open("wb")  # the server's stderr
     process = await asyncio.create_subprocess_exec(
