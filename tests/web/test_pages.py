@@ -46,7 +46,11 @@ async def finished_call(admin: AdminStack) -> str:
         from_number="+15555550123",
         to_number="+15550100000",
         caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        max_duration_s=40,
+        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
+        # room for a loaded machine's slower turns.
+        frame_interval_ms=5,
+        first_wait_ms=12_000,
+        max_duration_s=120,
     )
     result = await admin.stack.sim.place_inbound_call(script)
     # What the bridge submits when a call ends: analysis and the search index follow.
