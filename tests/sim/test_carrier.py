@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
 from typing import Any
 
@@ -57,9 +58,15 @@ def assert_twilio_framing(call: PeerCall, result: SimulatedCallResult) -> None:
     for m in media:
         assert m["media"]["track"] == "inbound"
         assert len(base64.b64decode(m["media"]["payload"])) == FRAME_BYTES
-    # A frame in flight when the peer closes is never read by it.
+    # A frame in flight when the peer closes is never read by it: one, or the frames of a
+    # catch-up when the sender ran late on a busy machine (it then sends them back to back,
+    # one per frame interval it was behind).
     in_flight = result.frames_sent - len(media)
-    assert in_flight == 0 or (call.closed_by_peer and in_flight == 1)
+    burst = 1 + math.ceil(result.max_send_lag_ms / FRAME_INTERVAL_MS)
+    assert in_flight == 0 or (call.closed_by_peer and 1 <= in_flight <= burst), (
+        in_flight,
+        result.max_send_lag_ms,
+    )
 
 
 def assert_signed_and_completed(peer: TwilioPeer, result: SimulatedCallResult) -> None:
