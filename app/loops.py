@@ -1,5 +1,6 @@
 """``BackgroundLoop``: a long-lived coroutine of the service with one owner and a name
-(the live-call registry's heartbeat, the control listener, the orphan reaper)."""
+(the live-call registry's heartbeat, the control listener, the orphan reaper); and
+``raise_if_cancelling`` for loops that catch errors and retry."""
 
 from __future__ import annotations
 
@@ -32,3 +33,12 @@ class BackgroundLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a library turned into another error (redis-py can
+    answer a cancelled blocking read with a connection error): a loop that catches
+    errors must still stop when its task is cancelled."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -205,41 +205,45 @@ class CallBridge:
     async def _finish(self, outcome: str) -> None:
         assert self.session is not None and self.writer is not None
         reason = self.ended_reason or outcome
-        rt, self.rt = self.rt, None
-        if rt is not None:
-            rt.detach()  # late Realtime events must not touch the finished session
-        listener, self.listener = self.listener, None
-        if listener is not None:
-            await listener.close()
-        self._dispatch_final(self.session.end(reason))
-        if self.recording is not None:
-            await self._save_recording(self.recording)
-        writer, rec = self.writer, self.writer.recorder
-        assert rec is not None
-        ended = int(time.time() * 1000)
-        if not self._handed_off:  # else the <Dial action> callback ends the record
-            writer.submit(rec.update_call(status="ended", ended_at_ms=ended))
-            # After the "ended" write: the analysis and search index see a finished call.
-            writer.submit(
-                lambda: call_event(
-                    self.deps, "call.ended", self.call_sid, reason=reason, outcome=outcome
+        try:
+            rt, self.rt = self.rt, None
+            if rt is not None:
+                rt.detach()  # late Realtime events must not touch the finished session
+            listener, self.listener = self.listener, None
+            if listener is not None:
+                await listener.close()
+            self._dispatch_final(self.session.end(reason))
+            if self.recording is not None:
+                await self._save_recording(self.recording)
+            writer, rec = self.writer, self.writer.recorder
+            assert rec is not None
+            ended = int(time.time() * 1000)
+            if not self._handed_off:  # else the <Dial action> callback ends the record
+                writer.submit(rec.update_call(status="ended", ended_at_ms=ended))
+                # After the "ended" write: the analysis and search index see a finished call.
+                writer.submit(
+                    lambda: call_event(
+                        self.deps, "call.ended", self.call_sid, reason=reason, outcome=outcome
+                    )
                 )
-            )
-        await writer.close(self.settings.store_flush_timeout_ms / 1000)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer_task
-        if writer.dropped:
-            metrics.STORE_DROPPED.inc(writer.dropped)
-        metrics.FRAMES.labels("in").inc(self.frames_in)
-        metrics.FRAMES.labels("out").inc(self.frames_out)
-        metrics.ACTIVE_CALLS.dec()
-        metrics.CALLS.labels(self.direction, outcome).inc()
-        if rt is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.settings.ws_close_timeout_ms / 1000):
-                    await rt.close()
-        await self._close_carrier(1000, "call ended")
-        self.deps.live.remove(self.call_sid, self)
+            await writer.close(self.settings.store_flush_timeout_ms / 1000)
+            # Bounded: a writer that outlives its cancel must not keep the call listed.
+            flush_s = self.settings.store_flush_timeout_ms / 1000
+            if not (await asyncio.wait([self._writer_task], timeout=flush_s))[0]:
+                log.error("store writer still running after the call ended")
+            if writer.dropped:
+                metrics.STORE_DROPPED.inc(writer.dropped)
+            metrics.FRAMES.labels("in").inc(self.frames_in)
+            metrics.FRAMES.labels("out").inc(self.frames_out)
+            metrics.ACTIVE_CALLS.dec()
+            metrics.CALLS.labels(self.direction, outcome).inc()
+            if rt is not None:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.settings.ws_close_timeout_ms / 1000):
+                        await rt.close()
+            await self._close_carrier(1000, "call ended")
+        finally:  # whatever failed above, the call is no longer live here
+            self.deps.live.remove(self.call_sid, self)
         log.info("call ended: %s (%s)", reason, outcome)
 
     async def _start_carrier_recording(self) -> None:

@@ -23,20 +23,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from app.errors import StoreError
+from app.loops import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
 #: ``handler(entry_id, fields)``; it acknowledges the entry itself (``ack``) when done.
 Handler = Callable[[str, dict[str, str]], Awaitable[None]]
-
-
-def raise_if_cancelling() -> None:
-    """Re-raise a cancellation that a library turned into another error (redis-py can
-    answer a cancelled blocking read with a connection error): a loop that catches
-    errors must still stop when its task is cancelled."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:

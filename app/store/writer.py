@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from redis import exceptions as redis_errors
 
 from app import metrics
+from app.loops import raise_if_cancelling
 from app.store.recorder import CallRecorder, WriteOp
 
 if TYPE_CHECKING:
@@ -262,6 +263,7 @@ class StoreWriter:
                 name = _op_name(factory, awaitable)
                 await awaitable
             except Exception as exc:
+                raise_if_cancelling()  # a cancel redis-py turned into an error: no retry
                 if awaitable is None:
                     name = _op_name(factory, None)
                 if not self._should_retry(exc, attempt, name, loop.time()):

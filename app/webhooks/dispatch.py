@@ -42,7 +42,8 @@ from redis.exceptions import RedisError
 
 from app.errors import StoreError
 from app.events.bus import Event
-from app.events.consumer import StreamConsumer, raise_if_cancelling
+from app.events.consumer import StreamConsumer
+from app.loops import raise_if_cancelling
 from app.store.event_keys import GROUP_SENDERS, GROUP_WEBHOOKS, EventKeys
 from app.webhooks.signing import SIGNATURE_HEADER, sign
 from app.webhooks.subscriptions import Policy, Subscription, WebhookStore, destination_refusal
