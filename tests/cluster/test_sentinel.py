@@ -93,7 +93,21 @@ async def test_the_store_follows_the_master_through_a_failover(
             created_at_ms=1,
         )
         assert redis.Redis(port=master).exists(Keys(redis_prefix).call("CA1"))
-        redis.Redis(port=sentinel).execute_command("SENTINEL", "FAILOVER", "mymaster")
+
+        def failover_started() -> bool:
+            # Sentinel refuses (NOGOODSLAVE) until its view of the replica, refreshed by
+            # INFO every few seconds, shows the replication link up: ask again until then.
+            try:
+                redis.Redis(port=sentinel).execute_command("SENTINEL", "FAILOVER", "mymaster")
+            except redis.ResponseError as exc:
+                if "NOGOODSLAVE" in str(exc):
+                    return False
+                raise
+            return True
+
+        await wait_until(
+            failover_started, 30, interval_s=0.5, what="Sentinel to accept the failover"
+        )
 
         def promoted() -> bool:
             role = redis.Redis(port=replica).info("replication").get("role")
