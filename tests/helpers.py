@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import random
 import shutil
 import signal
 import socket
@@ -67,9 +68,34 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (outbound connections' source
+    ports); 32768 where it cannot be read."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     """``n`` distinct TCP ports free on ``host`` right now (all bound at once, then
-    released, so none is handed out twice)."""
+    released, so none is handed out twice), taken at random below the ephemeral range:
+    an outbound connection of any process (parallel test workers make many) never gets
+    one as its source port before the server that is meant to bind it does."""
+    low = _ephemeral_low()
+    if low - 10_000 >= 1024:
+        for _ in range(50):
+            ports = random.sample(range(low - 10_000, low), n)
+            socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in ports]
+            try:
+                for s, port in zip(socks, ports, strict=True):
+                    s.bind((host, port))
+                return ports
+            except OSError:
+                continue
+            finally:
+                for s in socks:
+                    s.close()
     socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
     try:
         for s in socks:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,22 +27,12 @@ from switchboard_sim.calls import CallScript
 from switchboard_sim.carrier import CarrierSimulator
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, Stack, StackFactory
-from tests.helpers import wait_until
+from tests.helpers import free_ports, wait_until
 
 CALLER = "+1555555{:04d}"
 SUPPORT = "+15550100000"
 HEARTBEAT_S = 0.3  # registry TTL: three heartbeats, 0.9 s
 REAP_S = 0.2
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _victim_env(stack: Stack, base: str) -> dict[str, str]:
@@ -72,7 +61,7 @@ async def test_calls_of_a_killed_instance_are_closed_by_another(
     stack: Stack = await make_stack(live_heartbeat_s=HEARTBEAT_S, live_reap_interval_s=REAP_S)
     survivor: OrphanReaper = stack.app.state.reaper
     keys, redis = stack.services.keys, stack.redis
-    port, media_port = _free_ports(2)
+    port, media_port = free_ports(2)
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "victim.log"
     with log_path.open("wb") as log_file:
