@@ -23,6 +23,7 @@ keeps ``ValueError`` as a second base.
     │   ├── RealtimeClosed               the Realtime socket is closed
     │   └── RealtimeConnectFailed        the Realtime socket could not be opened
     ├── StreamRejected                   a media stream failed its checks before start
+    ├── LoginRequired                    an operator page without a login session (303)
     ├── InvalidTransition                a call state change the state machine refuses
     ├── CallEnded                        the call is over (stops its task group)
     │   ├── CallCompleted                clean: stop, hang-up, transfer
@@ -133,6 +134,11 @@ class StreamRejected(SwitchboardError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class LoginRequired(SwitchboardError):
+    """An operator page was asked for without a valid login session: the app answers
+    303 to the login page, with this page as ``next`` (``app.web.common``)."""
 
 
 class InvalidTransition(SwitchboardError):

@@ -41,10 +41,12 @@ from app.api.routes import (
 )
 from app.call.media_server import MediaBind, MediaServer
 from app.drain import GracefulDrain
+from app.errors import LoginRequired
 from app.services import Services
 from app.settings import Settings, get_settings
 from app.store.objects import sweep_forever
 from app.web import routes as web
+from app.web.common import login_redirect
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None, media: MediaBind | None = None)
     ):
         app.include_router(router.router)
     app.include_router(web.router, include_in_schema=False)
+    app.add_exception_handler(LoginRequired, login_redirect)
     app.mount("/admin/ui/static", web.static, name="admin-ui-static")
     return app
 

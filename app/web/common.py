@@ -6,16 +6,18 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from app.admin.keys import Scope
 from app.admin.service import storage_errors
 from app.api.auth import SESSION_COOKIE, Principal, api_keys
+from app.api.deps import ServicesDep
+from app.errors import LoginRequired
 from app.services import Services
 
 HERE = Path(__file__).resolve().parent
@@ -77,6 +79,24 @@ async def session_of(request: Request, services: Services) -> Principal | None:
     if session is None:
         return None
     return Principal(key=session.key, via="session", csrf=session.csrf)
+
+
+async def page_principal(request: Request, services: ServicesDep) -> Principal:
+    """The logged-in operator of an operator page (a FastAPI dependency). Raises
+    ``LoginRequired`` without a valid session: ``login_redirect`` answers it."""
+    principal = await session_of(request, services)
+    if principal is None:
+        raise LoginRequired(request.url.path)
+    return principal
+
+
+#: An operator page's logged-in operator (``page_principal``).
+PagePrincipal = Annotated[Principal, Depends(page_principal)]
+
+
+async def login_redirect(request: Request, exc: Exception) -> RedirectResponse:
+    """The app's answer to ``LoginRequired``: 303 to the login page (``to_login``)."""
+    return to_login(request)
 
 
 def to_login(request: Request) -> RedirectResponse:

@@ -24,7 +24,7 @@ from app.api.routes.admin_webhooks import webhook_store
 from app.dialer.runtime import runtime_of
 from app.errors import CampaignNotFound, StoreError
 from app.store.paging import zset_page
-from app.web.common import PAGE, base, parse_time, render, session_of, to_login
+from app.web.common import PAGE, PagePrincipal, base, parse_time, render
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,13 @@ def _missing(request: Request, principal: Any, what: str, section: str) -> HTMLR
 async def search_page(
     request: Request,
     services: ServicesDep,
+    principal: PagePrincipal,
     q: Annotated[str | None, Query(max_length=200)] = None,
     flow: Annotated[str | None, Query(max_length=128)] = None,
     since: Annotated[str | None, Query(max_length=40)] = None,
     until: Annotated[str | None, Query(max_length=40)] = None,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
     form = {"q": q or "", "flow": flow or "", "since": since or "", "until": until or ""}
     error, page = None, None
     if q:
@@ -117,11 +115,9 @@ async def search_page(
 async def campaigns_page(
     request: Request,
     services: ServicesDep,
+    principal: PagePrincipal,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
     runtime = runtime_of(request.app.state)
     rows: list[dict[str, Any]] = []
     next_cursor = None
@@ -159,12 +155,10 @@ async def campaigns_page(
 async def campaign_page(
     request: Request,
     services: ServicesDep,
+    principal: PagePrincipal,
     cid: str,
     after: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
     runtime = runtime_of(request.app.state)
     if runtime is None or len(cid) > 64:
         return _missing(request, principal, f"campaign {cid}", "campaigns")
@@ -192,10 +186,9 @@ async def campaign_page(
     response_class=HTMLResponse,
     responses=_MISSING,
 )
-async def contact_page(request: Request, services: ServicesDep, cid: str, n: str) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
+async def contact_page(
+    request: Request, services: ServicesDep, principal: PagePrincipal, cid: str, n: str
+) -> Response:
     runtime = runtime_of(request.app.state)
     if runtime is None or not n.isdigit() or len(n) > 9 or len(cid) > 64:
         return _missing(request, principal, f"contact {n}", "campaigns")
@@ -215,11 +208,9 @@ async def contact_page(request: Request, services: ServicesDep, cid: str, n: str
 async def dnc_page(
     request: Request,
     services: ServicesDep,
+    principal: PagePrincipal,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
     error = None
     entries: list[Any] = []
     next_cursor = None
@@ -242,10 +233,7 @@ async def dnc_page(
 
 
 @router.get("/flows", summary="The flows", response_class=HTMLResponse, responses=PAGE)
-async def flows_page(request: Request, services: ServicesDep) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
+async def flows_page(request: Request, services: ServicesDep, principal: PagePrincipal) -> Response:
     catalog = services.flows
     context = {
         **base(principal, "flows"),
@@ -256,10 +244,9 @@ async def flows_page(request: Request, services: ServicesDep) -> Response:
 
 
 @router.get("/flows/{name}", summary="One flow", response_class=HTMLResponse, responses=_MISSING)
-async def flow_page(request: Request, services: ServicesDep, name: str) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
+async def flow_page(
+    request: Request, services: ServicesDep, principal: PagePrincipal, name: str
+) -> Response:
     flow = services.flows.get(name)
     if flow is None:
         return _missing(request, principal, f"flow {name}", "flows")
@@ -277,11 +264,9 @@ async def flow_page(request: Request, services: ServicesDep, name: str) -> Respo
 async def webhooks_page(
     request: Request,
     services: ServicesDep,
+    principal: PagePrincipal,
     sub: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
     store = webhook_store(services)
     with storage_errors():
         subs, _ = await store.page(cursor=None, limit=100)

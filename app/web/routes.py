@@ -39,12 +39,12 @@ from app.web import pages
 from app.web.common import (
     HERE,
     PAGE,
+    PagePrincipal,
     base,
     parse_time,
     render,
     safe_next,
     session_of,
-    to_login,
 )
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ async def logout(
 async def dashboard(
     request: Request,
     services: ServicesDep,
+    principal: PagePrincipal,
     direction: Annotated[str | None, Query(max_length=16)] = None,
     flow: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[str | None, Query(max_length=128)] = None,
@@ -158,9 +159,6 @@ async def dashboard(
     until: Annotated[str | None, Query(max_length=40)] = None,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
     form = {
         "direction": direction or "",
         "flow": flow or "",
@@ -218,13 +216,12 @@ async def dashboard(
     response_class=HTMLResponse,
     responses={**PAGE, 404: {"content": {"text/html": {}}, "description": "No such call"}},
 )
-async def call_page(request: Request, services: ServicesDep, call_sid: str) -> Response:
+async def call_page(
+    request: Request, services: ServicesDep, principal: PagePrincipal, call_sid: str
+) -> Response:
     """The transcript (each agent turn with its latency; clickable to its moment in the
     recording when the call has one), the analysis, tool calls, routing, usage and
     cost; its state line and transcript follow a live call."""
-    principal = await session_of(request, services)
-    if principal is None:
-        return to_login(request)
     detail = None
     if re.match(CALL_SID_PATTERN, call_sid):
         with storage_errors():
