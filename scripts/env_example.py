@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,7 @@ def _render(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+@lru_cache(maxsize=1)
 def _settings() -> tuple[Any, dict[str, Any]]:
     sys.path.insert(0, str(ROOT))
     from app.settings import GROUPS, Settings

@@ -18,7 +18,6 @@ from app.errors import StoreError
 from app.events.call_ended import ended_call_sid, until_ended
 from app.events.consumer import StreamConsumer
 from app.store.event_keys import GROUP_ANALYSIS, EventKeys
-from app.store.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,6 @@ class AnalysisWorker:
         try:
             await until_ended(
                 self.service.store,
-                Keys(self.service.settings.redis_prefix),
                 call_sid,
                 max_wait_s=self.max_wait_s,
                 poll_s=self.wait_s,

@@ -41,7 +41,13 @@ from app.call import actions as act
 from app.call import handoff, keypad
 from app.call.deps import CallDeps
 from app.call.limits import session_limits
-from app.call.links import AsgiCarrierLink, CarrierLink, RealtimeConnection, open_realtime
+from app.call.links import (
+    REALTIME_CONNECT_ERRORS,
+    AsgiCarrierLink,
+    CarrierLink,
+    RealtimeConnection,
+    open_realtime,
+)
 from app.call.listener import SpokenInput
 from app.call.recording import CallRecording, carrier_records
 from app.call.session import CallSession, LegState
@@ -57,7 +63,6 @@ from app.errors import (
     LinkStalled,
     RealtimeClosed,
     RealtimeCodecError,
-    RealtimeConnectFailed,
     RealtimeUnavailable,
     StoreError,
     StreamRejected,
@@ -68,6 +73,7 @@ from app.phone import mask
 from app.realtime import codec as rtc
 from app.realtime import events as ev
 from app.realtime.dialect import Endpoint, endpoint
+from app.store.backends import now_ms
 from app.store.objects import recording_key
 from app.store.tokens import StreamContext
 from app.store.writer import StoreWriter
@@ -217,7 +223,7 @@ class CallBridge:
                 await self._save_recording(self.recording)
             writer, rec = self.writer, self.writer.recorder
             assert rec is not None
-            ended = int(time.time() * 1000)
+            ended = now_ms()
             if not self._handed_off:  # else the <Dial action> callback ends the record
                 writer.submit(rec.update_call(status="ended", ended_at_ms=ended))
                 # After the "ended" write: the analysis and search index see a finished call.
@@ -484,7 +490,7 @@ class CallBridge:
             return
         try:
             rt = await open_realtime(self.endpoint, self.settings)
-        except (OSError, TimeoutError, RealtimeConnectFailed) as exc:
+        except REALTIME_CONNECT_ERRORS as exc:
             metrics.REALTIME_CONNECT_FAILURES.inc()
             why = f"connect to {self.endpoint.redacted_url()} failed: {exc or type(exc).__name__}"
             await self._dispatch(session.on_realtime_connect_failed(why))
@@ -747,7 +753,7 @@ class CallBridge:
             )
         if isinstance(op, act.StoreRouting):
             return rec.append_routing(
-                flow=op.flow, reason=op.reason, target=op.target, at_ms=_wall_ms()
+                flow=op.flow, reason=op.reason, target=op.target, at_ms=now_ms()
             )
         if isinstance(op, act.StoreToolCall):
             return rec.append_tool_call(
@@ -757,7 +763,7 @@ class CallBridge:
                 result=op.result,
                 error=op.error,
                 duration_ms=op.duration_ms,
-                at_ms=_wall_ms(),
+                at_ms=now_ms(),
             )
         if isinstance(op, act.StoreUsage):
             return rec.add_usage(op.usage)
@@ -790,7 +796,3 @@ def _first(group: BaseExceptionGroup[Any]) -> Any:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)

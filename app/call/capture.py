@@ -108,9 +108,7 @@ class KeypadCapturing:
             self._response_create(say_exactly(capture.spec.retry_prompt), "collect")
             self._out.append(act.StartTimer(KEYPAD_TIMER, capture.timeout_ms()))
             return
-        self._out.append(act.CancelTimer(KEYPAD_TIMER))
-        if capture.spec.spoken:
-            self._out.append(act.CloseListener())
+        self._stop_capture(capture)
         output = capture.output()
         self.capture = None
         if capture.state is CaptureState.collected:
@@ -134,10 +132,14 @@ class KeypadCapturing:
         capture, self.capture = self.capture, None
         if capture is not None:
             capture.cancel(reason)
-            self._out.append(act.CancelTimer(KEYPAD_TIMER))
-            if capture.spec.spoken:
-                self._out.append(act.CloseListener())
+            self._stop_capture(capture)
             self._event("keypad_capture", state="failed", reason=reason)
+
+    def _stop_capture(self, capture: KeypadCapture) -> None:
+        """The capture is over: its timer stops, its listen-only session closes."""
+        self._out.append(act.CancelTimer(KEYPAD_TIMER))
+        if capture.spec.spoken:
+            self._out.append(act.CloseListener())
 
     def _answer(
         self, call_id: str, arguments: str, output: dict[str, Any], error: str | None

@@ -9,7 +9,6 @@ hand-off (``app.store.handoffs``) and call the carrier.
 from __future__ import annotations
 
 import logging
-import time
 
 from app.call import actions as act
 from app.call.deps import CallDeps
@@ -17,15 +16,12 @@ from app.call.session import CallSession
 from app.carrier.warm import warm_dial
 from app.errors import CarrierRestError, StoreError, TransferRefused
 from app.phone import mask
+from app.store.backends import now_ms
 from app.store.handoffs import Handoff, Handoffs
 from app.store.tokens import StreamContext
 from tools.base import CallInfo
 
 log = logging.getLogger(__name__)
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 async def start(
@@ -69,7 +65,7 @@ async def start(
             flow=info.flow,
             reason=f"warm transfer: dialing (rings {timeout_s} s)",
             target=action.to_number,
-            at_ms=_wall_ms(),
+            at_ms=now_ms(),
         )
         await store.update_call(context.call_sid, status="transferring")
     except StoreError as exc:
@@ -84,7 +80,7 @@ async def resume(deps: CallDeps, session: CallSession, context: StreamContext) -
     a first stream, or when the hand-off is gone: then the call goes on as a fresh
     conversation with the flow's greeting)."""
     if not context.handoff:
-        return _wall_ms()
+        return now_ms()
     handoffs = Handoffs.of(deps.store, deps.settings.transfer_handoff_ttl_s)
     try:
         state = await handoffs.get(session.call_sid)
@@ -92,11 +88,11 @@ async def resume(deps: CallDeps, session: CallSession, context: StreamContext) -
         log.warning("warm transfer hand-off unreadable: %s", exc)
         state = None
     if state is None:
-        return _wall_ms()
+        return now_ms()
     lines = session.flow.transfer.lines
     line = {"busy": lines.busy, "declined": lines.declined, "failed": lines.failed}.get(
         state.outcome, lines.no_answer
     )
-    started = state.handoff.started_wall_ms or _wall_ms()
-    session.resume(state.handoff.entries, line, _wall_ms() - started)
+    started = state.handoff.started_wall_ms or now_ms()
+    session.resume(state.handoff.entries, line, now_ms() - started)
     return started

@@ -123,8 +123,10 @@ class KeypadCapture:
         """What the caller said while the capture listens (a transcript): its digits
         (``spoken_digits``) are entered and end the attempt, as the finish key would; True
         when the attempt is over. Speech without a digit changes nothing."""
+        if self.done or not self.spec.spoken:
+            return False
         digits = spoken_digits(text)
-        if self.done or not self.spec.spoken or not digits:
+        if not digits:
             return False
         for digit in digits:
             if self.on_digit(digit):

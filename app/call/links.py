@@ -523,9 +523,15 @@ __all__ = [
 ]
 
 
+#: What opening a Realtime socket raises when it cannot (``open_realtime``).
+REALTIME_CONNECT_ERRORS = (OSError, TimeoutError, RealtimeConnectFailed)
+
+
 async def open_realtime(endpoint: Endpoint, settings: Settings) -> RealtimeConnection:
     """``connect_realtime`` to ``endpoint`` within ``realtime.connect_timeout_ms``, with
-    ``realtime.max_message_bytes`` and ``ws_close_timeout_ms``. Raises as it does."""
+    ``realtime.max_message_bytes`` and ``ws_close_timeout_ms``. Raises one of
+    ``REALTIME_CONNECT_ERRORS``: ``OSError`` (connect), ``TimeoutError`` or
+    ``RealtimeConnectFailed`` (the upgrade was refused)."""
     return await connect_realtime(
         endpoint.url,
         dict(endpoint.headers),

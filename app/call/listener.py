@@ -10,8 +10,9 @@ No ``response.create`` is ever sent to it, so it only transcribes; each
 ``on_heard`` (the session feeds it to the capture) and nowhere else: not the transcript,
 the logs or the agent's conversation. The socket is closed when the capture ends.
 
-A listener that cannot connect or loses its socket is logged (never with what was said)
-and counted; the capture goes on with the keypad and times out as usual.
+A listener that cannot connect (counted as a Realtime connect failure) or loses its socket
+is logged, never with what was said; the capture goes on with the keypad and times out as
+usual.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import logging
 from collections.abc import Callable
 
 from app import metrics
-from app.call.links import RealtimeConnection, open_realtime
-from app.errors import LinkStalled, RealtimeClosed, RealtimeCodecError, RealtimeConnectFailed
+from app.call.links import REALTIME_CONNECT_ERRORS, RealtimeConnection, open_realtime
+from app.errors import LinkStalled, RealtimeClosed, RealtimeCodecError
 from app.realtime import codec as rtc
 from app.realtime import events as ev
 from app.realtime.codec import ClientEvents
@@ -49,15 +50,13 @@ class SpokenInput:
         self.client = ClientEvents(endpoint.beta)
         self.rt: RealtimeConnection | None = None
         self.closed = False
-        #: Caller frames sent to the session (20 ms each).
-        self.frames = 0
 
     async def run(self) -> None:
         """Connect and configure; then the socket's parser calls ``_on_message``. Returns
         at once if ``close`` came first; never raises for a socket failure."""
         try:
             rt = await open_realtime(self.endpoint, self.settings)
-        except (OSError, TimeoutError, RealtimeConnectFailed) as exc:
+        except REALTIME_CONNECT_ERRORS as exc:
             metrics.REALTIME_CONNECT_FAILURES.inc()
             log.warning("spoken input unavailable: %s", type(exc).__name__)
             return
@@ -72,7 +71,6 @@ class SpokenInput:
         """One 20 ms frame of the caller's μ-law (base64, as the carrier sent it); dropped
         while the socket is not open yet."""
         if self.rt is not None:
-            self.frames += 1
             self._send(ClientEvents.input_audio_append(payload_b64))
 
     async def close(self) -> None:

@@ -12,7 +12,6 @@ from app.errors import StoreError
 from app.events.bus import Event
 from app.events.consumer import StreamConsumer
 from app.store.calls import CallStore
-from app.store.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +38,7 @@ async def ended_call_sid(
     return str(event.data.get("call_sid", ""))
 
 
-async def until_ended(
-    store: CallStore, keys: Keys, call_sid: str, *, max_wait_s: float, poll_s: float
-) -> None:
+async def until_ended(store: CallStore, call_sid: str, *, max_wait_s: float, poll_s: float) -> None:
     """Return once ``call_sid``'s record says ``ended`` or the call is live nowhere (its
     bridge's last writes are in), looking every ``poll_s``, at most ``max_wait_s`` (s).
     Raises ``StoreError`` (Redis unreachable)."""
@@ -52,7 +49,7 @@ async def until_ended(
         if record is None or record.get("status") == "ended":
             return
         try:
-            if not await store.redis.exists(keys.live_call(call_sid)):
+            if not await store.redis.exists(store.keys.live_call(call_sid)):
                 return
         except RedisError as exc:
             raise StoreError(f"live-call check failed: {exc}") from exc

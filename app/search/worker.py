@@ -13,7 +13,6 @@ from app.events.consumer import StreamConsumer
 from app.search.index import SearchIndex
 from app.settings import Settings
 from app.store.event_keys import GROUP_SEARCH
-from app.store.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,6 @@ class SearchWorker:
         self.wait_s = settings.analysis_wait_ms / 1000
         self.max_wait_s = settings.analysis_timeout_ms / 1000
         self.stop_grace_s = settings.events_stop_grace_ms / 1000
-        self.keys = Keys(settings.redis_prefix)
         self._runner: asyncio.Task[None] | None = None
         self.consumer = StreamConsumer(
             index.redis,
@@ -51,7 +49,7 @@ class SearchWorker:
         if call_sid is None:
             return
         await until_ended(
-            self.index.store, self.keys, call_sid, max_wait_s=self.max_wait_s, poll_s=self.wait_s
+            self.index.store, call_sid, max_wait_s=self.max_wait_s, poll_s=self.wait_s
         )
         words = await self.index.index_call(call_sid)
         log.info("call %s indexed for search: %d word(s)", call_sid, words)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import replace
 
 from fastapi import APIRouter, HTTPException, Response
@@ -28,6 +27,7 @@ from app.carrier.twiml import connect_stream, say_then
 from app.errors import StoreError
 from app.events import call_event
 from app.services import Services
+from app.store.backends import now_ms
 from app.store.handoffs import Handoffs, HandoffState
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ async def _step(services: Services, state: HandoffState, step: str) -> None:
         flow=h.context.flow,
         reason=f"warm transfer: {step}",
         target=h.target,
-        at_ms=int(time.time() * 1000),
+        at_ms=now_ms(),
     )
 
 
@@ -84,7 +84,7 @@ async def whisper(params: SignedForm, services: ServicesDep) -> Response:
             return _twiml(warm.hangup())
         if await handoffs.mark(parent, "answered"):
             await _step(services, state, "answered")
-            at = int(time.time() * 1000) - state.handoff.started_wall_ms
+            at = now_ms() - state.handoff.started_wall_ms
             await services.store.append_event(
                 parent,
                 kind="transfer_briefing",
@@ -176,7 +176,7 @@ async def _completed(services: Services, state: HandoffState, params: dict[str, 
     seconds = params.get("DialCallDuration", "0")
     seconds = seconds if seconds.isdigit() else "0"
     await _step(services, state, f"completed (talked {seconds} s)")
-    now = int(time.time() * 1000)
+    now = now_ms()
     await services.store.update_call(
         call_sid, status="ended", ended_at_ms=now, end_reason="transfer: connected (warm)"
     )
