@@ -94,5 +94,8 @@ async def resume(deps: CallDeps, session: CallSession, context: StreamContext) -
         state.outcome, lines.no_answer
     )
     started = state.handoff.started_wall_ms or now_ms()
-    session.resume(state.handoff.entries, line, now_ms() - started)
+    # The new stream's offsets go on from where the first one left off: never before it,
+    # even when the wall clock since its start says less (its last line ran past it).
+    base = max(now_ms() - started, state.handoff.offset_ms)
+    session.resume(state.handoff.entries, line, base)
     return started

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from app.carrier import warm
+from flows import WarmTransferLines
 from switchboard_engine import Scenario
 from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript, SimulatedCallResult
@@ -19,15 +21,18 @@ CALLER = "+15555550123"
 SUPPORT = "+15550100000"
 HUMAN = "+15550109999"  # the support flow's "human" target
 HOLD = "Please hold while I ring them."
-LINES = {  # the flow's transfer.lines (flows/__init__.py defaults)
-    "no-answer": "They didn't answer. I'm back with you; how else can I help?",
-    "busy": "That line is busy right now. I'm back with you; how else can I help?",
-    "decline": "They can't take the call right now. I'm back with you; how else can I help?",
+_DEFAULT_LINES = WarmTransferLines()  # the flow's transfer.lines (support keeps the defaults)
+LINES = {
+    "no-answer": _DEFAULT_LINES.no_answer,
+    "busy": _DEFAULT_LINES.busy,
+    "decline": _DEFAULT_LINES.declined,
 }
 #: Short rings and decline windows: the added test time stays small.
 FAST = {"transfer_ring_timeout_s": 1, "transfer_decline_wait_s": 1}
-#: The caller's side runs twice as fast as the wall clock (20 ms frames every 10 ms).
-SPEED_MS = 10
+#: The caller's side in real time (20 ms frames every 20 ms): a faster one plays the hold
+#: line before the server's playback timeline has, and the return stream's offsets, taken
+#: from the wall clock, could then start before that line's (seen under parallel workers).
+SPEED_MS = 20
 
 
 def _scenario() -> Scenario:
@@ -84,7 +89,7 @@ def _assert_briefed(result: SimulatedCallResult, first_user_turn: str) -> None:
     assert briefing.startswith("Transferred call from a caller from a number ending 0123.")
     assert "Reason: caller asked for a transfer." in briefing
     assert f'They said: "{first_user_turn}' in briefing
-    assert len(briefing) <= 420 and CALLER not in briefing
+    assert len(briefing) <= warm.MAX_BRIEFING_CHARS and CALLER not in briefing
     assert prompt == "Press 9 to decline, or stay on the line to be connected."
 
 
