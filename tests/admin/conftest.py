@@ -83,6 +83,23 @@ async def admin(make_admin: AdminFactory) -> AdminStack:
     return result
 
 
+async def order_call(admin: AdminStack) -> str:
+    """A whole offline call: the caller asks about order 1042, then says goodbye."""
+    script = CallScript(
+        from_number=CALLER,
+        to_number=SUPPORT,
+        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
+        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
+        # room for a loaded machine's slower turns.
+        frame_interval_ms=5,
+        first_wait_ms=12_000,
+        max_duration_s=120,
+    )
+    result = await admin.stack.sim.place_inbound_call(script)
+    assert result.errors == []
+    return result.call_sid
+
+
 def long_call(**kw: Any) -> CallScript:
     """A caller who asks about an order, then stays on the line (up to 30 s) in silence."""
     values: dict[str, Any] = {

@@ -20,29 +20,12 @@ from flows import FlowCatalog, FlowFileError, parse_flow
 from flows.analysis import AnalysisSettings
 from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript
-from tests.admin.conftest import AdminFactory, AdminStack
+from tests.admin.conftest import AdminFactory, AdminStack, order_call
 from tests.helpers import wait_until
 from tests.webhooks.receiver import Receiver, running
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
-
-
-async def order_call(admin: AdminStack) -> str:
-    """A whole offline call: the caller asks about order 1042, then says goodbye."""
-    script = CallScript(
-        from_number=CALLER,
-        to_number=SUPPORT,
-        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
-        # room for a loaded machine's slower turns.
-        frame_interval_ms=5,
-        first_wait_ms=12_000,
-        max_duration_s=120,
-    )
-    result = await admin.stack.sim.place_inbound_call(script)
-    assert result.errors == []
-    return result.call_sid
 
 
 async def analysis_of(admin: AdminStack, sid: str) -> dict[str, Any] | None:

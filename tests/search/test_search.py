@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from app.events import call_event
 from app.search.index import SearchIndex, terms
 from app.store.calls import CallStore
 from app.store.event_keys import EventKeys
 from app.store.keys import Keys
-from switchboard_sim.assets import recording_ulaw
-from switchboard_sim.calls import CallScript
-from tests.admin.conftest import AdminFactory, AdminStack
+from tests.admin.conftest import AdminFactory, AdminStack, order_call
 from tests.helpers import wait_until
 
 T0 = 1_800_000_000_000
@@ -33,19 +30,7 @@ def test_terms() -> None:
 
 async def test_a_call_is_found_by_what_was_said(make_admin: AdminFactory) -> None:
     admin: AdminStack = await make_admin(events_poll_ms=20)
-    script = CallScript(
-        from_number="+15555550123",
-        to_number="+15550100000",
-        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
-        # room for a loaded machine's slower turns.
-        frame_interval_ms=5,
-        first_wait_ms=12_000,
-        max_duration_s=120,
-    )
-    result = await admin.stack.sim.place_inbound_call(script)
-    sid = result.call_sid
-    await call_event(admin.stack.services, "call.ended", sid, reason="hangup", outcome="completed")
+    sid = await order_call(admin)  # the bridge emits call.ended: indexing follows
 
     async def search(**params: str) -> dict:  # type: ignore[type-arg]
         r = await admin.http.get("/admin/calls/search", headers=admin.read, params=params)

@@ -11,11 +11,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from app.events import call_event
 from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript
 from switchboard_sim.outbound import Callee
-from tests.admin.conftest import AdminFactory, AdminStack
+from tests.admin.conftest import AdminFactory, AdminStack, order_call
 from tests.e2e.test_campaign_api import SPEC
 from tests.e2e.test_recording import _flows as recording_flows
 from tests.helpers import wait_until
@@ -42,27 +41,15 @@ async def fits(page: Any, name: str) -> None:
 
 
 async def finished_call(admin: AdminStack) -> str:
-    script = CallScript(
-        from_number="+15555550123",
-        to_number="+15550100000",
-        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
-        # room for a loaded machine's slower turns.
-        frame_interval_ms=5,
-        first_wait_ms=12_000,
-        max_duration_s=120,
-    )
-    result = await admin.stack.sim.place_inbound_call(script)
-    # What the bridge submits when a call ends: analysis and the search index follow.
-    await call_event(admin.stack.services, "call.ended", result.call_sid, reason="hangup")
+    sid = await order_call(admin)  # the bridge emits call.ended: analysis and search follow
 
     async def ready() -> bool:
-        r = await admin.http.get(f"/admin/calls/{result.call_sid}/analysis", headers=admin.read)
+        r = await admin.http.get(f"/admin/calls/{sid}/analysis", headers=admin.read)
         s = await admin.http.get("/admin/calls/search", headers=admin.read, params={"q": "shipped"})
         return r.status_code == 200 and bool(s.json()["items"])
 
     await wait_until(ready, 30, what="the call analysed and indexed")
-    return result.call_sid
+    return sid
 
 
 async def test_every_page_at_desktop_and_phone_widths(
