@@ -8,6 +8,9 @@ import asyncio
 import contextlib
 from typing import ClassVar
 
+#: How often (s) ``BackgroundLoop.stop`` cancels again a loop that has not ended.
+RECANCEL_S = 0.5
+
 
 class BackgroundLoop:
     """Runs ``_run()`` as one named task between ``start()`` and ``stop()``.
@@ -27,12 +30,17 @@ class BackgroundLoop:
             self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def stop(self) -> None:
-        """Cancel the loop and wait until it has finished."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Cancel the loop and wait until it has finished. A cancellation the loop lost (a
+        library turned it into an error its ``except`` retried) is sent again every
+        ``RECANCEL_S`` until the task ends, so a shutdown never waits on it forever."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        while not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=RECANCEL_S)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def raise_if_cancelling() -> None:

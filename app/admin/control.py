@@ -43,7 +43,7 @@ from app import metrics
 from app.call.state import CallState
 from app.errors import StoreError, ToolRefused
 from app.logs import call_sid_var
-from app.loops import BackgroundLoop
+from app.loops import BackgroundLoop, raise_if_cancelling
 from app.phone import mask, normalize
 from app.store.keys import Keys
 from app.store.redis import is_cluster
@@ -151,6 +151,7 @@ async def send_command(
     except TimeoutError:
         return Reply(504, f"no answer from instance {instance} in time")
     except (RedisError, RedisClusterException) as exc:
+        raise_if_cancelling()  # a cancel redis-py turned into an error
         raise StoreError(f"control command failed: {exc}") from exc
     finally:
         with contextlib.suppress(Exception):
@@ -292,6 +293,7 @@ class ControlListener(BackgroundLoop):
                     if msg is not None and msg.get("type") in _MESSAGE:
                         await self._on_message(msg["data"])
             except (RedisError, RedisClusterException, OSError) as exc:
+                raise_if_cancelling()  # a cancel redis-py turned into an error
                 self.ready.clear()
                 log.warning("control listener: Redis failed (%s); resubscribing", exc)
                 await asyncio.sleep(1.0)

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from app import metrics
 from app.errors import StoreError
-from app.loops import BackgroundLoop
+from app.loops import BackgroundLoop, raise_if_cancelling
 from app.store.keys import CALL_SHARD_TAGS, Keys
 
 if TYPE_CHECKING:
@@ -176,6 +176,7 @@ class LiveRegistry(BackgroundLoop):
             try:
                 await self.beat()
             except (StoreError, RedisError, OSError) as exc:
+                raise_if_cancelling()  # a cancel redis-py turned into an error
                 log.warning("live registry heartbeat failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval_s):

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from app import metrics
 from app.admin.live import BEATS_TO_EXPIRE, live_sids
 from app.errors import StoreError
-from app.loops import BackgroundLoop
+from app.loops import BackgroundLoop, raise_if_cancelling
 from app.store.orphans import INSTANCE_LOST, claim_expired, close_if_open, stale_in_progress
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ class OrphanReaper(BackgroundLoop):
             try:
                 await self.reap()
             except (StoreError, RedisError, OSError) as exc:
+                raise_if_cancelling()  # a cancel redis-py turned into an error
                 self._healthy_since = None
                 log.warning("orphan reaper: Redis unavailable: %s", exc)
             except Exception:
