@@ -47,7 +47,7 @@ def heard_of(transcript: Transcript) -> Heard:
         (n.digits, min(probs[n.start : n.end], default=0.0))
         for n in find_numbers(tokens(transcript.text))
     )
-    return Heard(transcript.confidence, numbers, transcript.alternatives)
+    return Heard(transcript.confidence, numbers, transcript.alternatives, transcript.spelled)
 
 
 def decide_heard(
@@ -63,7 +63,7 @@ def decide_heard(
     heard = heard_of(transcript)
     first = u.preview(transcript.text, heard=heard)
     if first.action == "answer" and first.intent is None:
-        other = Heard(transcript.confidence, (), transcript.alternatives)
+        other = Heard(transcript.confidence, (), transcript.alternatives, transcript.spelled)
         for alt in transcript.alternatives:
             if alt and u.preview(alt, heard=other).action in ("call", "ask"):
                 log.info("decided on beam hypothesis %r instead of %r", alt, transcript.text)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from app.audio import ulaw_to_pcm16
-from switchboard_engine.numbers import token_spans
+from switchboard_engine.numbers import find_numbers, token_spans, tokens
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,10 @@ class AsrConfig:
     ``max_pending``: turns allowed to wait, process-wide. ``encoder_window_s``: the
     encoder's input window (s); 0 fits it to the turn (its audio plus
     :data:`FIT_MARGIN_FRAMES`, a few seconds instead of Whisper's 30: the encoder, most of
-    the cost, runs ~10x faster), 30 is Whisper's full window.
+    the cost, runs ~10x faster), 30 is Whisper's full window. ``spell_numbers``: a turn
+    whose transcript holds a number is decoded a second time with every numeral token
+    suppressed (:attr:`Transcript.spelled`: "seven four zero two" where the first pass
+    wrote "74002"; one more decoder pass on the same encoder output, ~60-120 ms).
     """
 
     model_dir: Path | None = None
@@ -109,6 +112,7 @@ class AsrConfig:
     language: str = "en"
     max_pending: int = 32
     encoder_window_s: float = 0.0
+    spell_numbers: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,9 @@ class Transcript:
     pieces: tuple[tuple[str, float], ...] = ()
     #: The other beam hypotheses' texts, best first.
     alternatives: tuple[str, ...] = ()
+    #: The same audio decoded with numerals suppressed, so numbers come out as the words
+    #: said ("five oh one nine"); "" when the transcript held no number (or the pass is off).
+    spelled: str = ""
 
     def token_confidence(self) -> tuple[float, ...]:
         """The probability of each token of ``text`` as :func:`switchboard_engine.numbers.tokens`
@@ -267,6 +274,7 @@ def ulaw_to_whisper(ulaw: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
 
 
 _WORD_RE = re.compile(r"[\w']+")
+_NUMERAL = re.compile(r"[0-9]")
 
 
 def looped(text: str) -> bool:
@@ -320,6 +328,11 @@ class WhisperTranscriber:
             language=self.config.language,
         )
         self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
+        # Every token that writes a numeral ("7", " 40", "2,"): suppressed in the spelled pass.
+        numerals = (
+            i for i in range(self._tokenizer.eot) if _NUMERAL.search(self._tokenizer.decode([i]))
+        )
+        self._spell_suppress = sorted({*self._suppress, *numerals})
         self.load_ms = (time.perf_counter() - t0) * 1000
         self._executor = concurrent.futures.ThreadPoolExecutor(
             self.config.workers, thread_name_prefix="asr"
@@ -348,24 +361,46 @@ class WhisperTranscriber:
             frames = min(N_FRAMES, steps * FIT_STEP_FRAMES)
         else:
             frames = max(content, min(N_FRAMES, int(window * 100)))
-        decoded = self._decode(features, frames, prompt)
+        encoded: dict[int, Any] = {}  # encoder output by window, shared by the passes
+        decoded = self._decode(features, frames, prompt, self._suppress, encoded)
         if decoded is not None and frames < N_FRAMES and looped(decoded[0]):
             # A short window sometimes loops ("4483, 483, 483, 483"): Whisper's full window.
-            decoded = self._decode(features, N_FRAMES, prompt)
+            frames = N_FRAMES
+            decoded = self._decode(features, frames, prompt, self._suppress, encoded)
+        spelled = ""
+        if decoded is not None and self.config.spell_numbers and find_numbers(tokens(decoded[0])):
+            spell = self._spell_suppress
+            again = self._decode(features, frames, prompt, spell, encoded, align=False)
+            if again is not None and frames < N_FRAMES and looped(again[0]):
+                again = self._decode(features, N_FRAMES, prompt, spell, encoded, align=False)
+            spelled = again[0] if again is not None and not looped(again[0]) else ""
         elapsed = (time.perf_counter() - t0) * 1000
         if decoded is None:
             return Transcript("", len(ulaw) / 8, elapsed)
         text, avg_logprob, pieces, others = decoded
-        return Transcript(text, len(ulaw) / 8, elapsed, math.exp(avg_logprob), pieces, others)
+        return Transcript(
+            text, len(ulaw) / 8, elapsed, math.exp(avg_logprob), pieces, others, spelled
+        )
 
     def _decode(
-        self, features: Any, frames: int, prompt: str | None
+        self,
+        features: Any,
+        frames: int,
+        prompt: str | None,
+        suppress: list[int],
+        encoded: dict[int, Any],
+        *,
+        align: bool = True,
     ) -> tuple[str, float, tuple[tuple[str, float], ...], tuple[str, ...]] | None:
         """(text, avg_logprob, pieces, alternatives) of ``features`` encoded in ``frames``
-        mel frames, or None when nothing (or only what Whisper takes for non-speech) was
-        heard."""
+        mel frames with the token ids ``suppress`` never emitted, or None when nothing (or
+        only what Whisper takes for non-speech) was heard. Without ``align`` the pieces
+        carry no probabilities (one piece, probability 1.0). ``encoded``: encoder outputs
+        by window size, filled and reused across the passes over one turn."""
         m = self._model
-        encoder_output = m.encode(_pad_or_trim(features, frames))
+        encoder_output = encoded.get(frames)
+        if encoder_output is None:
+            encoder_output = encoded[frames] = m.encode(_pad_or_trim(features, frames))
         previous = self._tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
         prompt_tokens = m.get_prompt(self._tokenizer, previous, without_timestamps=True)
         result = m.model.generate(
@@ -377,17 +412,21 @@ class WhisperTranscriber:
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=self._suppress,
+            suppress_tokens=suppress,
         )[0]
         ids = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
         # faster-whisper's avg_logprob: the length-normalised score over len + 1 (the end).
         avg_logprob = float(result.scores[0]) * len(ids) / (len(ids) + 1)
         if not ids or (result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOGPROB_FLOOR):
             return None
-        aligned = m.model.align(
-            encoder_output, self._tokenizer.sot_sequence, [ids], frames, median_filter_width=7
-        )[0]
-        pieces = _strip_pieces(_pieces(self._tokenizer, ids, list(aligned.text_token_probs)))
+        if align:
+            aligned = m.model.align(
+                encoder_output, self._tokenizer.sot_sequence, [ids], frames, median_filter_width=7
+            )[0]
+            probs = list(aligned.text_token_probs)
+            pieces = _strip_pieces(_pieces(self._tokenizer, ids, probs))
+        else:
+            pieces = _strip_pieces([(self._tokenizer.decode(ids), 1.0)])
         text = "".join(p for p, _ in pieces)
         eot = self._tokenizer.eot
         others = tuple(

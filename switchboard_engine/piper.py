@@ -76,7 +76,8 @@ class PiperBackend:
             )
             log.info("piper voice %s loaded", model.name)
 
-    def _render_sync(self, text: str) -> bytes:
+    def render_sync(self, text: str) -> bytes:
+        """``text`` as 8 kHz μ-law, blocking (loads the voice on first use)."""
         self.load()
         chunks = list(self._voice.synthesize(text, self._config))
         if not chunks:
@@ -87,4 +88,4 @@ class PiperBackend:
 
     async def render(self, text: str, voice: str) -> bytes:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._render_sync, text)
+        return await loop.run_in_executor(self._executor, self.render_sync, text)

@@ -54,6 +54,10 @@ NUMBER_SURE = 0.6
 #: ... and the whole transcript with at least this confidence (wrong numbers on the tuning
 #: set came with transcript confidence up to 0.80).
 TRANSCRIPT_SURE = 0.82
+#: Read-backs of one doubtful value before asking for it again: the value heard, then
+#: the first different value another reading of the audio holds (the spelled pass, the
+#: other beam hypotheses).
+MAX_READ_BACKS = 2
 #: Chat intents that never take over a pending question ("okay", "thanks").
 _SOFT = frozenset({"chat:ack", "chat:thanks", "chat:repeat", "chat:hold"})
 
@@ -97,12 +101,18 @@ class Decision:
 class Heard:
     """How a transcript was heard: ``confidence`` (0..1, Whisper's mean token
     probability), ``numbers`` (each number in it as digits, with the lowest probability
-    of the tokens it was written with) and ``alternatives`` (the texts of the other beam
-    hypotheses)."""
+    of the tokens it was written with), ``alternatives`` (the texts of the other beam
+    hypotheses) and ``spelled`` (the audio decoded again with numerals suppressed, so
+    numbers come out as the words said; "" if not decoded so)."""
 
     confidence: float
     numbers: tuple[tuple[str, float], ...] = ()
     alternatives: tuple[str, ...] = ()
+    spelled: str = ""
+
+    def readings(self) -> tuple[str, ...]:
+        """The other readings of the utterance, the spelled one first."""
+        return (self.spelled, *self.alternatives) if self.spelled else self.alternatives
 
     def number_confidence(self, digits: str) -> float:
         """The probability ``digits`` was heard with (0.0 if it was not heard)."""
@@ -122,6 +132,9 @@ class Pending:
     confirming: str | None = None
     #: Arguments the caller confirmed (never read back again).
     confirmed: frozenset[str] = frozenset()
+    #: Other values the audio was heard as for ``confirming``: read back in turn if the
+    #: caller says no (at most :data:`MAX_READ_BACKS` read-backs of one value in all).
+    fallbacks: tuple[Any, ...] = ()
 
 
 class Understanding:
@@ -331,9 +344,26 @@ class Understanding:
         missing = [r for r in tool.required if r not in args]
         confirmed = self.pending.confirmed if self.pending else frozenset()
         doubt = None if missing else self._doubtful(tool, args, confirmed)
+        fallbacks: tuple[Any, ...] = ()
+        if doubt is not None:
+            fallbacks = self._fallbacks(tool, doubt, args[doubt])
+        elif missing and len(missing) == 1:
+            # Heard through speech, the one value missing may be in another reading of
+            # the audio ("94.60" written, "nine four sixty" spelled): read that back.
+            found = self._fallbacks(tool, missing[0], None)
+            if found:
+                doubt, fallbacks, missing = missing[0], found[1:], []
+                args = {**args, doubt: found[0]}
+                why = f"{why}; {doubt!r} found in another reading of the audio"
         if doubt is not None:
             self.pending = Pending(
-                tool.name, dict(args), None, confirm=True, confirming=doubt, confirmed=confirmed
+                tool.name,
+                dict(args),
+                None,
+                confirm=True,
+                confirming=doubt,
+                confirmed=confirmed,
+                fallbacks=fallbacks,
             )
             heard = _read_back(tool, doubt, args[doubt])
             return Decision(
@@ -435,6 +465,22 @@ class Understanding:
                 return name
         return None
 
+    def _fallbacks(self, tool: ToolSpec, name: str, value: Any) -> tuple[Any, ...]:
+        """Other number values for ``name`` that other readings of this utterance hold
+        (valid for the schema, different from ``value``; None: the value was not heard),
+        best first: what to read back if the caller rejects ``value``. At most
+        :data:`MAX_READ_BACKS` values in all."""
+        h = self._heard
+        if h is None or (value is not None and not str(value).isdigit()):
+            return ()
+        out: list[Any] = []
+        for reading in h.readings():
+            got = fill_arguments(tool, analyse(reading), self.context, only=name, answer=True)
+            other = got.get(name)
+            if other is not None and str(other).isdigit() and other != value and other not in out:
+                out.append(other)
+        return tuple(out[: MAX_READ_BACKS - (value is not None)])
+
     def _sure(self, a: Analysis, spans: Sequence[NumberSpan]) -> bool:
         """True if the numbers ``spans`` of the transcript ``a`` were heard surely enough
         to act on (see :data:`NUMBER_SURE`)."""
@@ -445,6 +491,9 @@ class Understanding:
         if any(h.number_confidence(n.digits) < NUMBER_SURE for n in spans):
             return False
         others = [{n.digits for n in analyse(alt).numbers} for alt in h.alternatives]
+        spelled = {n.digits for n in analyse(h.spelled).numbers}
+        if spelled:  # a spelled pass that wrote no number at all lost it: not a say
+            others.append(spelled)
         return all(n.digits in o for n in spans for o in others)
 
     def _follow_up(self, a: Analysis, scores: tuple[IntentScore, ...]) -> Decision | None:
@@ -510,6 +559,30 @@ class Understanding:
                     args[name] = got[name]
                     self.pending = Pending(tool.name, args, None, confirmed=p.confirmed)
                     return self._next_step(tool, args, scores, f"caller corrected {name!r}")
+                if p.fallbacks:
+                    # The audio was also heard as another value: read that one back.
+                    args[name] = p.fallbacks[0]
+                    self.pending = Pending(
+                        tool.name,
+                        args,
+                        None,
+                        confirm=True,
+                        confirming=name,
+                        confirmed=p.confirmed,
+                        fallbacks=p.fallbacks[1:],
+                    )
+                    return Decision(
+                        "ask",
+                        f"Sorry. Was it {_read_back(tool, name, args[name])}?",
+                        tool.name,
+                        dict(args),
+                        None,
+                        tool.name,
+                        f"caller rejected the read-back of {name!r}: reading back "
+                        f"{args[name]!r}, another reading of the audio",
+                        scores,
+                        confirming=name,
+                    )
                 self.pending = Pending(tool.name, args, name, confirmed=p.confirmed)
                 return Decision(
                     "ask",
@@ -571,6 +644,11 @@ class Understanding:
         if clear_other:
             self.pending = None
             return None
+        if self._fallbacks(tool, p.missing, None):
+            # Not in the transcript, but in another reading of the audio: read it back.
+            return self._next_step(
+                tool, dict(p.arguments), scores, f"answer for {p.missing!r} of {tool.name}"
+            )
         p.asks += 1
         if p.asks > MAX_ASKS:
             self.pending = None

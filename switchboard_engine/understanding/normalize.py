@@ -70,6 +70,7 @@ PHRASES: tuple[tuple[str, str], ...] = tuple(
             "shipping address": "account", "delivery address": "account",
             "home address": "account", "up to date": "account", "contact details": "account",
             "in your system": "account", "registered to": "account",
+            "where do you send": "account",
             # Asking for a person.
             "customer service": "human", "customer support": "human",
             "customer care": "human", "live agent": "human", "in support": "human",
@@ -208,6 +209,8 @@ class Analysis:
 def analyse(text: str) -> Analysis:
     """Tokens, numbers and concept tokens of ``text`` (see module doc)."""
     words = _apply_phrases(number_tokens(expand(text)))
+    if len(words) > 1 and words[-1] == "by":
+        words[-1] = "bye"  # Whisper writes "Okay, by." for "Okay, bye."
     numbers = find_numbers(words)
     in_number = {i for n in numbers for i in range(n.start, n.end)}
     plain = [("#n" if i in in_number else w) for i, w in enumerate(words)]

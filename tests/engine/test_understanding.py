@@ -428,8 +428,11 @@ def test_a_spoken_number_not_heard_surely_is_read_back(heard: Heard, why: str) -
     d = u.decide("What's the status of order 1042?", heard=heard)
     assert (d.action, d.confirming) == ("ask", "order_id"), why
     assert d.say == "I heard order 1 0 4 2. Is that right?"
-    d = u.decide("No.")  # a wrong read-back is never used: the question is asked again
-    assert (d.action, d.missing, d.arguments) == ("ask", "order_id", {})
+    d = u.decide("No.")  # a wrong read-back is never used
+    if heard.alternatives:  # the beam heard 1043: that is read back next
+        assert (d.confirming, d.arguments) == ("order_id", {"order_id": "1043"})
+        d = u.decide("No.")
+    assert (d.action, d.missing, d.arguments) == ("ask", "order_id", {})  # asked again
 
 
 def test_a_spoken_number_heard_surely_is_looked_up_at_once() -> None:
@@ -457,3 +460,73 @@ def test_recognition_prompt_puts_the_session_prompt_first_then_the_flow_vocabula
     assert "What's the status of order 1042?" in prompt and "human, sales" in prompt
     assert len(prompt) <= MAX_PROMPT_CHARS
     assert recognition_prompt(None) is None
+
+
+def test_a_rejected_read_back_reads_back_the_spelled_hearing_next() -> None:
+    # Whisper wrote "74002" for "seven four oh two"; the spelled pass heard the words.
+    heard = Heard(0.9, (("74002", 0.5),), spelled="The order is seven four zero two.")
+    u = support()
+    d = u.decide("The order is 74002.", heard=heard)
+    assert (d.action, d.confirming, d.say) == (
+        "ask",
+        "order_id",
+        "I heard order 7 4 0 0 2. Is that right?",
+    )
+    d = u.decide("No.")
+    assert (d.action, d.confirming, d.arguments) == ("ask", "order_id", {"order_id": "7402"})
+    assert d.say == "Sorry. Was it order 7 4 0 2?"
+    d = u.decide("Yes.")
+    assert (d.action, d.arguments) == ("call", {"order_id": "7402"})
+
+
+def test_after_two_rejected_hearings_the_number_is_asked_for_again() -> None:
+    heard = Heard(
+        0.9,
+        (("74002", 0.5),),
+        ("The order is 7402.", "The order is 7002."),
+        spelled="The order is seven four zero two.",
+    )
+    u = support()
+    u.decide("The order is 74002.", heard=heard)
+    assert u.decide("No.").arguments == {"order_id": "7402"}
+    d = u.decide("No, it isn't.")  # at most MAX_READ_BACKS hearings: then ask again
+    assert (d.action, d.missing, d.arguments) == ("ask", "order_id", {})
+
+
+def test_a_spelled_hearing_that_disagrees_keeps_a_number_from_being_sure() -> None:
+    heard = Heard(0.95, (("1042", 0.99),), spelled="What's the status of order ten forty three?")
+    d = support().decide("What's the status of order 1042?", heard=heard)
+    assert (d.action, d.confirming) == ("ask", "order_id")
+    heard = Heard(0.95, (("1042", 0.99),), spelled="What's the status of order ten forty two?")
+    d = support().decide("What's the status of order 1042?", heard=heard)
+    assert (d.action, d.arguments) == ("call", {"order_id": "1042"})
+
+
+def test_a_correction_in_the_no_wins_over_the_other_hearing() -> None:
+    heard = Heard(0.9, (("74002", 0.5),), spelled="The order is seven four zero two.")
+    u = support()
+    u.decide("The order is 74002.", heard=heard)
+    d = u.decide("No, it's 5019.")
+    assert (d.action, d.arguments) == ("call", {"order_id": "5019"})
+
+
+def test_a_number_missing_from_the_transcript_is_read_back_from_the_spelled_hearing() -> None:
+    heard = Heard(0.9, (), spelled="Has order nine four sixty arrived?")
+    u = support()
+    d = u.decide("Has ordered 94.60 arrived?", heard=heard)
+    assert (d.action, d.confirming, d.arguments) == ("ask", "order_id", {"order_id": "9460"})
+    assert u.decide("yes").arguments == {"order_id": "9460"}
+    # The same as the answer to the question.
+    u = support()
+    assert u.decide("Where is my order?").missing == "order_id"
+    d = u.decide("It's 29.0.", heard=Heard(0.9, (), spelled="It's two nine oh four."))
+    assert (d.action, d.confirming, d.arguments) == ("ask", "order_id", {"order_id": "2904"})
+    # Typed text has no other reading: the question is asked again.
+    u = support()
+    u.decide("Where is my order?")
+    assert u.decide("It's 29.0.").missing == "order_id"
+
+
+def test_a_trailing_by_is_a_goodbye() -> None:
+    d = support().decide("forget it by")
+    assert (d.action, d.tool) == ("call", "end_call")
