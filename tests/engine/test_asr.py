@@ -12,6 +12,7 @@ from switchboard_engine.asr import (
     PACKAGED_MODEL_SHA256,
     AsrConfig,
     ModelChecksumError,
+    WhisperTranscriber,
     looped,
     packaged_model_dir,
     resolve_model,
@@ -120,7 +121,21 @@ async def test_the_same_audio_gives_the_same_transcript(agent_resources: AgentRe
     assert asr is not None
     audio = recording_ulaw("order_status")
     results = [await asr.transcribe(audio) for _ in range(3)]
-    assert len({(r.text, r.confidence, r.pieces, r.alternatives) for r in results}) == 1
+    assert len({(r.text, r.confidence, r.pieces, r.alternatives, r.spelled) for r in results}) == 1
+
+
+@pytest.mark.parametrize(("name", "spelled"), [("order_status", True), ("goodbye", False)])
+async def test_a_turn_holding_a_number_is_decoded_again_without_numerals(
+    agent_resources: AgentResources, name: str, spelled: bool
+) -> None:
+    """The spelled pass runs only when the transcript holds a number, and writes none."""
+    asr = agent_resources.transcriber
+    assert asr is not None
+    result = await asr.transcribe(recording_ulaw(name))
+    assert bool(result.spelled) is spelled, result
+    assert not any(c.isdigit() for c in result.spelled), result.spelled
+    off = WhisperTranscriber(AsrConfig(spell_numbers=False))
+    assert off.transcribe_sync(recording_ulaw(name)).spelled == ""
 
 
 async def test_silence_transcribes_to_nothing(agent_resources: AgentResources) -> None:
