@@ -81,12 +81,12 @@ CHAT: tuple[ChatIntent, ...] = (
     ChatIntent(
         "offtopic",
         (
-            "do you ship abroad",
+            "do you go abroad",
             "how is the weather",
             "what are your hours",
             "can I get a refund",
             "can I pay with paypal",
-            "how much does shipping cost",
+            "what is the price",
             "do you have a store",
             "tell me a joke",
             "are you hiring",

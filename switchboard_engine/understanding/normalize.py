@@ -71,6 +71,11 @@ PHRASES: tuple[tuple[str, str], ...] = tuple(
             "home address": "account", "up to date": "account", "contact details": "account",
             "in your system": "account", "registered to": "account",
             "where do you send": "account",
+            # Checking on an order is a status question; never got it is a late one.
+            "checking on": "status", "check on": "status", "happening with": "status",
+            "never got": "late", "did not get": "late", "have not got": "late",
+            "not received": "late", "never received": "late", "how much": "price",
+            "need a new": "buy a", "want a new": "buy a",
             # Asking for a person.
             "customer service": "human", "customer support": "human",
             "customer care": "human", "live agent": "human", "in support": "human",
@@ -107,7 +112,7 @@ LEXICON = {
     "okay": "ok", "alright": "ok",
     "sale": "sales",
     "address": "account", "email": "account", "registered": "account",
-    "manager": "human", "supervisor": "human", "support": "human",
+    "manager": "human", "supervisor": "human", "support": "human", "boss": "human",
     "late": "late", "overdue": "late", "missing": "late", "came": "late",
     "done": "finish",
     "weather": "weather", "rain": "weather", "sunny": "weather",
@@ -217,8 +222,15 @@ def analyse(text: str) -> Analysis:
     concepts: list[str] = []
     seen_num = False
     for i, w in enumerate(plain):
-        if w in ("order", "orders") and i > 0 and plain[i - 1] in _VERB_BEFORE:
+        if (
+            w in ("order", "orders")
+            and i > 0
+            and plain[i - 1] in _VERB_BEFORE
+            and (i + 1 >= len(plain) or plain[i + 1] != "#n")  # "will order 1630 come"
+        ):
             w = "buy"  # "to order", "I'll order": the verb, not an order that exists
+        if w == "get" and i + 1 < len(plain) and plain[i + 1] == "#n":
+            w = "buy"  # "can I get four filters"
         if w == "#n":
             if not seen_num:
                 concepts.append(NUM)
