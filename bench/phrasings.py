@@ -215,9 +215,11 @@ def _render(argv: list[str], text: str) -> bytes:
 def run_speech(
     path: Path, voices: tuple[tuple[str, str, list[str]], ...] = VOICES, *, bias: bool = False
 ) -> dict[str, Any]:
-    """Each voice: the set's texts synthesised, transcribed by the engine (with the flow's
-    recognition prompt unless ``bias`` is off), decided."""
-    from switchboard_engine.agent import decide_heard
+    """Each voice: the set's texts synthesised, transcribed by the engine as a session's
+    turns are (no initial prompt; a turn not understood is heard again with the flow's
+    vocabulary as the prompt, :attr:`AgentResources.vocabulary_retry`), decided.
+    ``bias``: the flow's vocabulary as the initial prompt of every turn instead."""
+    from switchboard_engine.agent import decide_heard, understood
     from switchboard_engine.asr import shared_transcriber
     from switchboard_engine.hints import FlowHints, recognition_prompt
 
@@ -225,6 +227,7 @@ def run_speech(
     make = _understanding(data["flow"])
     flow = next(f for f in FlowHints.load().flows if f.name == data["flow"])
     prompt = recognition_prompt(flow) if bias else None
+    vocabulary = None if bias else recognition_prompt(flow)
     asr = shared_transcriber()
     out: dict[str, Any] = {}
     for name, kind, argv in voices:
@@ -245,6 +248,13 @@ def run_speech(
             u = make()
             for turn in case.get("before", []):
                 u.decide(turn)
+            if vocabulary and not understood(u, result):
+                # As the engine does (AgentResources.vocabulary_retry): heard again with
+                # the flow's vocabulary as the initial prompt.
+                again = asr.transcribe_sync(ulaw, prompt=vocabulary)
+                asr_ms[-1] += again.elapsed_ms
+                if again.text and understood(u, again):
+                    result = again
             d = decide_heard(u, result)
             judge(case, d, score, result.text, u)
         asr_ms.sort()

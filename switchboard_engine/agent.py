@@ -19,8 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flows import FLOWS_DIR
-from switchboard_engine.asr import AsrConfig, Transcript, WhisperTranscriber, shared_transcriber
-from switchboard_engine.hints import FlowHints, FlowMatch, tool_specs
+from switchboard_engine.asr import (
+    AsrBusyError,
+    AsrConfig,
+    Transcript,
+    WhisperTranscriber,
+    shared_transcriber,
+)
+from switchboard_engine.hints import FlowHints, FlowMatch, recognition_prompt, tool_specs
 from switchboard_engine.numbers import find_numbers, tokens
 from switchboard_engine.responder import SAY_EXACTLY, FunctionCallReply, Reply, ReplyRequest
 from switchboard_engine.understanding import (
@@ -48,6 +54,19 @@ def heard_of(transcript: Transcript) -> Heard:
         for n in find_numbers(tokens(transcript.text))
     )
     return Heard(transcript.confidence, numbers, transcript.alternatives, transcript.spelled)
+
+
+def understood(u: Understanding, transcript: Transcript) -> bool:
+    """True if ``u`` would act on ``transcript`` (call, ask, or answer a known intent) or
+    on one of its other beam hypotheses, rather than say it did not understand."""
+    first = u.preview(transcript.text, heard=heard_of(transcript))
+    if first.action != "answer" or first.intent is not None:
+        return True
+    other = Heard(transcript.confidence, (), transcript.alternatives, transcript.spelled)
+    return any(
+        alt and u.preview(alt, heard=other).action in ("call", "ask")
+        for alt in transcript.alternatives
+    )
 
 
 def decide_heard(
@@ -81,6 +100,11 @@ class AgentResources:
 
     asr: AsrConfig = field(default_factory=AsrConfig)
     flows_dir: Path | None = FLOWS_DIR
+    #: A turn not understood is transcribed again with the flow's vocabulary as Whisper's
+    #: initial prompt (``hints.recognition_prompt``) and decided on that if it is
+    #: understood (one more transcription, only on turns that would get "Sorry, I didn't
+    #: catch that").
+    vocabulary_retry: bool = True
     today: Callable[[], dt.date] = dt.date.today
     transcriber: WhisperTranscriber | None = None
     hints: FlowHints = field(default_factory=FlowHints)
@@ -104,8 +128,9 @@ class UnderstandingResponder:
         self._understanding: Understanding | None = None
         self._key: str | None = None
         self.flow: FlowMatch | None = None
-        #: Transcriptions by transcript text (the last CONFIDENCE_MEMORY).
-        self._heard: dict[str, Transcript] = {}
+        #: Transcriptions by transcript text (the last CONFIDENCE_MEMORY), with the audio
+        #: and the session prompt they were transcribed from.
+        self._heard: dict[str, tuple[Transcript, bytes, str | None]] = {}
 
     async def transcribe(self, audio: bytes, turn_index: int, prompt: str | None = None) -> str:
         """The caller's words in ``audio`` (8 kHz μ-law), via the shared Whisper model."""
@@ -117,7 +142,7 @@ class UnderstandingResponder:
         result = await transcriber.transcribe(audio, prompt)
         if result.text:
             # Remembered for the decision on this transcript (bounded: the last few turns).
-            self._heard[result.text] = result
+            self._heard[result.text] = (result, audio, prompt)
             while len(self._heard) > CONFIDENCE_MEMORY:
                 self._heard.pop(next(iter(self._heard)))
         log.info(
@@ -140,9 +165,9 @@ class UnderstandingResponder:
         engine can synthesise it while the turn is still being committed."""
         if self._understanding is None or not transcript:
             return None
-        heard = self._heard.get(transcript)
+        turn = self._heard.get(transcript)
         # An audio turn not remembered: its numbers are never trusted (confidence 0).
-        how = heard_of(heard) if heard is not None else Heard(0.0)
+        how = heard_of(turn[0]) if turn is not None else Heard(0.0)
         return self._understanding.preview(transcript, heard=how).say
 
     def understanding(self, request: ReplyRequest) -> Understanding:
@@ -167,8 +192,43 @@ class UnderstandingResponder:
             self._key, self.flow = key, match
         return self._understanding
 
+    async def _heard_better(
+        self,
+        u: Understanding,
+        request: ReplyRequest,
+        transcript: Transcript,
+        audio: bytes,
+        prompt: str | None,
+    ) -> Transcript:
+        """``transcript``, or, when ``u`` would not understand it, the same audio
+        transcribed again with the flow's vocabulary as the initial prompt if that one is
+        understood (:attr:`AgentResources.vocabulary_retry`)."""
+        transcriber = self.resources.transcriber
+        flow = self.flow.flow if self.flow is not None else None
+        if (
+            not self.resources.vocabulary_retry
+            or transcriber is None
+            or flow is None
+            or understood(u, transcript)
+        ):
+            return transcript
+        biased = recognition_prompt(flow, prompt, request.tool_names)
+        try:
+            again = await transcriber.transcribe(audio, biased)
+        except AsrBusyError:
+            return transcript
+        if again.text and again.text != transcript.text and understood(u, again):
+            log.info(
+                "decided on %r, heard again with the flow's vocabulary, instead of %r",
+                again.text,
+                transcript.text,
+            )
+            return again
+        return transcript
+
     async def respond(self, request: ReplyRequest) -> Reply:
-        """Decide the reply to ``request.input`` (pure CPU, microseconds to milliseconds)."""
+        """Decide the reply to ``request.input`` (CPU, microseconds to milliseconds; a
+        caller turn not understood waits for one more transcription, ~100-200 ms)."""
         forced = SAY_EXACTLY.search(request.instructions or "")
         u = self.understanding(request)
         if forced:
@@ -177,8 +237,9 @@ class UnderstandingResponder:
             return Reply(say=text, answers_input=False)
         inp = request.input
         if inp.kind in ("audio", "text"):
-            heard = self._heard.get(inp.text) if inp.kind == "audio" else None
-            if heard is not None:
+            turn = self._heard.get(inp.text) if inp.kind == "audio" else None
+            if turn is not None:
+                heard = await self._heard_better(u, request, *turn)
                 d = decide_heard(
                     u, heard, tool_choice=request.tool_choice, forced_tool=request.forced_tool
                 )

@@ -44,7 +44,8 @@ PHRASES: tuple[tuple[str, str], ...] = tuple(
             "what can you do": "capab", "what can you help": "capab",
             "how can you help": "capab", "what do you do": "capab",
             "what are my options": "capab", "what can i ask": "capab",
-            "say that again": "repeat", "come again": "repeat", "did not hear": "repeat",
+            "say that again": "repeat", "that again": "repeat", "come again": "repeat",
+            "did not hear": "repeat",
             "did not catch": "repeat", "what did you say": "repeat", "pardon me": "repeat",
             "hold on": "holdon", "hang on": "holdon", "one moment": "holdon",
             "just a second": "holdon", "just a moment": "holdon", "wait a minute": "holdon",
@@ -76,6 +77,7 @@ PHRASES: tuple[tuple[str, str], ...] = tuple(
             "never got": "late", "did not get": "late", "have not got": "late",
             "not received": "late", "never received": "late", "how much": "price",
             "need a new": "buy a", "want a new": "buy a",
+            "do you close": "hours", "you open": "hours",
             # Asking for a person.
             "customer service": "human", "customer support": "human",
             "customer care": "human", "live agent": "human", "in support": "human",

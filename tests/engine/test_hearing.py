@@ -33,3 +33,14 @@ def test_an_understood_top_hypothesis_is_kept() -> None:
     t = _transcript("Can I talk to a person?", [0.95] * 6, ("Can I order a person?",))
     d = decide_heard(support(), t)
     assert (d.action, d.tool) == ("call", "transfer_call")
+
+
+def test_understood_is_what_the_vocabulary_retry_keys_on() -> None:
+    from switchboard_engine.agent import understood
+
+    assert understood(support(), _transcript("Can I talk to a person?", [0.95] * 6))
+    assert understood(support(), _transcript("Thanks.", [0.95]))  # a known chat intent
+    assert not understood(support(), _transcript("Hmm, wobble.", [0.9, 0.9]))
+    # Not understood itself, but a beam hypothesis asks: no second transcription needed.
+    t = _transcript("Hmm, wobble.", [0.9, 0.9], ("Where is order 2904?",))
+    assert understood(support(), t)
