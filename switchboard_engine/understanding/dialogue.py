@@ -475,9 +475,10 @@ class Understanding:
             return ()
         out: list[Any] = []
         for reading in h.readings():
-            got = fill_arguments(tool, analyse(reading), self.context, only=name, answer=True)
-            other = got.get(name)
-            if other is not None and str(other).isdigit() and other != value and other not in out:
+            a = analyse(reading)
+            other = fill_arguments(tool, a, self.context, only=name, answer=True).get(name)
+            heard = other is not None and any(n.digits == str(other) for n in a.numbers)
+            if heard and other != value and other not in out:
                 out.append(other)
         return tuple(out[: MAX_READ_BACKS - (value is not None)])
 
