@@ -219,7 +219,7 @@ def run_speech(
     turns are (no initial prompt; a turn not understood is heard again with the flow's
     vocabulary as the prompt, :attr:`AgentResources.vocabulary_retry`), decided.
     ``bias``: the flow's vocabulary as the initial prompt of every turn instead."""
-    from switchboard_engine.agent import decide_heard, understood
+    from switchboard_engine.agent import decide_heard, understood, unsure
     from switchboard_engine.asr import shared_transcriber
     from switchboard_engine.hints import FlowHints, recognition_prompt
 
@@ -248,13 +248,13 @@ def run_speech(
             u = make()
             for turn in case.get("before", []):
                 u.decide(turn)
-            if vocabulary and not understood(u, result):
+            if vocabulary and result.text and not understood(u, result):
                 # As the engine does (AgentResources.vocabulary_retry): heard again with
                 # the flow's vocabulary as the initial prompt.
                 again = asr.transcribe_sync(ulaw, prompt=vocabulary)
                 asr_ms[-1] += again.elapsed_ms
-                if again.text and understood(u, again):
-                    result = again
+                if again.text and again.text != result.text and understood(u, again):
+                    result = unsure(again)  # as the engine does
             d = decide_heard(u, result)
             judge(case, d, score, result.text, u)
         asr_ms.sort()

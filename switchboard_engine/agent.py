@@ -11,6 +11,7 @@ thing said); one :class:`AgentResources` per process (the model, the flows).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -56,11 +57,20 @@ def heard_of(transcript: Transcript) -> Heard:
     return Heard(transcript.confidence, numbers, transcript.alternatives, transcript.spelled)
 
 
+def unsure(transcript: Transcript) -> Transcript:
+    """``transcript`` with every token's probability 0: none of its numbers is acted on
+    without a read-back. For a reading heard with the flow's vocabulary as the prompt,
+    which Whisper may copy (example numbers included) on unclear audio."""
+    return dataclasses.replace(
+        transcript, pieces=tuple((p, 0.0) for p, _ in transcript.pieces), spelled=""
+    )
+
+
 def understood(u: Understanding, transcript: Transcript) -> bool:
-    """True if ``u`` would act on ``transcript`` (call, ask, or answer a known intent) or
-    on one of its other beam hypotheses, rather than say it did not understand."""
+    """True unless ``u`` would say it did not understand ``transcript`` and none of its
+    other beam hypotheses would be acted on (call or ask)."""
     first = u.preview(transcript.text, heard=heard_of(transcript))
-    if first.action != "answer" or first.intent is not None:
+    if not first.missed:
         return True
     other = Heard(transcript.confidence, (), transcript.alternatives, transcript.spelled)
     return any(
@@ -223,7 +233,7 @@ class UnderstandingResponder:
                 again.text,
                 transcript.text,
             )
-            return again
+            return unsure(again)
         return transcript
 
     async def respond(self, request: ReplyRequest) -> Reply:

@@ -324,7 +324,11 @@ def _first_copy(
         length += len(piece)
     if length != len(unit):
         return None
-    return unit, avg_logprob, _strip_pieces(kept), tuple(repeated_unit(o) or o for o in others)
+    # The copies after the first decode with high probability: the confidence is the first
+    # copy's own (mean token log-probability of the pieces kept).
+    mean = sum(math.log(max(p, 1e-9)) for _, p in kept) / max(1, len(kept))
+    others = tuple(repeated_unit(o) or o for o in others)
+    return unit, min(avg_logprob, mean), _strip_pieces(kept), others
 
 
 def _pad_or_trim(features: Any, frames: int) -> Any:
@@ -437,7 +441,7 @@ class WhisperTranscriber:
         """(text, avg_logprob, pieces, alternatives) of ``features`` encoded in ``frames``
         mel frames with the token ids ``suppress`` never emitted, or None when nothing (or
         only what Whisper takes for non-speech) was heard. Without ``align`` the pieces
-        carry no probabilities (one piece, probability 1.0). ``encoded``: encoder outputs
+        carry no probabilities (each 1.0). ``encoded``: encoder outputs
         by window size, filled and reused across the passes over one turn."""
         m = self._model
         encoder_output = encoded.get(frames)
@@ -467,8 +471,8 @@ class WhisperTranscriber:
             )[0]
             probs = list(aligned.text_token_probs)
             pieces = _strip_pieces(_pieces(self._tokenizer, ids, probs))
-        else:
-            pieces = _strip_pieces([(self._tokenizer.decode(ids), 1.0)])
+        else:  # token by token, probability unknown (1.0), so a loop can still be cut
+            pieces = _strip_pieces(_pieces(self._tokenizer, ids, [1.0] * len(ids)))
         text = "".join(p for p, _ in pieces)
         eot = self._tokenizer.eot
         others = tuple(

@@ -58,6 +58,9 @@ TRANSCRIPT_SURE = 0.82
 #: the first different value another reading of the audio holds (the spelled pass, the
 #: other beam hypotheses).
 MAX_READ_BACKS = 2
+#: Values of one argument the caller may reject before the engine stops asking for it
+#: and offers a person instead.
+MAX_REJECTIONS = 3
 #: Chat intents that never take over a pending question ("okay", "thanks").
 _SOFT = frozenset({"chat:ack", "chat:thanks", "chat:repeat", "chat:hold"})
 
@@ -81,6 +84,8 @@ class Decision:
     scores: tuple[IntentScore, ...] = ()
     #: The argument being read back for a yes/no before the call (low confidence).
     confirming: str | None = None
+    #: The utterance was not understood ("Sorry, I didn't catch that").
+    missed: bool = False
 
     def explain(self) -> dict[str, Any]:
         """The decision as a JSON-able dict (for the structured log)."""
@@ -135,6 +140,8 @@ class Pending:
     #: Other values the audio was heard as for ``confirming``: read back in turn if the
     #: caller says no (at most :data:`MAX_READ_BACKS` read-backs of one value in all).
     fallbacks: tuple[Any, ...] = ()
+    #: (argument, value) pairs the caller said no to: never read back again.
+    rejected: frozenset[tuple[str, Any]] = frozenset()
 
 
 class Understanding:
@@ -265,6 +272,7 @@ class Understanding:
                 "answer",
                 "Sorry, I didn't catch that. Could you say it again?",
                 reason="empty transcript",
+                missed=True,
                 scores=scores,
             )
         if tool_choice == "none":
@@ -280,7 +288,9 @@ class Understanding:
             if follow is not None:
                 return follow
         if not scores:
-            return Decision("answer", self.not_understood(), reason="no intents", scores=scores)
+            return Decision(
+                "answer", self.not_understood(), reason="no intents", scores=scores, missed=True
+            )
         best = scores[0]
         runner = scores[1].score if len(scores) > 1 else 0.0
         if (
@@ -315,7 +325,7 @@ class Understanding:
                 if best.score < MIN_SCORE
                 else f"{best.name} {best.score:.2f} too close to {scores[1].name} {runner:.2f}"
             )
-            return Decision("answer", self.not_understood(), reason=why, scores=scores)
+            return Decision("answer", self.not_understood(), reason=why, scores=scores, missed=True)
         matched = ", ".join(best.matched) or "-"
         why = f"{best.name} scored {best.score:.2f} (next {runner:.2f}); matched {matched}"
         if best.name in self.tools:
@@ -343,14 +353,21 @@ class Understanding:
     ) -> Decision:
         missing = [r for r in tool.required if r not in args]
         confirmed = self.pending.confirmed if self.pending else frozenset()
+        rejected = self.pending.rejected if self.pending else frozenset()
         doubt = None if missing else self._doubtful(tool, args, confirmed)
         fallbacks: tuple[Any, ...] = ()
         if doubt is not None:
-            fallbacks = self._fallbacks(tool, doubt, args[doubt])
+            fallbacks = self._fallbacks(tool, doubt, args[doubt], rejected)
+            if (doubt, args[doubt]) in rejected:  # heard again as what the caller said no to
+                args = {k: v for k, v in args.items() if k != doubt}
+                if fallbacks:
+                    args[doubt], fallbacks = fallbacks[0], fallbacks[1:]
+                else:
+                    missing, doubt = [doubt], None
         elif missing and len(missing) == 1:
             # Heard through speech, the one value missing may be in another reading of
             # the audio ("94.60" written, "nine four sixty" spelled): read that back.
-            found = self._fallbacks(tool, missing[0], None)
+            found = self._fallbacks(tool, missing[0], None, rejected)
             if found:
                 doubt, fallbacks, missing = missing[0], found[1:], []
                 args = {**args, doubt: found[0]}
@@ -364,6 +381,7 @@ class Understanding:
                 confirming=doubt,
                 confirmed=confirmed,
                 fallbacks=fallbacks,
+                rejected=rejected,
             )
             heard = _read_back(tool, doubt, args[doubt])
             return Decision(
@@ -382,7 +400,9 @@ class Understanding:
             question = ask_text(tool, name, self.context)
             if first:
                 question = f"{self._ack(tool)}{question}"
-            self.pending = Pending(tool.name, dict(args), name, confirmed=confirmed)
+            self.pending = Pending(
+                tool.name, dict(args), name, confirmed=confirmed, rejected=rejected
+            )
             return Decision(
                 "ask",
                 question,
@@ -400,7 +420,9 @@ class Understanding:
             and self.pending.missing is None
             and self.pending.asks < 0
         ):
-            self.pending = Pending(tool.name, dict(args), None, confirm=True, confirmed=confirmed)
+            self.pending = Pending(
+                tool.name, dict(args), None, confirm=True, confirmed=confirmed, rejected=rejected
+            )
             q = f"Just to confirm: {describe_args(tool, args)}. Shall I go ahead?"
             return Decision(
                 "ask",
@@ -415,6 +437,35 @@ class Understanding:
         self.pending = None
         return Decision(
             "call", self._pre_call(tool, args), tool.name, dict(args), None, tool.name, why, scores
+        )
+
+    def _ask_read_back(
+        self,
+        tool: ToolSpec,
+        args: dict[str, Any],
+        name: str,
+        fallbacks: tuple[Any, ...],
+        confirmed: frozenset[str],
+        rejected: frozenset[tuple[str, Any]],
+        say: str,
+        why: str,
+        scores: tuple[IntentScore, ...],
+        asks: int = 1,
+    ) -> Decision:
+        """Read ``args[name]`` back for a yes/no (pending, with ``fallbacks`` to try next)."""
+        self.pending = Pending(
+            tool.name,
+            dict(args),
+            None,
+            confirm=True,
+            asks=asks,
+            confirming=name,
+            confirmed=confirmed,
+            fallbacks=fallbacks,
+            rejected=rejected,
+        )
+        return Decision(
+            "ask", say, tool.name, dict(args), None, tool.name, why, scores, confirming=name
         )
 
     def _ack(self, tool: ToolSpec) -> str:
@@ -465,7 +516,13 @@ class Understanding:
                 return name
         return None
 
-    def _fallbacks(self, tool: ToolSpec, name: str, value: Any) -> tuple[Any, ...]:
+    def _fallbacks(
+        self,
+        tool: ToolSpec,
+        name: str,
+        value: Any,
+        rejected: frozenset[tuple[str, Any]] = frozenset(),
+    ) -> tuple[Any, ...]:
         """Other number values for ``name`` that other readings of this utterance hold
         (valid for the schema, different from ``value``; None: the value was not heard),
         best first: what to read back if the caller rejects ``value``. At most
@@ -478,7 +535,7 @@ class Understanding:
             a = analyse(reading)
             other = fill_arguments(tool, a, self.context, only=name, answer=True).get(name)
             heard = other is not None and any(n.digits == str(other) for n in a.numbers)
-            if heard and other != value and other not in out:
+            if heard and other != value and other not in out and (name, other) not in rejected:
                 out.append(other)
         return tuple(out[: MAX_READ_BACKS - (value is not None)])
 
@@ -554,37 +611,42 @@ class Understanding:
             if yes is False and p.confirming is not None and not clear_other:
                 # The read-back was wrong: ask for that value again, never use it.
                 name = p.confirming
+                rejected = p.rejected | {(name, p.arguments.get(name))}
                 args = {k: v for k, v in p.arguments.items() if k != name}
+                if sum(1 for n, _ in rejected if n == name) >= MAX_REJECTIONS:
+                    self.pending = None
+                    return Decision(
+                        "answer",
+                        self.escalate("Sorry, I'm having trouble hearing that."),
+                        reason=f"caller rejected {MAX_REJECTIONS} values of {name!r}: escalating",
+                        scores=scores,
+                    )
                 got = fill_arguments(tool, a, self.context, only=name)
                 if name in got:
                     args[name] = got[name]
-                    self.pending = Pending(tool.name, args, None, confirmed=p.confirmed)
-                    return self._next_step(tool, args, scores, f"caller corrected {name!r}")
-                if p.fallbacks:
-                    # The audio was also heard as another value: read that one back.
-                    args[name] = p.fallbacks[0]
                     self.pending = Pending(
-                        tool.name,
-                        args,
-                        None,
-                        confirm=True,
-                        confirming=name,
-                        confirmed=p.confirmed,
-                        fallbacks=p.fallbacks[1:],
+                        tool.name, args, None, confirmed=p.confirmed, rejected=rejected
                     )
-                    return Decision(
-                        "ask",
+                    return self._next_step(tool, args, scores, f"caller corrected {name!r}")
+                fallbacks = tuple(v for v in p.fallbacks if (name, v) not in rejected)
+                if fallbacks:
+                    # The audio was also heard as another value: read that one back.
+                    args[name] = fallbacks[0]
+                    return self._ask_read_back(
+                        tool,
+                        args,
+                        name,
+                        fallbacks[1:],
+                        p.confirmed,
+                        rejected,
                         f"Sorry. Was it {_read_back(tool, name, args[name])}?",
-                        tool.name,
-                        dict(args),
-                        None,
-                        tool.name,
                         f"caller rejected the read-back of {name!r}: reading back "
                         f"{args[name]!r}, another reading of the audio",
                         scores,
-                        confirming=name,
                     )
-                self.pending = Pending(tool.name, args, name, confirmed=p.confirmed)
+                self.pending = Pending(
+                    tool.name, args, name, confirmed=p.confirmed, rejected=rejected
+                )
                 return Decision(
                     "ask",
                     "Sorry about that. " + ask_text(tool, name, self.context),
@@ -645,10 +707,21 @@ class Understanding:
         if clear_other:
             self.pending = None
             return None
-        if self._fallbacks(tool, p.missing, None):
+        found = self._fallbacks(tool, p.missing, None, p.rejected)
+        if found:
             # Not in the transcript, but in another reading of the audio: read it back.
-            return self._next_step(
-                tool, dict(p.arguments), scores, f"answer for {p.missing!r} of {tool.name}"
+            args = {**p.arguments, p.missing: found[0]}
+            return self._ask_read_back(
+                tool,
+                args,
+                p.missing,
+                found[1:],
+                p.confirmed,
+                p.rejected,
+                f"I heard {_read_back(tool, p.missing, found[0])}. Is that right?",
+                f"answer for {p.missing!r} of {tool.name} found in another reading of the audio",
+                scores,
+                asks=p.asks + 1,
             )
         p.asks += 1
         if p.asks > MAX_ASKS:

@@ -44,7 +44,7 @@ PHRASES: tuple[tuple[str, str], ...] = tuple(
             "what can you do": "capab", "what can you help": "capab",
             "how can you help": "capab", "what do you do": "capab",
             "what are my options": "capab", "what can i ask": "capab",
-            "say that again": "repeat", "that again": "repeat", "come again": "repeat",
+            "say that again": "repeat", "come again": "repeat",
             "did not hear": "repeat",
             "did not catch": "repeat", "what did you say": "repeat", "pardon me": "repeat",
             "hold on": "holdon", "hang on": "holdon", "one moment": "holdon",
@@ -76,8 +76,7 @@ PHRASES: tuple[tuple[str, str], ...] = tuple(
             "checking on": "status", "check on": "status", "happening with": "status",
             "never got": "late", "did not get": "late", "have not got": "late",
             "not received": "late", "never received": "late", "how much": "price",
-            "need a new": "buy a", "want a new": "buy a",
-            "do you close": "hours", "you open": "hours",
+            "do you close": "hours", "will you open": "hours", "do you open": "hours",
             # Asking for a person.
             "customer service": "human", "customer support": "human",
             "customer care": "human", "live agent": "human", "in support": "human",
@@ -198,8 +197,25 @@ def concept(word: str) -> str:
     return LEXICON.get(s, s)
 
 
+#: Words after which a last "by" is a goodbye ("okay, by", "forget it by"), not a
+#: preposition ("can I come by", "who is it shipped by").
+_BEFORE_BYE = frozenset(
+    {"ok", "okay", "thanks", "thank", "you", "it", "alright", "bye", "then", "nevermind"}
+)
 #: Words after which "order" is a verb ("I'd like to order", "we'll order").
 _VERB_BEFORE = frozenset({"to", "i", "we", "will", "would", "ll", "d", "and", "also"})
+
+
+def _quantity_of_a_thing(words: list[str], numbers: list[NumberSpan], at: int) -> bool:
+    """True if a small number (one or two digits) starts at word ``at`` and a word that
+    names something follows it ("four filters"; not "1042", "3 of them")."""
+    span = next((n for n in numbers if n.start == at), None)
+    return (
+        span is not None
+        and len(span.digits) <= 2
+        and span.end < len(words)
+        and words[span.end] not in STOP_WORDS
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +232,7 @@ class Analysis:
 def analyse(text: str) -> Analysis:
     """Tokens, numbers and concept tokens of ``text`` (see module doc)."""
     words = _apply_phrases(number_tokens(expand(text)))
-    if len(words) > 1 and words[-1] == "by":
+    if len(words) > 1 and words[-1] == "by" and words[-2] in _BEFORE_BYE:
         words[-1] = "bye"  # Whisper writes "Okay, by." for "Okay, bye."
     numbers = find_numbers(words)
     in_number = {i for n in numbers for i in range(n.start, n.end)}
@@ -231,8 +247,8 @@ def analyse(text: str) -> Analysis:
             and (i + 1 >= len(plain) or plain[i + 1] != "#n")  # "will order 1630 come"
         ):
             w = "buy"  # "to order", "I'll order": the verb, not an order that exists
-        if w == "get" and i + 1 < len(plain) and plain[i + 1] == "#n":
-            w = "buy"  # "can I get four filters"
+        if w == "get" and _quantity_of_a_thing(words, numbers, i + 1):
+            w = "buy"  # "can I get four filters", not "when will I get 1042"
         if w == "#n":
             if not seen_num:
                 concepts.append(NUM)

@@ -44,3 +44,12 @@ def test_understood_is_what_the_vocabulary_retry_keys_on() -> None:
     # Not understood itself, but a beam hypothesis asks: no second transcription needed.
     t = _transcript("Hmm, wobble.", [0.9, 0.9], ("Where is order 2904?",))
     assert understood(support(), t)
+
+
+def test_a_reading_heard_with_the_vocabulary_prompt_is_never_sure_of_its_numbers() -> None:
+    from switchboard_engine.agent import unsure
+
+    t = _transcript("Where is order 1042?", [0.99] * 4)
+    assert decide_heard(support(), t).action == "call"
+    d = decide_heard(support(), unsure(t))
+    assert (d.action, d.confirming) == ("ask", "order_id")

@@ -530,3 +530,45 @@ def test_a_number_missing_from_the_transcript_is_read_back_from_the_spelled_hear
 def test_a_trailing_by_is_a_goodbye() -> None:
     d = support().decide("forget it by")
     assert (d.action, d.tool) == ("call", "end_call")
+
+
+@pytest.mark.parametrize("said", ["Can I come by?", "Who is it shipped by?"])
+def test_a_last_by_that_is_a_preposition_is_no_goodbye(said: str) -> None:
+    assert support().decide(said).tool != "end_call"
+
+
+@pytest.mark.parametrize(
+    ("said", "tool"),
+    [
+        ("When will I get 1042?", "get_order_status"),
+        ("Can I get four filters please?", "create_order"),
+        ("I need a new address on my account.", "lookup_customer"),
+    ],
+)
+def test_get_with_a_quantity_is_an_order_and_a_new_address_is_no_order(
+    said: str, tool: str
+) -> None:
+    assert support().decide(said).tool == tool
+
+
+def test_a_value_the_caller_rejected_is_never_read_back_again() -> None:
+    u = support()
+    u.decide(
+        "The order is 74002.",
+        heard=Heard(0.9, (("74002", 0.5),), spelled="The order is seven four zero two."),
+    )
+    assert u.decide("No.").arguments == {"order_id": "7402"}
+    assert u.decide("No.").missing == "order_id"  # asked again
+    # Heard again as a rejected value: the other hearing is read back, not 74002.
+    d = u.decide("It is 74002.", heard=Heard(0.9, (("74002", 0.5),), ("It is 7412.",)))
+    assert (d.confirming, d.arguments) == ("order_id", {"order_id": "7412"})
+    # A third rejected value: stop asking, offer a person.
+    d = u.decide("No.")
+    assert d.action == "answer" and "person" in (d.say or ""), d
+
+
+def test_a_non_answer_with_a_number_in_another_reading_is_read_back_not_called() -> None:
+    u = support()
+    u.decide("Where is my order?")
+    d = u.decide("Uh.", heard=Heard(0.6, (), ("2904.",)))
+    assert (d.action, d.confirming, d.arguments) == ("ask", "order_id", {"order_id": "2904"})
