@@ -14,6 +14,8 @@ One concept per module, each building on the ones before it:
   an utterance scores against each.
 - :mod:`~switchboard_engine.understanding.replies`: what the engine says (questions,
   confirmations, answers to tool results).
+- :mod:`~switchboard_engine.understanding.hearing`: :class:`Heard` (how an utterance was
+  heard through speech) and the doubt about its numbers (when to read back, what next).
 - :mod:`~switchboard_engine.understanding.dialogue`: :class:`Understanding`, the per-conversation
   decision maker (best intent, pending arguments, confirmations).
 
@@ -24,17 +26,19 @@ working.
 from __future__ import annotations
 
 from switchboard_engine.understanding.dialogue import (
-    CONFIRM_BELOW,
     MAX_ASKS,
     MIN_MARGIN,
     MIN_SCORE,
-    NUMBER_SURE,
     SWITCH_SCORE,
-    TRANSCRIPT_SURE,
     Decision,
-    Heard,
     Pending,
     Understanding,
+)
+from switchboard_engine.understanding.hearing import (
+    CONFIRM_BELOW,
+    NUMBER_SURE,
+    TRANSCRIPT_SURE,
+    Heard,
 )
 from switchboard_engine.understanding.intents import (
     CHAT,

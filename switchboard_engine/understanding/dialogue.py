@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from switchboard_engine.numbers import NumberSpan, parse_yes_no
+from switchboard_engine.understanding.hearing import (
+    CONFIRM_BELOW,
+    MAX_REJECTIONS,
+    Heard,
+    numbers_sure,
+    other_values,
+    read_back_text,
+)
 from switchboard_engine.understanding.intents import CHAT, ChatIntent, IntentIndex, IntentScore
 from switchboard_engine.understanding.normalize import Analysis, analyse, concept
 from switchboard_engine.understanding.replies import (
@@ -42,25 +50,6 @@ MIN_MARGIN = 0.05
 SWITCH_SCORE = 0.6
 #: Times the engine asks for the same missing argument before giving up.
 MAX_ASKS = 2
-#: A transcript heard with less confidence than this (0..1, Whisper's mean token
-#: probability) has its numbers and names read back before a tool acts on them.
-CONFIRM_BELOW = 0.75
-#: A number heard through speech is acted on without a read-back only if every token of
-#: it was decoded with at least this probability (Whisper's per-token probability), every
-#: other beam hypothesis holds the same digits, and the transcript is heard with
-#: :data:`TRANSCRIPT_SURE`; tiny.en on phone audio is rarely that sure, so most spoken
-#: numbers are read back (bench/data/tuning_phrasings.yaml: no wrong number passes).
-NUMBER_SURE = 0.6
-#: ... and the whole transcript with at least this confidence (wrong numbers on the tuning
-#: set came with transcript confidence up to 0.80).
-TRANSCRIPT_SURE = 0.82
-#: Read-backs of one doubtful value before asking for it again: the value heard, then
-#: the first different value another reading of the audio holds (the spelled pass, the
-#: other beam hypotheses).
-MAX_READ_BACKS = 2
-#: Values of one argument the caller may reject before the engine stops asking for it
-#: and offers a person instead.
-MAX_REJECTIONS = 3
 #: Chat intents that never take over a pending question ("okay", "thanks").
 _SOFT = frozenset({"chat:ack", "chat:thanks", "chat:repeat", "chat:hold"})
 
@@ -100,28 +89,6 @@ class Decision:
             "say": self.say,
             "scores": [s.as_dict() for s in self.scores[:4]],
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """How a transcript was heard: ``confidence`` (0..1, Whisper's mean token
-    probability), ``numbers`` (each number in it as digits, with the lowest probability
-    of the tokens it was written with), ``alternatives`` (the texts of the other beam
-    hypotheses) and ``spelled`` (the audio decoded again with numerals suppressed, so
-    numbers come out as the words said; "" if not decoded so)."""
-
-    confidence: float
-    numbers: tuple[tuple[str, float], ...] = ()
-    alternatives: tuple[str, ...] = ()
-    spelled: str = ""
-
-    def readings(self) -> tuple[str, ...]:
-        """The other readings of the utterance, the spelled one first."""
-        return (self.spelled, *self.alternatives) if self.spelled else self.alternatives
-
-    def number_confidence(self, digits: str) -> float:
-        """The probability ``digits`` was heard with (0.0 if it was not heard)."""
-        return min((p for d, p in self.numbers if d == digits), default=0.0)
 
 
 @dataclass(slots=True)
@@ -383,7 +350,7 @@ class Understanding:
                 fallbacks=fallbacks,
                 rejected=rejected,
             )
-            heard = _read_back(tool, doubt, args[doubt])
+            heard = read_back_text(tool, doubt, args[doubt])
             return Decision(
                 "ask",
                 f"I heard {heard}. Is that right?",
@@ -439,7 +406,7 @@ class Understanding:
             "call", self._pre_call(tool, args), tool.name, dict(args), None, tool.name, why, scores
         )
 
-    def _ask_read_back(
+    def _askread_back_text(
         self,
         tool: ToolSpec,
         args: dict[str, Any],
@@ -523,36 +490,15 @@ class Understanding:
         value: Any,
         rejected: frozenset[tuple[str, Any]] = frozenset(),
     ) -> tuple[Any, ...]:
-        """Other number values for ``name`` that other readings of this utterance hold
-        (valid for the schema, different from ``value``; None: the value was not heard),
-        best first: what to read back if the caller rejects ``value``. At most
-        :data:`MAX_READ_BACKS` values in all."""
-        h = self._heard
-        if h is None or (value is not None and not str(value).isdigit()):
+        """:func:`other_values` of this utterance (none for typed text)."""
+        if self._heard is None:
             return ()
-        out: list[Any] = []
-        for reading in h.readings():
-            a = analyse(reading)
-            other = fill_arguments(tool, a, self.context, only=name, answer=True).get(name)
-            heard = other is not None and any(n.digits == str(other) for n in a.numbers)
-            if heard and other != value and other not in out and (name, other) not in rejected:
-                out.append(other)
-        return tuple(out[: MAX_READ_BACKS - (value is not None)])
+        return other_values(self._heard, tool, self.context, name, value, rejected)
 
     def _sure(self, a: Analysis, spans: Sequence[NumberSpan]) -> bool:
-        """True if the numbers ``spans`` of the transcript ``a`` were heard surely enough
-        to act on (see :data:`NUMBER_SURE`)."""
         h = self._heard
         assert h is not None
-        if h.confidence < TRANSCRIPT_SURE:
-            return False
-        if any(h.number_confidence(n.digits) < NUMBER_SURE for n in spans):
-            return False
-        others = [{n.digits for n in analyse(alt).numbers} for alt in h.alternatives]
-        spelled = {n.digits for n in analyse(h.spelled).numbers}
-        if spelled:  # a spelled pass that wrote no number at all lost it: not a say
-            others.append(spelled)
-        return all(n.digits in o for n in spans for o in others)
+        return numbers_sure(h, spans)
 
     def _follow_up(self, a: Analysis, scores: tuple[IntentScore, ...]) -> Decision | None:
         p = self.pending
@@ -632,14 +578,14 @@ class Understanding:
                 if fallbacks:
                     # The audio was also heard as another value: read that one back.
                     args[name] = fallbacks[0]
-                    return self._ask_read_back(
+                    return self._askread_back_text(
                         tool,
                         args,
                         name,
                         fallbacks[1:],
                         p.confirmed,
                         rejected,
-                        f"Sorry. Was it {_read_back(tool, name, args[name])}?",
+                        f"Sorry. Was it {read_back_text(tool, name, args[name])}?",
                         f"caller rejected the read-back of {name!r}: reading back "
                         f"{args[name]!r}, another reading of the audio",
                         scores,
@@ -678,7 +624,7 @@ class Understanding:
                     scores=scores,
                 )
             question = (
-                f"Sorry, is {_read_back(tool, p.confirming, p.arguments[p.confirming])} right? "
+                f"Sorry, is {read_back_text(tool, p.confirming, p.arguments[p.confirming])} right? "
                 "Yes or no?"
                 if p.confirming is not None
                 else f"Sorry, should I go ahead with {describe_args(tool, p.arguments)}? Yes or no?"
@@ -711,14 +657,14 @@ class Understanding:
         if found:
             # Not in the transcript, but in another reading of the audio: read it back.
             args = {**p.arguments, p.missing: found[0]}
-            return self._ask_read_back(
+            return self._askread_back_text(
                 tool,
                 args,
                 p.missing,
                 found[1:],
                 p.confirmed,
                 p.rejected,
-                f"I heard {_read_back(tool, p.missing, found[0])}. Is that right?",
+                f"I heard {read_back_text(tool, p.missing, found[0])}. Is that right?",
                 f"answer for {p.missing!r} of {tool.name} found in another reading of the audio",
                 scores,
                 asks=p.asks + 1,
@@ -809,12 +755,3 @@ class Understanding:
                 self.pending = Pending(tool.name, dict(args), pname)
                 return f"{text} {ask_text(tool, pname, self.context)}"
         return text
-
-
-def _read_back(tool: ToolSpec, name: str, value: Any) -> str:
-    """ "order 4 4 3 2 1 1 0 9" (digit strings read one digit at a time), else the value."""
-    text = str(value)
-    label = label_of(name)
-    if text.isdigit():
-        return f"{label} {' '.join(text)}"
-    return f"{label} {humanize_value(value)}" if label else humanize_value(value)
