@@ -340,27 +340,16 @@ class Understanding:
                 args = {**args, doubt: found[0]}
                 why = f"{why}; {doubt!r} found in another reading of the audio"
         if doubt is not None:
-            self.pending = Pending(
-                tool.name,
-                dict(args),
-                None,
-                confirm=True,
-                confirming=doubt,
-                confirmed=confirmed,
-                fallbacks=fallbacks,
-                rejected=rejected,
-            )
-            heard = read_back_text(tool, doubt, args[doubt])
-            return Decision(
-                "ask",
-                f"I heard {heard}. Is that right?",
-                tool.name,
-                dict(args),
-                None,
-                tool.name,
+            return self._ask_read_back(
+                tool,
+                args,
+                doubt,
+                fallbacks,
+                confirmed,
+                rejected,
+                f"I heard {read_back_text(tool, doubt, args[doubt])}. Is that right?",
                 f"{why}; {doubt!r}={args[doubt]!r} is doubtful: reading it back",
                 scores,
-                confirming=doubt,
             )
         if missing:
             name = missing[0]
@@ -406,7 +395,7 @@ class Understanding:
             "call", self._pre_call(tool, args), tool.name, dict(args), None, tool.name, why, scores
         )
 
-    def _askread_back_text(
+    def _ask_read_back(
         self,
         tool: ToolSpec,
         args: dict[str, Any],
@@ -578,7 +567,7 @@ class Understanding:
                 if fallbacks:
                     # The audio was also heard as another value: read that one back.
                     args[name] = fallbacks[0]
-                    return self._askread_back_text(
+                    return self._ask_read_back(
                         tool,
                         args,
                         name,
@@ -657,7 +646,7 @@ class Understanding:
         if found:
             # Not in the transcript, but in another reading of the audio: read it back.
             args = {**p.arguments, p.missing: found[0]}
-            return self._askread_back_text(
+            return self._ask_read_back(
                 tool,
                 args,
                 p.missing,
