@@ -4,7 +4,9 @@ When a call leaves its media stream for a warm transfer (``app.carrier.warm``), 
 bridge writes a ``Handoff`` (the call's context, the target, the briefing and the
 conversation so far) to ``Keys.handoff(call_sid)``; the webhooks mark the steps on the
 same hash (``answered``, ``declined``, ``connected``) and the ``<Dial action>`` callback
-claims the outcome once (``HSETNX``), so a retried callback gets the same answer. When the
+claims the outcome once (``HSETNX``), so a retried callback gets the same answer; each
+field is written only while the hash holds its record, in one Lua step, so a callback
+that comes after the hand-off expired never recreates the hash without its TTL. When the
 caller comes back to the agent a one-time stream token (``app.store.tokens``) binds the
 new media stream to the hand-off, and its bridge replays the conversation.
 
@@ -29,6 +31,16 @@ from app.store.tokens import StreamContext
 
 #: Hash fields a webhook may set (``mark``).
 STEPS = frozenset({"answered", "briefed", "declined", "connected"})
+
+#: Set field ARGV[1] to ARGV[2] of the hand-off hash KEYS[1] only while it holds its
+#: record (an expired hand-off is never recreated without its TTL); only if the field is
+#: unset when ARGV[3] is "nx". 1: set, 0: the field was set already, -1: no hand-off.
+_SET_IF_LIVE_LUA = """
+if redis.call('HEXISTS', KEYS[1], 'record') == 0 then return -1 end
+if ARGV[3] == 'nx' then return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +113,13 @@ class Handoffs:
         self.redis = redis
         self.keys = keys
         self.ttl_s = ttl_s
+        self._set_if_live = redis.register_script(_SET_IF_LIVE_LUA)
+
+    async def _set(self, call_sid: str, name: str, value: str, *, nx: bool) -> bool:
+        """One field of a live hand-off, in one atomic step (``_SET_IF_LIVE_LUA``)."""
+        keys = [self.keys.handoff(call_sid)]
+        done = await self._set_if_live(keys=keys, args=[name, value, "nx" if nx else ""])
+        return int(done) == 1
 
     @classmethod
     def of(cls, store: CallStore, ttl_s: int) -> Handoffs:
@@ -140,27 +159,23 @@ class Handoffs:
         time, False when it was marked already or the call has none."""
         if step not in STEPS:
             raise ValueError(f"unknown warm transfer step {step!r}")
-        key = self.keys.handoff(call_sid)
         try:
-            if not await self.redis.hexists(key, "record"):
-                return False
-            return bool(await self.redis.hsetnx(key, step, "1"))
+            return await self._set(call_sid, step, "1", nx=True)
         except RedisError as exc:
             raise StoreError(f"marking a warm transfer failed: {exc}") from exc
 
     async def settle(self, call_sid: str, outcome: str) -> bool:
         """Claim the transfer's outcome; True for the first claim only (a retried
         ``<Dial action>`` callback gets False and answers as the first did)."""
-        key = self.keys.handoff(call_sid)
         try:
-            if not await self.redis.hexists(key, "record"):
-                return False
-            return bool(await self.redis.hsetnx(key, "outcome", outcome))
+            return await self._set(call_sid, "outcome", outcome, nx=True)
         except RedisError as exc:
             raise StoreError(f"settling a warm transfer failed: {exc}") from exc
 
-    async def set_return_token(self, call_sid: str, token: str) -> None:
+    async def set_return_token(self, call_sid: str, token: str) -> bool:
+        """Record the returning stream's token; False (nothing written) when the call's
+        hand-off has expired."""
         try:
-            await self.redis.hset(self.keys.handoff(call_sid), "return_token", token)
+            return await self._set(call_sid, "return_token", token, nx=False)
         except RedisError as exc:
             raise StoreError(f"writing a warm transfer failed: {exc}") from exc
