@@ -15,7 +15,13 @@ from app.admin.keys import ApiKeys
 from app.store.keys import Keys
 from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript
-from tests.e2e.conftest import Stack, StackFactory, eventually, make_stack  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401
+    Stack,
+    StackFactory,
+    eventually,
+    make_stack,
+    order_status_call,
+)
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
@@ -85,16 +91,7 @@ async def admin(make_admin: AdminFactory) -> AdminStack:
 
 async def order_call(admin: AdminStack) -> str:
     """A whole offline call: the caller asks about order 1042, then says goodbye."""
-    script = CallScript(
-        from_number=CALLER,
-        to_number=SUPPORT,
-        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
-        # room for a loaded machine's slower turns.
-        frame_interval_ms=5,
-        first_wait_ms=12_000,
-        max_duration_s=120,
-    )
+    script = order_status_call()
     result = await admin.stack.sim.place_inbound_call(script)
     assert result.errors == []
     return result.call_sid

@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from switchboard_sim.assets import recording_ulaw
-from switchboard_sim.calls import CallScript
-from tests.admin.conftest import CALLER, SUPPORT, AdminStack
+from tests.admin.conftest import AdminStack
+from tests.e2e.conftest import order_status_call
 from tests.helpers import wait_until
 
 
@@ -25,16 +24,7 @@ def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 async def test_metrics_after_a_call(admin: AdminStack) -> None:
     before = samples((await admin.http.get("/metrics")).text)
-    script = CallScript(
-        from_number=CALLER,
-        to_number=SUPPORT,
-        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
-        # room for a loaded machine's slower turns.
-        frame_interval_ms=5,
-        first_wait_ms=12_000,
-        max_duration_s=120,
-    )
+    script = order_status_call()
     result = await admin.stack.sim.place_inbound_call(script)
     assert result.ended_by == "hangup"
     responses: list[httpx.Response] = []

@@ -26,6 +26,8 @@ from app.store.calls import CallStore
 from app.store.keys import Keys
 from app.store.redis import create_redis
 from switchboard_engine import EngineServer, Scenario
+from switchboard_sim.assets import recording_ulaw
+from switchboard_sim.calls import CallScript
 from switchboard_sim.carrier import CarrierSimulator
 from switchboard_sim.rest import TwilioRestFake
 from tests.conftest import REDIS_URL
@@ -33,6 +35,23 @@ from tests.helpers import WAIT_TIMEOUT_S, wait_until
 
 ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "e2e-auth-token-not-a-default"
+
+
+def order_status_call(**overrides: Any) -> CallScript:
+    """A call to the demo support line (+15550100000) from +15555550123: the caller asks
+    about order 1042, then says goodbye. Its timeline runs at 4x speed
+    (``frame_interval_ms=5``); the caps are in call time (ms, s), with room for a loaded
+    machine's slower turns. ``overrides``: other ``CallScript`` fields."""
+    values: dict[str, Any] = {
+        "from_number": "+15555550123",
+        "to_number": "+15550100000",
+        "caller_audio": [recording_ulaw("order_status"), recording_ulaw("goodbye")],
+        "frame_interval_ms": 5,
+        "first_wait_ms": 12_000,
+        "max_duration_s": 120,
+        **overrides,
+    }
+    return CallScript(**values)
 
 
 class _Server(uvicorn.Server):

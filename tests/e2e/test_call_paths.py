@@ -10,7 +10,7 @@ from switchboard_engine import Scenario
 from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript
 from switchboard_sim.summary import read_call
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, order_status_call
 from tests.e2e.heard import NEVER_STALLS, assert_truncated_to_heard
 from tests.protocol import validate
 
@@ -123,16 +123,7 @@ async def test_keypad_digits_reach_the_model_as_user_text(make_stack: Any) -> No
 
 async def test_beta_dialect_full_call(make_stack: Any) -> None:
     stack: Stack = await make_stack(realtime_dialect="openai-beta")
-    script = CallScript(
-        from_number=CALLER,
-        to_number=SUPPORT,
-        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
-        # room for a loaded machine's slower turns.
-        frame_interval_ms=5,
-        first_wait_ms=12_000,
-        max_duration_s=120,
-    )
+    script = order_status_call()
     result = await stack.sim.place_inbound_call(script)
     assert result.ended_by == "hangup" and result.errors == []
     (session,) = stack.engine.sessions

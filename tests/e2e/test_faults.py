@@ -12,10 +12,9 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from switchboard_sim.assets import recording_ulaw
 from switchboard_sim.calls import CallScript, new_call_sid
 from switchboard_sim.summary import read_call
-from tests.e2e.conftest import ACCOUNT_SID, Stack, eventually
+from tests.e2e.conftest import ACCOUNT_SID, Stack, eventually, order_status_call
 
 CALLER = "+15555550123"
 SUPPORT = "+15550100000"
@@ -118,17 +117,7 @@ async def test_malformed_frames_are_counted_and_the_call_goes_on(stack: Stack) -
         (400, '{"event":"media","media":{"payload":"' + "A" * 90_000 + '"}}'),
         (420, b"\x00\x01binary"),
     ]
-    script = CallScript(
-        from_number=CALLER,
-        to_number=SUPPORT,
-        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        extra_raw_messages=garbage,
-        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
-        # room for a loaded machine's slower turns.
-        frame_interval_ms=5,
-        first_wait_ms=12_000,
-        max_duration_s=120,
-    )
+    script = order_status_call(extra_raw_messages=garbage)
     result = await stack.sim.place_inbound_call(script)
     assert result.ended_by == "hangup"
     stored = await read_call(stack.store, result.call_sid)
@@ -147,16 +136,7 @@ async def _live_call(stack: Stack, script: CallScript) -> tuple[asyncio.Task[Any
 
 async def test_realtime_error_event_is_logged_and_the_call_goes_on(stack: Stack) -> None:
     before = _metric("switchboard_realtime_errors_total")
-    script = CallScript(
-        from_number=CALLER,
-        to_number=SUPPORT,
-        caller_audio=[recording_ulaw("order_status"), recording_ulaw("goodbye")],
-        # The call's timeline at 4x speed (frame_interval_ms=5); caps in call time, with
-        # room for a loaded machine's slower turns.
-        frame_interval_ms=5,
-        first_wait_ms=12_000,
-        max_duration_s=120,
-    )
+    script = order_status_call()
     task, bridge = await _live_call(stack, script)
     await bridge.rt.send('{"type":"no.such.event","event_id":"evt_test"}')  # engine answers `error`
     result = await task
