@@ -273,6 +273,9 @@ def ulaw_to_whisper(ulaw: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
     return out
 
 
+#: One decoding: (text, avg_logprob, pieces as (text, probability), other hypotheses).
+_Decoded = tuple[str, float, tuple[tuple[str, float], ...], tuple[str, ...]]
+
 _WORD_RE = re.compile(r"[\w']+")
 _NUMERAL = re.compile(r"[0-9]")
 
@@ -306,8 +309,8 @@ def repeated_unit(text: str) -> str | None:
 
 
 def _first_copy(
-    decoded: tuple[str, float, tuple[tuple[str, float], ...], tuple[str, ...]],
-) -> tuple[str, float, tuple[tuple[str, float], ...], tuple[str, ...]] | None:
+    decoded: _Decoded,
+) -> _Decoded | None:
     """``decoded`` cut to the first copy of a repeated sentence (:func:`repeated_unit`),
     its pieces cut at the same place; None if it is not such a loop or no piece ends
     there."""
@@ -437,7 +440,7 @@ class WhisperTranscriber:
         encoded: dict[int, Any],
         *,
         align: bool = True,
-    ) -> tuple[str, float, tuple[tuple[str, float], ...], tuple[str, ...]] | None:
+    ) -> _Decoded | None:
         """(text, avg_logprob, pieces, alternatives) of ``features`` encoded in ``frames``
         mel frames with the token ids ``suppress`` never emitted, or None when nothing (or
         only what Whisper takes for non-speech) was heard. Without ``align`` the pieces
