@@ -66,16 +66,25 @@ def unsure(transcript: Transcript) -> Transcript:
     )
 
 
+def _instead(u: Understanding, transcript: Transcript) -> tuple[str, Heard] | None:
+    """When ``u`` would say it did not understand ``transcript``: the first other beam
+    hypothesis it would act on (call or ask), with how it was heard (its numbers carry no
+    token probabilities, so they are always read back first); else None."""
+    if not u.preview(transcript.text, heard=heard_of(transcript)).missed:
+        return None
+    other = Heard(transcript.confidence, (), transcript.alternatives, transcript.spelled)
+    for alt in transcript.alternatives:
+        if alt and u.preview(alt, heard=other).action in ("call", "ask"):
+            return alt, other
+    return None
+
+
 def understood(u: Understanding, transcript: Transcript) -> bool:
     """True unless ``u`` would say it did not understand ``transcript`` and none of its
     other beam hypotheses would be acted on (call or ask)."""
-    first = u.preview(transcript.text, heard=heard_of(transcript))
-    if not first.missed:
-        return True
-    other = Heard(transcript.confidence, (), transcript.alternatives, transcript.spelled)
-    return any(
-        alt and u.preview(alt, heard=other).action in ("call", "ask")
-        for alt in transcript.alternatives
+    return (
+        not u.preview(transcript.text, heard=heard_of(transcript)).missed
+        or _instead(u, transcript) is not None
     )
 
 
@@ -86,17 +95,14 @@ def decide_heard(
     tool_choice: str = "auto",
     forced_tool: str | None = None,
 ) -> Decision:
-    """Decide a transcription: its text, or, when that is not understood at all (an
-    answer with no intent), the first other beam hypothesis that asks or calls (its
-    numbers carry no token probabilities, so they are always read back first)."""
+    """Decide a transcription: its text, or, when that is not understood at all, the
+    first other beam hypothesis that asks or calls (:func:`_instead`)."""
+    instead = _instead(u, transcript)
+    if instead is not None:
+        alt, other = instead
+        log.info("decided on beam hypothesis %r instead of %r", alt, transcript.text)
+        return u.decide(alt, tool_choice=tool_choice, forced_tool=forced_tool, heard=other)
     heard = heard_of(transcript)
-    first = u.preview(transcript.text, heard=heard)
-    if first.action == "answer" and first.intent is None:
-        other = Heard(transcript.confidence, (), transcript.alternatives, transcript.spelled)
-        for alt in transcript.alternatives:
-            if alt and u.preview(alt, heard=other).action in ("call", "ask"):
-                log.info("decided on beam hypothesis %r instead of %r", alt, transcript.text)
-                return u.decide(alt, tool_choice=tool_choice, forced_tool=forced_tool, heard=other)
     return u.decide(transcript.text, tool_choice=tool_choice, forced_tool=forced_tool, heard=heard)
 
 
